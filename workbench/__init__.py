@@ -1,0 +1,27 @@
+"""The workbench's headless core: declared experiments, the engine around them and the run store.
+
+    import workbench
+    workbench.experiments()                   # name -> Experiment
+    result = workbench.run("classify", {"steps": 200})
+    workbench.runs.metrics(result.run_id)     # a pandas DataFrame
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .params import Config, ConfigError, Param
+from .registry import Experiment, experiments, get, register
+
+__version__ = "0.1.0"
+__all__ = ["Config", "ConfigError", "Param", "Experiment", "experiments", "get", "register", "run", "runs",
+           "Control", "__version__"]
+
+
+def __getattr__(name: str) -> Any:  # torch and pandas load on first use, not on `import workbench`
+    import importlib
+
+    if name in ("run", "Control", "RunResult"):
+        return getattr(importlib.import_module("workbench.engine"), name)
+    if name in ("runs", "engine", "store", "data", "nn", "metrics"):
+        return importlib.import_module(f"workbench.{name}")
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,0 +1,226 @@
+"""Declared parameters: one declaration gives validation, CLI flags, magic options and slider forms.
+
+A method declares its parameters once, as class attributes of a :class:`Config` subclass::
+
+    class NFMConfig(Config):
+        alpha: float = Param(1.0, bounds=(0.0, 10.0), doc="Beta(α, α) mixing concentration")
+        mode: str = Param("nfm", choices=("mixup", "nfm"), doc="which special case")
+
+``NFMConfig(alpha=2.0)`` validates every value and raises one :class:`ConfigError` naming the
+parameter, the value and the allowed range. Configs are immutable; ``cfg.replace(**kv)`` makes a
+new validated one, ``cfg.to_dict()`` / ``Cfg.from_dict(d)`` round-trip through JSON.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+_MISSING = object()
+
+
+class ConfigError(ValueError):
+    """A parameter value is invalid; the message names the parameter, the value and what is allowed."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter.
+
+    default: the default value (its Python type is the parameter's type unless ``type`` is given).
+    bounds: inclusive (low, high) for numbers; ``None`` on one side means unbounded.
+    choices: the allowed values (strings usually).
+    unit: shown beside the control ("steps", "images", "lr").
+    doc: one line, shown as tooltip and ``--help``.
+    log: a slider on a log scale (learning rates, temperatures).
+    step: slider increment for floats.
+    """
+
+    default: Any
+    bounds: tuple[float | None, float | None] | None = None
+    choices: tuple[Any, ...] | None = None
+    unit: str = ""
+    doc: str = ""
+    log: bool = False
+    step: float | None = None
+    type: type | None = None
+    name: str = field(default="", compare=False)
+
+    @property
+    def kind(self) -> type:
+        if self.type is not None:
+            return self.type
+        return type(self.default)
+
+    def coerce(self, value: Any) -> Any:
+        """Turn strings from a command line or a magic into the declared type."""
+        kind = self.kind
+        if isinstance(value, str) and kind is not str:
+            text = value.strip()
+            if kind is bool:
+                low = text.lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ConfigError(f"parameter '{self.name}' = {value!r} is not a boolean (use true/false)", self.name)
+            try:
+                if kind is int:
+                    as_float = float(text)
+                    if not as_float.is_integer():
+                        raise ValueError
+                    return int(as_float)
+                return kind(text)
+            except ValueError:
+                raise ConfigError(
+                    f"parameter '{self.name}' = {value!r} is not a valid {kind.__name__}{self._allowed()}", self.name
+                ) from None
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    def _allowed(self) -> str:
+        if self.choices is not None:
+            return f"; allowed: {', '.join(map(str, self.choices))}"
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            return f"; allowed range [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        return ""
+
+    def validate(self, value: Any) -> Any:
+        """Coerce and check one value; raise :class:`ConfigError` naming the parameter and the allowed range."""
+        value = self.coerce(value)
+        kind = self.kind
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind in (int, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and kind is int and not isinstance(value, int):
+                ok = False
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise ConfigError(
+                f"parameter '{self.name}' = {value!r} has type {type(value).__name__}, expected {kind.__name__}"
+                f"{self._allowed()}",
+                self.name,
+            )
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"parameter '{self.name}' = {value!r} is not allowed{self._allowed()}", self.name)
+        if self.bounds is not None and kind in (int, float):
+            lo, hi = self.bounds
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"parameter '{self.name}' = {value!r} is not finite{self._allowed()}", self.name)
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ConfigError(f"parameter '{self.name}' = {value!r} is out of range{self._allowed()}", self.name)
+        return value
+
+
+class Config:
+    """Base class of every experiment's configuration (the engine's own parameters live here).
+
+    Subclasses add :class:`Param` class attributes. Instances are immutable and validated.
+    """
+
+    _params: ClassVar[dict[str, Param]] = {}
+
+    seed: int = Param(0, bounds=(0, 2**31 - 1), doc="random seed: same seed, config and machine give the same metrics")
+    device: str = Param("auto", choices=("auto", "cpu", "cuda"), doc="where to train (auto: cuda when available)")
+    amp: bool = Param(True, doc="bfloat16 autocast on CUDA (ignored on CPU)")
+    checkpoint_every: int = Param(0, bounds=(0, None), unit="steps", doc="save a resumable checkpoint every N steps (0: off)")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        params: dict[str, Param] = {}
+        for klass in reversed(cls.__mro__):
+            for key, value in vars(klass).items():
+                if isinstance(value, Param):
+                    params[key] = value if value.name == key else _named(value, key)
+        cls._params = params
+        for key, value in params.items():
+            setattr(cls, key, value)
+
+    def __init__(self, **values: Any) -> None:
+        params = type(self).params()
+        unknown = sorted(set(values) - set(params))
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+                f"{type(self).__name__}; known: {', '.join(params)}",
+                unknown[0],
+            )
+        for key, param in params.items():
+            object.__setattr__(self, key, param.validate(values.get(key, param.default)))
+        self.check()
+
+    def check(self) -> None:
+        """Cross-parameter checks; override and raise :class:`ConfigError` naming the parameters."""
+
+    @classmethod
+    def params(cls) -> dict[str, Param]:
+        return dict(cls._params)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("configs are immutable; use cfg.replace(...)")
+
+    def replace(self, **values: Any) -> "Config":
+        return type(self)(**{**self.to_dict(), **values})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in type(self).params()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], strict: bool = True) -> "Config":
+        if not strict:
+            values = {k: v for k, v in values.items() if k in cls.params()}
+        return cls(**values)
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(self.to_dict().items())
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.to_dict() == self.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted((k, repr(v)) for k, v in self))))
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self if v != type(self).params()[k].default}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+def _named(param: Param, name: str) -> Param:
+    return Param(**{**param.__dict__, "name": name})
+
+
+def parse_assignments(text: str) -> dict[str, Any]:
+    """Parse a cell body of ``key = value`` lines (or YAML ``key: value``) into raw values."""
+    import yaml  # lazy: only magics and CLI need it
+
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if all("=" in ln and ":" not in ln.split("=", 1)[0] for ln in lines):
+        out: dict[str, Any] = {}
+        for ln in lines:
+            key, value = ln.split("=", 1)
+            out[key.strip()] = _scalar(yaml.safe_load(value.strip())) if value.strip() else ""
+        return out
+    loaded = yaml.safe_load(text) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError("the cell body must be 'key = value' lines or a YAML mapping")
+    return {k: _scalar(v) for k, v in loaded.items()}
+
+
+def _scalar(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` as a string; read it as the number it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,86 @@
+"""The one registry of experiments: a method registers under a short name; ``experiments()`` lists them."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from .params import Config, ConfigError
+
+#: Modules that register the built-in experiments (imported on first use, not at ``import workbench``).
+BUILTIN = (
+    "workbench.classify.experiment",
+    "workbench.kto.experiment",
+    "workbench.goldilocks.experiment",
+    "workbench.nfm.experiment",
+    "workbench.noisymix.experiment",
+    "workbench.robustness.experiment",
+)
+
+_REGISTRY: dict[str, "Experiment"] = {}
+_loaded = False
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment: declared config + ``run(cfg, ctx) -> summary``.
+
+    smoke: overrides that make it finish in seconds (tests, notebooks in smoke mode).
+    demo: overrides for ``workbench demo`` (the quick default of the report).
+    """
+
+    name: str
+    config: type[Config]
+    run: Callable[..., Any]
+    title: str = ""
+    description: str = ""
+    smoke: dict[str, Any] = field(default_factory=dict)
+    demo: dict[str, Any] = field(default_factory=dict)
+
+    def make_config(self, values: dict[str, Any] | Config | None = None, smoke: bool = False) -> Config:
+        """Validated config from defaults, then smoke overrides, then ``values``."""
+        if isinstance(values, Config):
+            if type(values) is not self.config:
+                raise ConfigError(f"{self.name}: expected a {self.config.__name__}, got {type(values).__name__}")
+            return values.replace(**self.smoke) if smoke else values
+        merged = {**(self.smoke if smoke else {}), **(values or {})}
+        try:
+            return self.config(**merged)
+        except ConfigError as err:
+            raise ConfigError(f"{self.name}: {err}", err.param) from None
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add ``experiment`` to the registry (re-registering the same name replaces it)."""
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:  # a method folder not written yet
+            if err.name is None or not module.startswith(err.name):
+                raise
+    for ep in entry_points(group="workbench.experiments"):
+        ep.load()
+
+
+def experiments() -> dict[str, Experiment]:
+    """All registered experiments, by name."""
+    _load()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str) -> Experiment:
+    """The experiment registered under ``name`` (a clear error listing the known names otherwise)."""
+    known = experiments()
+    if name not in known:
+        raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(known) or '(none)'}", "method")
+    return known[name]

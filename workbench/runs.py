@@ -1,0 +1,112 @@
+"""Python API over the run store: list, get, metrics as DataFrames, compare, delete, export.
+
+Every function takes an optional ``store`` (default: the store under ``$WORKBENCH_HOME``)::
+
+    from workbench import runs
+    runs.list(method="classify")            # DataFrame, one row per run
+    runs.metrics(run_id)                    # DataFrame: id, step, name, value, time
+    runs.compare([a, b], names=["test/accuracy"])
+"""
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .store import Store
+
+_STORES: dict[str, Store] = {}
+
+
+def store(home: str | Path | None = None) -> Store:
+    """The (cached) store at ``home`` or at ``$WORKBENCH_HOME``."""
+    from .store import default_home
+
+    key = str(Path(home if home is not None else default_home()).resolve())
+    if key not in _STORES:
+        _STORES[key] = Store(key)
+    return _STORES[key]
+
+
+def list(method: str | None = None, status: str | None = None, store: Store | None = None) -> pd.DataFrame:  # noqa: A001
+    """Runs as a DataFrame (newest last), filtered by method and status."""
+    rows = (store or _default()).runs(method=method, status=status)
+    cols = ["id", "method", "status", "seed", "device", "created_at", "ended_at", "error", "config", "summary"]
+    df = pd.DataFrame(rows, columns=None if rows else cols)
+    if rows:
+        df = df[cols + [c for c in df.columns if c not in cols]]
+        for col in ("created_at", "ended_at"):
+            df[col] = pd.to_datetime(df[col], unit="s")
+    return df
+
+
+def get(run_id: str, store: Store | None = None) -> dict[str, Any]:
+    """One run's record (id prefixes work): method, config, status, error, summary, times, version..."""
+    return (store or _default()).get(run_id)
+
+
+def metrics(run_id: str, names: Iterable[str] | None = None, since: int | None = None,
+            store: Store | None = None) -> pd.DataFrame:
+    """Metrics in logging order as a long DataFrame (id, step, name, value, time); ``since`` a row id."""
+    st = store or _default()
+    rows = st.metrics(st.get(run_id)["id"], names=names, since=since)
+    return pd.DataFrame([tuple(r) for r in rows], columns=["id", "step", "name", "value", "time"])
+
+
+def wide(run_id: str, names: Iterable[str] | None = None, store: Store | None = None) -> pd.DataFrame:
+    """Metrics as one column per name, indexed by step (last value wins)."""
+    df = metrics(run_id, names, store=store)
+    return df.pivot_table(index="step", columns="name", values="value", aggfunc="last")
+
+
+def compare(run_ids: Iterable[str], names: Iterable[str] | None = None, store: Store | None = None) -> pd.DataFrame:
+    """Long DataFrame of several runs' metrics with a ``run`` column, for overlaying."""
+    frames = [metrics(r, names, store=store).assign(run=get(r, store)["id"]) for r in run_ids]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["id", "step", "name", "value", "time", "run"])
+
+
+def artifacts(run_id: str, store: Store | None = None) -> builtins.list[dict[str, Any]]:
+    st = store or _default()
+    return st.artifacts(st.get(run_id)["id"])
+
+
+def artifact(run_id: str, name: str, step: int | None = None, store: Store | None = None) -> Any:
+    """The latest artifact called ``name`` (array, DataFrame, dict, text, bytes or checkpoint dict)."""
+    st = store or _default()
+    return st.load_artifact(st.get(run_id)["id"], name, step)
+
+
+def claims(run_id: str, store: Store | None = None) -> builtins.list[dict[str, Any]]:
+    """The paper claims a run checked: claim, measured, holds, detail."""
+    st = store or _default()
+    return st.claims(st.get(run_id)["id"])
+
+
+def stop(run_id: str, store: Store | None = None) -> None:
+    """Ask a running run (in any process) to stop; it ends with status ``stopped``."""
+    st = store or _default()
+    st.request_stop(st.get(run_id)["id"])
+
+
+def delete(run_id: str, store: Store | None = None) -> None:
+    (store or _default()).delete(run_id)
+
+
+def export(run_id: str, path: str | Path, store: Store | None = None) -> Path:
+    """Write a run's metrics to ``path`` (.csv or .parquet, by suffix)."""
+    path = Path(path)
+    df = metrics(run_id, store=store)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        raise ValueError(f"export path must end in .csv or .parquet, got {path.name!r}")
+    return path
+
+
+def _default() -> Store:
+    return store()
