@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test` (both set up .venv first).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Which torch to install. With no NVIDIA driver: the CPU build (torch==2.13.0, a local wheel on the team's
+# machines; a plain `torch` would pull a multi-GB CUDA build). With nvidia-smi present: PyPI's default CUDA
+# build. Override explicitly, e.g. `make demo TORCH_SPEC="torch==2.13.0"`.
+TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+EXTRAS ?= notebook,test
+
+.PHONY: setup demo test lab bench gpu-check clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/workbench demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache
