@@ -134,6 +134,8 @@ class Config:
     device: str = Param("auto", choices=("auto", "cpu", "cuda"), doc="where to train (auto: cuda when available)")
     amp: bool = Param(True, doc="bfloat16 autocast on CUDA (ignored on CPU)")
     checkpoint_every: int = Param(0, bounds=(0, None), unit="steps", doc="save a resumable checkpoint every N steps (0: off)")
+    threads: int = Param(0, bounds=(0, 1024), unit="threads",
+                         doc="CPU threads for torch (0: one for tracked models under 2M parameters, else torch's default)")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -173,3 +173,23 @@ def test_log_guard_only_on_losses():
     ctx.log(0, **{"grad_norm": float("inf")})
     with pytest.raises(NonFiniteLoss):
         ctx.log(1, **{"val/loss": float("inf")})
+
+
+def test_thread_count_small_models_one_thread_then_restored():
+    from workbench.registry import Experiment, register
+    from tests.spine.toy import ToyConfig
+
+    seen = {}
+
+    def probe(cfg, ctx):
+        seen["before_track"] = torch.get_num_threads()
+        ctx.track(model=torch.nn.Linear(3, 3))
+        seen["small"] = torch.get_num_threads()
+        return {}
+
+    register(Experiment("threads_probe", ToyConfig, probe))
+    torch.set_num_threads(2)
+    workbench.run("threads_probe", progress=False)
+    assert seen["small"] == 1 and torch.get_num_threads() == 2
+    workbench.run("threads_probe", {"threads": 2}, progress=False)
+    assert seen["small"] == 2

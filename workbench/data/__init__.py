@@ -1,0 +1,28 @@
+"""Datasets: one schema whichever source serves them (local parquet, installed packages, the hub).
+
+>>> from workbench import data
+>>> ds = data.load("digits", split="train")          # datasets.Dataset: image (1×8×8 float32), label
+>>> X, y = data.tensors("digits", "test")            # torch: X float32 N×1×8×8 in [0, 1], y int64
+"""
+from .catalog import DATASETS, DataNotFound, DatasetSpec, class_names, input_shape, num_classes, spec
+from .core import (
+    DEFAULT_HOLDOUT,
+    SPLITS,
+    TEST_SEED,
+    arrays,
+    as_tensors,
+    clear_cache,
+    export,
+    load,
+    official_splits,
+    source,
+    tensors,
+    to_dataset,
+)
+from .sources import data_home, fashion_mnist_dir, read_idx
+
+__all__ = [
+    "DATASETS", "DataNotFound", "DatasetSpec", "SPLITS", "TEST_SEED", "DEFAULT_HOLDOUT",
+    "load", "tensors", "arrays", "as_tensors", "export", "source", "official_splits", "to_dataset",
+    "num_classes", "input_shape", "class_names", "spec", "clear_cache", "data_home", "fashion_mnist_dir", "read_idx",
+]

@@ -1,0 +1,5 @@
+"""Small classifiers shared by the methods; each has ``stages`` (nn.ModuleList) and ``head``."""
+from .base import StagedClassifier
+from .models import ARCHS, MLP, PreActBlock, PreActResNet, SmallCNN, build_model
+
+__all__ = ["StagedClassifier", "MLP", "SmallCNN", "PreActResNet", "PreActBlock", "build_model", "ARCHS"]
