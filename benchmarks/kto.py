@@ -1,0 +1,146 @@
+"""kto: tokens/s of one KTO training step (policy forward on the batch and its mismatched pairs, reference
+forward without gradient, backward, Adam step).
+
+    python benchmarks/kto.py [--threads 1] [--steps 20] [--batch 16] [--seq 64] [--no-trl]
+
+Models: the toy world's tiny transformer, and a small GPT-2-shaped Hugging Face model built locally
+(random weights, word-level tokenizer; no download). When ``trl`` is importable (the optional ``bench``
+extra), the same HF model and batch also go through TRL's ``KTOTrainer`` and the ratio
+workbench/TRL is printed from the same process (both in float32: TRL's bf16 default is switched off;
+the two step in turn, median of N). Tokens = prompt + completion tokens of the batch's
+examples (the mismatched KL pairs are extra work both implementations do).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import tempfile
+import time
+from typing import Callable
+
+os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-kto-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from workbench.kto import toyworld as W  # noqa: E402
+from workbench.kto.train import Settings, kto_step, tokenise_unpaired  # noqa: E402
+from workbench.lm import CausalLM, TinyLM  # noqa: E402
+
+
+def batch_rows(n: int, words: int, seed: int = 0) -> tuple[list[str], list[str], list[bool]]:
+    """``n`` toy-world rows whose completions have ``words`` words (repeated reviews, alternating labels)."""
+    reviews = W.generate_reviews(n, torch.Generator().manual_seed(seed))
+    prompts = [p for p, _ in reviews]
+    completions = [" ".join((c.split() * (words // 5 + 1))[:words]) for _, c in reviews]
+    labels = [i % 2 == 0 for i in range(n)]
+    return prompts, completions, labels
+
+
+class WorkbenchStep:
+    """One KTO step of the workbench implementation on a fixed batch."""
+
+    def __init__(self, lm: CausalLM, rows: tuple[list[str], list[str], list[bool]]):
+        self.policy, self.reference = copy.deepcopy(lm).train(), lm.eval()
+        self.data = tokenise_unpaired(self.policy, *rows)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=1e-5)
+        self.idx = list(range(len(self.data)))
+        self.tokens = sum(len(p) + len(c) for p, c in zip(self.data.prompt_ids, self.data.completion_ids))
+
+    def __call__(self) -> None:
+        loss, _, _ = kto_step(self.policy, self.reference, self.data, self.idx, Settings())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+class TRLStep:
+    """One step of TRL's KTOTrainer (training_step + optimizer step) on the same model and batch."""
+
+    def __init__(self, model_dir: str, rows: tuple[list[str], list[str], list[bool]]):
+        from datasets import Dataset
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from trl import KTOConfig, KTOTrainer
+
+        prompts, completions, labels = rows
+        ds = Dataset.from_dict({"prompt": prompts, "completion": [" " + c for c in completions], "label": labels})
+        cfg = KTOConfig(output_dir=tempfile.mkdtemp(prefix="wb-bench-trl-"), per_device_train_batch_size=len(prompts),
+                        learning_rate=1e-5, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
+                        max_length=256, dataloader_num_workers=0, beta=0.1, disable_tqdm=True,
+                        bf16=False)  # TRL defaults to bf16 autocast (also on CPU): compare in float32
+        self.trainer = KTOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir),
+                                  ref_model=AutoModelForCausalLM.from_pretrained(model_dir), args=cfg,
+                                  train_dataset=ds, processing_class=AutoTokenizer.from_pretrained(model_dir))
+        self.trainer.create_optimizer()
+        self.trainer.current_gradient_accumulation_steps = 1  # set by train(); we drive training_step directly
+        self.batch = next(iter(self.trainer.get_train_dataloader()))
+        self.trainer.model.train()
+
+    def __call__(self) -> None:
+        self.trainer.training_step(self.trainer.model, self.batch)
+        self.trainer.optimizer.step()
+        self.trainer.optimizer.zero_grad(set_to_none=True)
+
+
+def interleaved(steps: dict[str, Callable[[], None]], n: int) -> dict[str, float]:
+    """Median seconds per call, calling the candidates in turn (so a busy machine hurts them alike)."""
+    for fn in steps.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(n):
+        for name, fn in steps.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=16, help="examples per step (the KL batch doubles the work)")
+    parser.add_argument("--seq", type=int, default=64, help="completion words for the HF model")
+    parser.add_argument("--no-trl", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"torch threads {args.threads}, batch {args.batch}, device cpu")
+    print(f"{'model':34s} {'params':>9s} {'tok/step':>8s} {'ms/step':>8s} {'tokens/s':>10s}")
+
+    tiny = TinyLM(W.tokenizer(), n_layer=2, d_model=64, n_head=4, context=W.CONTEXT)
+    step = WorkbenchStep(tiny, batch_rows(args.batch, 9))
+    sec = interleaved({"tiny": step}, args.steps)["tiny"]
+    print(f"{'tiny transformer (workbench)':34s} {tiny.num_parameters():9d} {step.tokens:8d} {sec * 1e3:8.1f} "
+          f"{step.tokens / sec:10.0f}")
+
+    try:
+        from workbench.lm.hf import HFLM, tiny_gpt2
+    except ImportError:
+        print("transformers is not installed: no HF figures")
+        return
+    model_dir = tiny_gpt2(tempfile.mkdtemp(prefix="wb-bench-gpt2-"), W.tokenizer().tokens, n_layer=4, n_embd=256,
+                          n_head=4, n_positions=args.seq + 8)
+    hf = HFLM.from_pretrained(model_dir, device="cpu")
+    rows = batch_rows(args.batch, args.seq)
+    candidates: dict[str, Callable[[], None]] = {"workbench": WorkbenchStep(hf, rows)}
+    tokens = candidates["workbench"].tokens
+    if not args.no_trl:
+        try:
+            candidates["trl"] = TRLStep(model_dir, rows)
+        except ImportError:
+            print("trl is not installed (pip install 'workbench[bench]'): no TRL comparison")
+    secs = interleaved(candidates, args.steps)
+    print(f"{'GPT-2-shaped 4x256 (workbench)':34s} {hf.num_parameters():9d} {tokens:8d} "
+          f"{secs['workbench'] * 1e3:8.1f} {tokens / secs['workbench']:10.0f}")
+    if "trl" in secs:
+        print(f"{'GPT-2-shaped 4x256 (TRL KTOTrainer)':34s} {hf.num_parameters():9d} {tokens:8d} "
+              f"{secs['trl'] * 1e3:8.1f} {tokens / secs['trl']:10.0f}")
+        print(f"workbench / TRL tokens/s ratio: {secs['trl'] / secs['workbench']:.2f} (median of {args.steps} "
+              "interleaved steps)")
+
+
+if __name__ == "__main__":
+    main()

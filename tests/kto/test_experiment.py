@@ -1,0 +1,109 @@
+"""The ``kto`` experiment in smoke mode: it runs, logs TRL-named metrics, artifacts and claims."""
+import json
+
+import pytest
+
+import workbench
+from workbench import runs
+from workbench.params import ConfigError
+from workbench.registry import get
+
+
+@pytest.fixture
+def smoke_run(kto_smoke_run):
+    return kto_smoke_run
+
+
+def test_smoke_completes_with_every_method(smoke_run):
+    names = set(runs.metrics(smoke_run.run_id)["name"])
+    for method in ("kto", "dpo", "cdpo", "ipo", "slic", "csft", "ppo_offline", "sft", "kto_z0", "kto_drop"):
+        assert f"{method}/loss" in names
+        assert f"{method}/eval/reward_rate" in names and f"{method}/eval/kl" in names
+    for trl in ("kl", "rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected"):
+        assert f"kto/{trl}" in names
+    assert "pretrain/loss" in names
+
+
+def test_smoke_artifacts_and_claims(smoke_run):
+    frontier = runs.artifact(smoke_run.run_id, "frontier")
+    rows = frontier.to_dict("records") if hasattr(frontier, "to_dict") else frontier
+    assert {r["method"] for r in rows} >= {"reference", "kto", "dpo", "kto_drop"}
+    samples = runs.artifact(smoke_run.run_id, "samples")
+    samples = samples.to_dict("records") if hasattr(samples, "to_dict") else samples
+    assert {"reference"} < {r["source"] for r in samples}
+    claims = {c["claim"]: c for c in runs.claims(smoke_run.run_id)}
+    half = [c for k, c in claims.items() if "0.5·λ" in k]
+    assert half and bool(half[0]["holds"])
+    assert any("dropped" in k for k in claims)
+
+
+def test_config_errors():
+    exp = get("kto")
+    with pytest.raises(ConfigError, match="n_head"):
+        exp.make_config({"d_model": 30, "n_head": 4})
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        exp.make_config({"max_new_tokens": 40})
+    with pytest.raises(ConfigError, match="model"):
+        exp.make_config({"data": "some/file.jsonl"})
+    with pytest.raises(ConfigError, match="method"):
+        exp.make_config({"method": "rlhf"})
+
+
+PAIRED_ROWS = [{"prompt": "<food>", "chosen": "great tasty", "rejected": "bland bad"},
+               {"prompt": "<movie>", "chosen": "funny good", "rejected": "dull"},
+               {"prompt": "<hotel>", "chosen": "clean", "rejected": "noisy dirty"}]
+UNPAIRED_ROWS = [{"prompt": "<food>", "completion": "great tasty", "label": True},
+                 {"prompt": "<food>", "completion": "bland", "label": False},
+                 {"prompt": "<movie>", "completion": "dull bad", "label": False},
+                 {"prompt": "<phone>", "completion": "slow", "label": False}]
+
+
+@pytest.mark.parametrize("rows", [PAIRED_ROWS, UNPAIRED_ROWS], ids=["paired", "unpaired"])
+def test_external_data_with_hf_model(tmp_path, rows):
+    pytest.importorskip("transformers")
+    from workbench.kto import toyworld as W
+    from workbench.lm import tiny_gpt2
+
+    model_dir = tiny_gpt2(str(tmp_path / "m"), W.tokenizer().tokens, n_layer=1, n_embd=16, n_head=2)
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    res = workbench.run("kto", {"data": str(path), "model": model_dir, "method": "kto", "align_steps": 3,
+                                "batch_size": 4, "eval_samples": 4, "eval_every": 3, "max_new_tokens": 4},
+                        progress=False)
+    assert res.status == "completed", res.error
+    assert res.summary["kto/kl"] == res.summary["kto/kl"]  # finite KL estimate
+    assert "kto/rewards/chosen" in set(runs.metrics(res.run_id)["name"])
+    summary = runs.artifact(res.run_id, "data_summary")
+    assert summary["unpaired"] == (6 if rows is PAIRED_ROWS else 4)  # unpaired rows are all used by KTO
+
+
+def test_resume_mid_alignment_matches_an_uninterrupted_run():
+    import threading
+    import time
+
+    from workbench.engine import Control
+
+    cfg = {"method": "kto", "align_steps": 6, "eval_every": 3, "checkpoint_every": 2}
+    full = workbench.run("kto", cfg, smoke=True, progress=False)
+    control = Control()
+
+    def stop_in_alignment():
+        while control.steps_done < 23:  # 20 pretraining steps, then 3 of the 6 alignment steps
+            time.sleep(0.005)
+        control.stop("test")
+
+    threading.Thread(target=stop_in_alignment, daemon=True).start()
+    part = workbench.run("kto", cfg, smoke=True, progress=False, control=control)
+    assert part.status == "stopped" and control.phase == "align"
+    resumed = workbench.run("kto", None, resume=part.run_id, progress=False)
+    assert resumed.status == "completed", resumed.error
+    assert resumed.summary == pytest.approx(full.summary, abs=1e-6)
+
+
+def test_rate_at_kl_interpolates_along_the_path():
+    from workbench.kto.experiment import _rate_at_kl
+
+    path = [[0.0, 0.2], [4.0, 0.6], [2.0, 0.5], [8.0, 0.9]]
+    assert _rate_at_kl(path, 3.0) == pytest.approx(0.55)
+    assert _rate_at_kl(path, 20.0) == pytest.approx(0.9)
+    assert _rate_at_kl([], 1.0) != _rate_at_kl([], 1.0)  # nan

@@ -1,0 +1,130 @@
+"""Views of the ``kto`` experiment: alignment curves (loss, KL, implied rewards), the reward-rate vs
+sampled-KL frontier of every method, and the sampled completions with the desirable ones highlighted.
+Functions of stored data only (live, finished or remote runs)."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import view
+from .common import stored, table
+
+#: one colour per method, stable across views
+COLOURS = {
+    "reference": "#444444", "kto": "#1f77b4", "dpo": "#d62728", "cdpo": "#ff7f0e", "ipo": "#9467bd",
+    "slic": "#8c564b", "csft": "#e377c2", "ppo_offline": "#7f7f7f", "sft": "#bcbd22", "kto_z0": "#17becf",
+    "kto_drop": "#2ca02c",
+}
+
+
+def _metrics(run_id: str) -> Any:
+    from workbench import runs
+
+    return runs.metrics(run_id)
+
+
+def _split(name: str) -> tuple[str, str] | None:
+    """'kto/rewards/chosen' → ('kto', 'rewards/chosen'); None for names outside a method."""
+    method, _, rest = name.partition("/")
+    return (method, rest) if rest and method in COLOURS else None
+
+
+@view("kto", "alignment curves")
+def alignment_curves(run_id: str) -> Any:
+    """Per method: batch loss, KTO's reference point z₀ (kl), and the implied rewards β·log πθ/πref of
+    chosen (solid) and rejected (dashed) examples, against the method's own step."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    frame = _metrics(run_id)
+    if not len(frame):
+        return None
+    panels = ("loss", "kl", "rewards/chosen")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "kl (KTO reference point)",
+                                                        "rewards: chosen (solid) / rejected (dashed)"))
+    drawn = False
+    for name, group in frame.groupby("name", sort=False):
+        parts = _split(str(name))
+        if parts is None:
+            continue
+        method, metric = parts
+        group = group.sort_values("step")
+        style = {"color": COLOURS.get(method)}
+        if metric in panels or metric == "rewards/rejected":
+            col = 3 if metric.startswith("rewards") else panels.index(metric) + 1
+            dash = "dash" if metric == "rewards/rejected" else "solid"
+            fig.add_trace(go.Scatter(x=group["step"], y=group["value"], mode="lines", name=method,
+                                     legendgroup=method, showlegend=metric == "loss",
+                                     line={**style, "dash": dash, "width": 1.5},
+                                     hovertemplate=f"{method} {metric}<br>step %{{x}}: %{{y:.4g}}<extra></extra>"),
+                          row=1, col=col)
+            drawn = True
+    if not drawn:
+        return None
+    fig.update_xaxes(title_text="alignment step")
+    fig.update_layout(height=360, title={"text": "alignment curves"}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+@view("kto", "reward rate vs KL")
+def frontier(run_id: str) -> Any:
+    """Desirable rate of sampled completions against the sampled KL(πθ‖πref), one path per method
+    (evaluations during training; the last point is marked). The fair comparison: higher and further left."""
+    import plotly.graph_objects as go
+
+    frame = _metrics(run_id)
+    if not len(frame):
+        return None
+    evals = frame[frame["name"].str.endswith("/eval/reward_rate") | frame["name"].str.endswith("/eval/kl")]
+    if not len(evals):
+        return None
+    evals = evals.assign(method=evals["name"].str.split("/").str[0],
+                         metric=evals["name"].str.split("/").str[-1])
+    wide = evals.pivot_table(index=["method", "step"], columns="metric", values="value", aggfunc="last").reset_index()
+    fig = go.Figure()
+    for method, group in wide.groupby("method", sort=False):
+        group = group.dropna().sort_values("step")
+        if not len(group):
+            continue
+        colour = COLOURS.get(method)
+        fig.add_trace(go.Scatter(x=group["kl"], y=group["reward_rate"], mode="lines+markers", name=method,
+                                 legendgroup=method, line={"color": colour, "width": 1}, marker={"size": 5},
+                                 customdata=group["step"],
+                                 hovertemplate=f"{method}<br>step %{{customdata}}<br>KL %{{x:.3g}} nats"
+                                               "<br>desirable %{y:.1%}<extra></extra>"))
+        last = group.iloc[-1]
+        fig.add_trace(go.Scatter(x=[last["kl"]], y=[last["reward_rate"]], mode="markers+text", text=[method],
+                                 textposition="top center", legendgroup=method, showlegend=False,
+                                 marker={"color": colour, "size": 11, "symbol": "diamond"}, hoverinfo="skip"))
+    ref = stored(run_id, "frontier")
+    if ref is not None:
+        rows = table(ref)
+        base = rows[rows["method"] == "reference"]
+        if len(base):
+            fig.add_hline(y=float(base["reward_rate"].iloc[0]), line={"dash": "dot", "color": COLOURS["reference"]},
+                          annotation_text="reference", annotation_position="bottom right")
+    fig.update_layout(title={"text": "desirable rate vs sampled KL(πθ‖πref)"}, height=420,
+                      xaxis={"title": {"text": "sampled KL (nats per completion)"}},
+                      yaxis={"title": {"text": "desirable rate of samples"}, "range": [0, 1.02]})
+    return fig
+
+
+@view("kto", "sampled completions")
+def samples_table(run_id: str) -> Any:
+    """Completions sampled from the reference and the current policy; desirable ones highlighted."""
+    import plotly.graph_objects as go
+
+    rows = stored(run_id, "samples")
+    if rows is None:
+        return None
+    df = table(rows)
+    if not len(df):
+        return None
+    fill = ["#d9f2d9" if bool(d) else ("#f7dede" if d is not None and d == d else "white")
+            for d in df["desirable"]]
+    columns = ["source", "prompt", "completion", "score", "desirable"]
+    values = [df[c].astype(str).tolist() for c in columns]
+    fig = go.Figure(go.Table(header={"values": columns, "fill_color": "#eeeeee", "align": "left"},
+                             cells={"values": values, "fill_color": [fill] * len(columns), "align": "left"},
+                             columnwidth=[1.2, 1, 5, 0.8, 1]))
+    fig.update_layout(title={"text": "sampled completions (green: desirable)"}, height=min(900, 120 + 26 * len(df)))
+    return fig
