@@ -28,6 +28,7 @@ class Experiment:
 
     smoke: overrides that make it finish in seconds (tests, notebooks in smoke mode).
     demo: overrides for ``workbench demo`` (the quick default of the report).
+    key_metrics: shell-style patterns (``fnmatch``) of the metrics a report's curves show; empty shows all.
     """
 
     name: str
@@ -37,6 +38,12 @@ class Experiment:
     description: str = ""
     smoke: dict[str, Any] = field(default_factory=dict)
     demo: dict[str, Any] = field(default_factory=dict)
+    key_metrics: tuple[str, ...] = ()
+
+    def is_key_metric(self, name: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return not self.key_metrics or any(fnmatchcase(name, pat) for pat in self.key_metrics)
 
     def make_config(self, values: dict[str, Any] | Config | None = None, smoke: bool = False) -> Config:
         """Validated config from defaults, then smoke overrides, then ``values``."""

@@ -64,3 +64,12 @@ def test_cross_parameter_check():
 def test_parse_assignments_key_value_and_yaml():
     assert parse_assignments("steps = 20\nlr = 1e-3\n# comment\narch = cnn") == {"steps": 20, "lr": 1e-3, "arch": "cnn"}
     assert parse_assignments("steps: 20\narch: mlp") == {"steps": 20, "arch": "mlp"}
+
+
+def test_key_metric_patterns():
+    from workbench.registry import Experiment
+
+    exp = Experiment("x", Demo, lambda cfg, ctx: {}, key_metrics=("*/test/accuracy", "train/loss"))
+    assert exp.is_key_metric("nfm/test/accuracy") and exp.is_key_metric("train/loss")
+    assert not exp.is_key_metric("train/lr")
+    assert Experiment("y", Demo, lambda cfg, ctx: {}).is_key_metric("anything")

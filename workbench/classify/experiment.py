@@ -156,4 +156,5 @@ EXPERIMENT = register(Experiment(
     run=run,
     smoke={"steps": 4, "eval_every": 2, "batch_size": 32, "width": 8},
     demo={},
+    key_metrics=("train/loss", "test/accuracy", "test/ece"),
 ))

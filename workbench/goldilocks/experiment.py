@@ -315,4 +315,5 @@ EXPERIMENT = register(Experiment(
     smoke={"steps": 3, "large_batch": 32, "percent_train": 0.25, "il_steps": 4, "il_eval_every": 2, "eval_every": 2,
            "width": 16, "il_width": 8, "replay_width": 4, "mc_samples": 2, "gallery_size": 4, "selection": "compare"},
     demo={"selection": "compare", "steps": 300, "eval_every": 10, "noise_rate": 0.1, "seeds": 2, "mc_samples": 5},
+    key_metrics=("*/test/accuracy", "*/select/corrupted_share"),
 ))

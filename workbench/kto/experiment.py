@@ -388,4 +388,5 @@ EXPERIMENT = register(Experiment(
     smoke={"pretrain_steps": 20, "pretrain_reviews": 256, "align_samples": 128, "align_steps": 3, "batch_size": 8,
            "eval_samples": 16, "eval_every": 3, "d_model": 32, "n_head": 2, "n_layer": 1, "threshold": 1},
     demo={"pretrain_steps": 500, "align_steps": 80, "eval_every": 40, "align_samples": 1024, "eval_samples": 192},
+    key_metrics=("*/loss", "*/eval/reward_rate", "*/eval/kl"),
 ))
