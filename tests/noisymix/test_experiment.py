@@ -1,0 +1,40 @@
+"""The noisymix experiment runs in smoke mode with the corruption benchmark and its claims."""
+from __future__ import annotations
+
+import pytest
+
+import pandas as pd
+
+import workbench
+from workbench import runs
+from workbench.params import ConfigError
+
+
+def test_noisymix_smoke():
+    res = workbench.run("noisymix", smoke=True, progress=False)
+    assert res.status == "completed", res.error
+    table = pd.DataFrame(runs.artifact(res.run_id, "corruption_table")).to_dict("records")
+    assert {r["variant"] for r in table} == {"baseline", "augmix_jsd", "noisymix"}
+    assert {r["severity"] for r in table} == {1, 2, 3, 4, 5}
+    summary = {r["variant"]: r for r in pd.DataFrame(runs.artifact(res.run_id, "summary")).to_dict("records")}
+    assert summary["baseline"]["mce"] == pytest.approx(1.0)
+    texts = " ".join(c["claim"] for c in runs.claims(res.run_id))
+    assert "NoisyMix has the best mean corruption accuracy" in texts and "ECE" in texts
+
+
+def test_two_moons_rejected_for_augmix():
+    with pytest.raises(ConfigError, match="dataset"):
+        workbench.run("noisymix", {"dataset": "two_moons"}, progress=False)
+
+
+def test_mce_against_a_chosen_baseline_run_and_determinism():
+    first = workbench.run("noisymix", {"variants": "baseline,noisymix"}, smoke=True, progress=False)
+    second = workbench.run("noisymix", {"variants": "baseline,noisymix", "baseline_run": first.run_id}, smoke=True,
+                           progress=False)
+    assert second.status == "completed", second.error
+    s1 = {r["variant"]: r for r in pd.DataFrame(runs.artifact(first.run_id, "summary")).to_dict("records")}
+    s2 = {r["variant"]: r for r in pd.DataFrame(runs.artifact(second.run_id, "summary")).to_dict("records")}
+    # same seed and config: the same numbers, so the baseline normalised to the first run's baseline is 1
+    assert s2["noisymix"]["mean_corruption_accuracy"] == s1["noisymix"]["mean_corruption_accuracy"]
+    assert s2["baseline"]["mce_vs_run"] == pytest.approx(1.0)
+    assert s2["noisymix"]["mce_vs_run"] == pytest.approx(s2["noisymix"]["mce"])

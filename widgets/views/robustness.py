@@ -1,0 +1,298 @@
+"""Views of the robustness experiments (``nfm``, ``noisymix``, ``robustness_compare``).
+
+Each ``*_figure`` function is a pure function of stored tables (DataFrames / dicts) returning a plotly
+Figure; the ``@view`` wrappers read the run store (so live, finished and remote runs look the same).
+The previewers draw corruptions and AugMix chains of a dataset image at a chosen severity.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import view
+from .common import curves, stored, table
+
+METHODS = ("nfm", "noisymix", "robustness_compare")
+_COLOURS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _colour(i: int) -> str:
+    return _COLOURS[i % len(_COLOURS)]
+
+
+# ---------------------------------------------------------------- pure figure builders
+def heatmap_figure(corruption_table: Any, baseline: str | None = None) -> Any:
+    """Accuracy per corruption × severity, one panel per recipe; with ``baseline`` the difference to it."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    df = table(corruption_table)
+    variants = list(dict.fromkeys(df["variant"]))
+    if baseline is not None:
+        if baseline not in variants:
+            return None
+        variants = [v for v in variants if v != baseline]
+        if not variants:
+            return None
+    corruptions = list(dict.fromkeys(df["corruption"]))
+    cols = min(len(variants), 4)
+    rows = (len(variants) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=variants, shared_yaxes=True,
+                        horizontal_spacing=0.03, vertical_spacing=0.08)
+    base = None
+    if baseline is not None:
+        base = df[df["variant"] == baseline].pivot(index="corruption", columns="severity", values="accuracy")
+    lim = 0.0
+    for i, v in enumerate(variants):
+        grid = df[df["variant"] == v].pivot(index="corruption", columns="severity", values="accuracy").reindex(corruptions)
+        z = grid.to_numpy()
+        if base is not None:
+            z = z - base.reindex(index=corruptions, columns=grid.columns).to_numpy()
+            lim = max(lim, float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.0)
+        fig.add_trace(
+            go.Heatmap(z=z, x=[f"s{s}" for s in grid.columns], y=corruptions, coloraxis="coloraxis",
+                       hovertemplate="%{y} %{x}: %{z:.3f}<extra>" + v + "</extra>"),
+            row=i // cols + 1, col=i % cols + 1,
+        )
+    if base is not None:
+        lim = lim or 0.1
+        coloraxis = {"colorscale": "RdBu", "cmin": -lim, "cmax": lim, "colorbar": {"title": {"text": "Δ acc"}}}
+        title = f"accuracy minus {baseline}, per corruption × severity"
+    else:
+        coloraxis = {"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": {"text": "accuracy"}}}
+        title = "accuracy per corruption × severity"
+    fig.update_layout(title={"text": title}, coloraxis=coloraxis, height=max(360, 380 * rows))
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def noise_curves_figure(noise_curves: Any) -> Any:
+    """Accuracy against test-time noise level, one line per recipe (white noise and salt-and-pepper panels)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    df = table(noise_curves)
+    kinds = list(dict.fromkeys(df["kind"]))
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[k.replace("_", " ") for k in kinds], shared_yaxes=True)
+    for j, kind in enumerate(kinds):
+        for i, v in enumerate(dict.fromkeys(df["variant"])):
+            d = df[(df["kind"] == kind) & (df["variant"] == v)].sort_values("level")
+            fig.add_trace(go.Scatter(x=d["level"], y=d["accuracy"], mode="lines+markers", name=v, legendgroup=v,
+                                     showlegend=j == 0, line={"color": _colour(i)}), row=1, col=j + 1)
+        fig.update_xaxes(title_text="σ" if kind == "white_noise" else "fraction of pixels", row=1, col=j + 1)
+    fig.update_yaxes(title_text="test accuracy", row=1, col=1)
+    fig.update_layout(title={"text": "accuracy as test-time noise grows"}, height=380)
+    return fig
+
+
+def reliability_figure(reliability_rows: Any) -> Any:
+    """Reliability diagram: accuracy against mean confidence per bin, one line per recipe (ECE in the legend)."""
+    import plotly.graph_objects as go
+
+    df = table(reliability_rows)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line={"dash": "dash", "color": "#777"}))
+    for i, v in enumerate(dict.fromkeys(df["variant"])):
+        d = df[(df["variant"] == v) & (df["count"] > 0)]
+        total = d["count"].sum()
+        ece = float((d["count"] / total * (d["accuracy"] - d["confidence"]).abs()).sum()) if total else float("nan")
+        fig.add_trace(go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", name=f"{v} (ECE {ece:.3f})",
+                                 line={"color": _colour(i)}, customdata=d["count"],
+                                 hovertemplate="conf %{x:.2f}: acc %{y:.2f} (n=%{customdata})<extra></extra>"))
+    fig.update_layout(title={"text": "reliability diagram (15 bins, clean test set)"}, height=400,
+                      xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
+                      yaxis={"title": {"text": "accuracy"}, "range": [0, 1]})
+    return fig
+
+
+def summary_figure(summary_rows: Any) -> Any:
+    """Grouped bars per recipe: clean accuracy, mean corruption accuracy, noise accuracy, ECE."""
+    import plotly.graph_objects as go
+
+    df = table(summary_rows)
+    keys = [k for k in ("clean_accuracy", "mean_corruption_accuracy", "noise_accuracy", "ece", "flip_noise") if k in df]
+    fig = go.Figure()
+    for k in keys:
+        fig.add_trace(go.Bar(x=df["variant"], y=df[k], name=k.replace("_", " "), texttemplate="%{y:.3f}"))
+    fig.update_layout(barmode="group", title={"text": "recipes at a glance"}, height=380, yaxis={"range": [0, 1]})
+    return fig
+
+
+def claims_figure(claims: list[dict[str, Any]]) -> Any:
+    """The claims this run checked, as a table (claim, measured, holds)."""
+    import plotly.graph_objects as go
+
+    if not claims:
+        return None
+    holds = ["✔ holds" if c.get("holds") else ("✘ does not hold" if c.get("holds") is False else "?") for c in claims]
+    fig = go.Figure(go.Table(
+        columnwidth=[3, 4, 1],
+        header={"values": ["claim", "measured", "holds"], "align": "left"},
+        cells={"values": [[c["claim"] for c in claims], [str(c["measured"]) for c in claims], holds], "align": "left"},
+    ))
+    fig.update_layout(title={"text": "claims checked"}, height=120 + 60 * len(claims))
+    return fig
+
+
+def decision_boundary_figure(boundary: dict[str, Any]) -> Any:
+    """P(class 1) over the plane per recipe, with the (label-noisy) training points (two_moons)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    variants = list(boundary["probs"])
+    fig = make_subplots(rows=1, cols=len(variants), subplot_titles=variants, shared_yaxes=True, horizontal_spacing=0.02)
+    tr = boundary.get("train", {})
+    for i, v in enumerate(variants):
+        fig.add_trace(go.Contour(x=boundary["x"], y=boundary["y"], z=boundary["probs"][v], coloraxis="coloraxis",
+                                 contours={"start": 0, "end": 1, "size": 0.1}, line={"width": 0.5}),
+                      row=1, col=i + 1)
+        if tr:
+            fig.add_trace(go.Scatter(x=tr["x"], y=tr["y"], mode="markers", showlegend=False,
+                                     marker={"size": 4, "color": tr["label"], "colorscale": [[0, "#1f3b73"], [1, "#f2c14e"]],
+                                             "line": {"width": 0.3, "color": "white"}}), row=1, col=i + 1)
+    fig.update_layout(title={"text": "decision boundaries (P(class 1)); points: training data with label noise"},
+                      coloraxis={"colorscale": "RdBu", "cmin": 0, "cmax": 1}, height=360)
+    return fig
+
+
+def corruption_preview_figure(image: Any, severity: int = 3, seed: int = 0, names: tuple[str, ...] | None = None) -> Any:
+    """One image (C×H×W or H×W in [0, 1]) under every corruption at ``severity``."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from workbench.robustness import CORRUPTIONS, corrupt
+
+    names = tuple(names or CORRUPTIONS)
+    img = np.asarray(image, dtype=np.float32)
+    img = img[None] if img.ndim == 2 else img
+    panels = [("clean", img)] + [(n, corrupt(img[None], n, severity, seed=seed)[0]) for n in names]
+    cols = 6
+    rows = (len(panels) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p[0].replace("_", " ") for p in panels],
+                        horizontal_spacing=0.01, vertical_spacing=0.06)
+    for i, (_, p) in enumerate(panels):
+        fig.add_trace(_image_trace(p), row=i // cols + 1, col=i % cols + 1)
+    _image_axes(fig)
+    fig.update_layout(title={"text": f"corruptions at severity {severity}"}, height=170 * rows + 60)
+    return fig
+
+
+def augmix_preview_figure(image: Any, severity: int = 3, seed: int = 0, all_ops: bool = False) -> Any:
+    """One image, its three AugMix chains and the AugMix mixture (same seed → same chains)."""
+    import plotly.graph_objects as go
+    import torch
+    from plotly.subplots import make_subplots
+
+    from workbench.noisymix import augmix, augmix_chains
+
+    img = torch.as_tensor(np.asarray(image, dtype=np.float32))
+    img = img[None] if img.dim() == 2 else img
+    chains = augmix_chains(img[None], severity=severity, all_ops=all_ops, generator=torch.Generator().manual_seed(seed))
+    mixed = augmix(img[None], severity=severity, all_ops=all_ops, generator=torch.Generator().manual_seed(seed))
+    panels = [("clean", img)] + [(f"chain {i + 1}", c[0]) for i, c in enumerate(chains)] + [("AugMix", mixed[0])]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.01)
+    for i, (_, p) in enumerate(panels):
+        fig.add_trace(_image_trace(p.numpy()), row=1, col=i + 1)
+    _image_axes(fig)
+    fig.update_layout(title={"text": f"AugMix (severity {severity}, seed {seed})"}, height=240)
+    return fig
+
+
+def _image_trace(chw: np.ndarray) -> Any:
+    import plotly.graph_objects as go
+
+    if chw.shape[0] == 1:
+        return go.Heatmap(z=chw[0], colorscale="gray", zmin=0, zmax=1, showscale=False, hoverinfo="skip")
+    return go.Image(z=np.clip(np.round(chw.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8), hoverinfo="skip")
+
+
+def _image_axes(fig: Any) -> None:
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+
+
+def previewer(dataset: str = "digits", split: str = "test") -> Any:
+    """An interactive previewer (ipywidgets): pick an image, slide the severity, see corruptions and AugMix."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    from workbench import data
+
+    x, y = data.tensors(dataset, split)
+    index = w.IntSlider(0, 0, len(x) - 1, description="image")
+    severity = w.IntSlider(3, 1, 5, description="severity")
+    seed = w.IntSlider(0, 0, 99, description="seed")
+    out = w.Output()
+
+    def draw(*_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            display(augmix_preview_figure(x[index.value], severity.value, seed.value))
+            display(corruption_preview_figure(x[index.value], severity.value, seed.value))
+
+    for s in (index, severity, seed):
+        s.observe(draw, "value")
+    draw()
+    return w.VBox([w.HBox([index, severity, seed]), out])
+
+
+# ---------------------------------------------------------------- registered views (read the run store)
+def _views_for(method: str) -> None:
+    @view(method, "claims")
+    def _claims(run_id: str) -> Any:
+        from workbench import runs
+
+        return claims_figure(runs.claims(run_id))
+
+    @view(method, "recipes at a glance")
+    def _summary(run_id: str) -> Any:
+        rows = stored(run_id, "summary")
+        return None if rows is None else summary_figure(rows)
+
+    @view(method, "accuracy vs noise level")
+    def _noise(run_id: str) -> Any:
+        rows = stored(run_id, "noise_curves")
+        return None if rows is None else noise_curves_figure(rows)
+
+    @view(method, "robustness heatmap")
+    def _heat(run_id: str) -> Any:
+        rows = stored(run_id, "corruption_table")
+        return None if rows is None else heatmap_figure(rows)
+
+    @view(method, "robustness vs baseline", key=False)
+    def _heat_diff(run_id: str) -> Any:
+        rows = stored(run_id, "corruption_table")
+        return None if rows is None else heatmap_figure(rows, baseline="baseline")
+
+    @view(method, "reliability diagram")
+    def _rel(run_id: str) -> Any:
+        rows = stored(run_id, "reliability")
+        return None if rows is None else reliability_figure(rows)
+
+    @view(method, "decision boundaries")
+    def _boundary(run_id: str) -> Any:
+        b = stored(run_id, "decision_boundary")
+        return None if b is None else decision_boundary_figure(b)
+
+    @view(method, "test accuracy during training", key=False)
+    def _train(run_id: str) -> Any:
+        from workbench import runs
+
+        names = sorted({n for n in runs.metrics(run_id)["name"].unique() if n.endswith("/test/accuracy")})
+        return curves(run_id, names, title="clean test accuracy during training") if names else None
+
+    @view(method, "corruption previewer", key=False)
+    def _preview(run_id: str) -> Any:
+        from workbench import data, runs
+
+        ds = runs.get(run_id)["config"].get("dataset", "digits")
+        if ds == "two_moons":
+            return None
+        x, _ = data.tensors(ds, "test")
+        return corruption_preview_figure(x[0], 3, 0)
+
+
+for _m in METHODS:
+    _views_for(_m)
