@@ -1,0 +1,34 @@
+"""Every notebook in notebooks/ runs top to bottom in smoke mode (nbclient, parameters injected after the
+cell tagged ``parameters`` as papermill does), and is committed without outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_clean_with_a_smoke_parameter(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{path.name} has no code"
+    assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell must be tagged 'parameters'"
+    assert "smoke" in code[0].source, f"{path.name}: the parameters cell must have a smoke setting"
+    dirty = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count")]
+    assert not dirty, f"{path.name} is committed with outputs in code cells {dirty}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+    from widgets.report import execute_notebook
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    nb = execute_notebook(path, {"smoke": True}, timeout=300, cwd=tmp_path)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "smoke = True" in injected[0].source

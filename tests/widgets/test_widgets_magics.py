@@ -1,0 +1,114 @@
+"""The magics through IPython's own shell: %load_ext widgets, %wb, %%wb, %wb_runs, %wb_compare, %wb_export."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def ip():
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "widgets")
+    return shell
+
+
+def _run(ip, code):
+    result = ip.run_cell(code)
+    return result
+
+
+def test_line_magic_builds_a_dashboard_with_those_defaults(ip, tiny):
+    from widgets.dashboard import Dashboard
+
+    ip.user_ns["n"] = 7
+    dash = ip.run_line_magic("wb", "wbtiny --steps $n --lr={0.1 * 2} --shape inv --noisy")
+    assert isinstance(dash, Dashboard)
+    assert dash.form.values["steps"] == 7 and dash.form.values["lr"] == pytest.approx(0.2)
+    assert dash.form.values["shape"] == "inv" and dash.form.values["noisy"] is True
+    assert not dash.running  # the line form only shows the dashboard
+
+
+def test_cell_magic_runs_to_completion(ip, tiny, capsys):
+    from workbench import runs
+
+    before = len(runs.list(method="wbtiny"))
+    result = ip.run_cell("%%wb wbtiny --smoke\nsteps = 6\nlr = 0.3\n")
+    assert result.success, result.error_in_exec
+    df = runs.list(method="wbtiny")
+    assert len(df) == before + 1
+    rec = runs.get(df["id"].iloc[-1])
+    assert rec["status"] == "completed" and rec["config"]["steps"] == 6 and rec["config"]["lr"] == 0.3
+    # YAML works as well as key = value lines
+    assert ip.run_cell("%%wb wbtiny\nsteps: 3\nshape: inv\n").success
+    assert runs.get(runs.list(method="wbtiny")["id"].iloc[-1])["config"]["shape"] == "inv"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("wb wbtiny --steps 0", "out of range"),
+    ("wb wbtiny --nope 3", "unknown parameter --nope"),
+    ("wb nosuch", "unknown experiment 'nosuch'"),
+    ("wb", "usage: %wb METHOD"),
+    ("wb wbtiny --steps", "--steps needs a value"),
+    ("wb wbtiny --nproc 2", "cell form"),
+    ("wb_compare", "the following arguments are required"),
+    ("wb_runs --status nonsense", "invalid choice"),
+])
+def test_bad_arguments_give_one_line_usage_errors(ip, tiny, capsys, line, message):
+    result = ip.run_cell("%" + line)
+    assert not result.success
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "UsageError" in text and message in text
+    assert "Traceback" not in text
+
+
+def test_cell_magic_bad_body_is_a_usage_error(ip, tiny, capsys):
+    result = ip.run_cell("%%wb wbtiny\nsteps = -4\n")
+    assert not result.success
+    text = "".join(capsys.readouterr())
+    assert "UsageError" in text and "out of range" in text and "Traceback" not in text
+
+
+def test_runs_and_compare_magics(ip, tiny):
+    import workbench
+    from widgets.runs_table import RunsTable
+
+    a = workbench.run("wbtiny", {"steps": 4}, progress=False).run_id
+    b = workbench.run("wbtiny", {"steps": 6}, progress=False).run_id
+    table = ip.run_line_magic("wb_runs", "--method wbtiny")
+    assert isinstance(table, RunsTable) and {a, b} <= set(table.checks)
+    ip.user_ns.update(first=a, second=b)
+    fig = ip.run_line_magic("wb_compare", "{first} $second")
+    assert sorted(len(t.x) for t in fig.data if t.meta.endswith("train/loss")) == [4, 6]
+
+
+def test_export_magic(ip, tiny, tmp_path, monkeypatch):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# hello")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "n.html"
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    ip.run_line_magic("wb_export", f"{out} --no-input")
+    assert "hello" in out.read_text()
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    result = ip.run_cell(f"%wb_export {out}")
+    assert not result.success
+
+
+def test_nproc_command_line():
+    from widgets.magics import distributed_command
+
+    cmd = distributed_command("classify", {"steps": 5, "amp": False}, 2)
+    assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert "--nproc-per-node=2" in cmd
+    assert cmd[cmd.index("-m", 2):][:4] == ["-m", "workbench", "run", "classify"]
+    assert cmd[-4:] == ["--steps", "5", "--amp", "false"]
+
+
+def test_help_lists_the_declared_parameters(ip, tiny, capsys):
+    assert ip.run_line_magic("wb", "wbtiny --help") is None
+    out = capsys.readouterr().out
+    assert "--steps" in out and "[1, 100000] steps" in out and "{exp,inv}" in out and "curve shape" in out

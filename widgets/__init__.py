@@ -1,0 +1,43 @@
+"""The notebook layer: forms, live curves, run controls, dashboards, views, magics, the Panel app and reports.
+
+``import widgets`` stays light (no ipywidgets, plotly or panel at import time); the heavy parts load on
+first use::
+
+    %load_ext widgets          # registers %wb, %%wb, %wb_runs, %wb_compare, %wb_export
+    from widgets import dashboard
+    dashboard("classify", steps=200)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["dashboard", "Dashboard", "runs_table", "compare", "follow", "load_ipython_extension"]
+
+_LAZY = {
+    "Dashboard": ("widgets.dashboard", "Dashboard"),
+    "dashboard": ("widgets.dashboard", "dashboard"),
+    "follow": ("widgets.dashboard", "follow"),
+    "runs_table": ("widgets.runs_table", "runs_table"),
+    "RunsTable": ("widgets.runs_table", "RunsTable"),
+    "compare": ("widgets.runs_table", "compare"),
+    "ParamForm": ("widgets.form", "ParamForm"),
+    "LiveCurves": ("widgets.curves", "LiveCurves"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'widgets' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext widgets``: register the workbench magics on this IPython shell."""
+    from .magics import WorkbenchMagics
+    from .render import setup_renderer
+
+    ipython.register_magics(WorkbenchMagics(ipython))
+    setup_renderer()  # figures embed plotly.js once and carry no CDN script: exported notebooks open offline

@@ -1,0 +1,79 @@
+"""The notebook layer's subcommands of ``workbench`` (entry-point group ``workbench.commands``):
+``workbench demo``, ``workbench report NOTEBOOK``, ``workbench serve``. Each is ``main(argv) -> int``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def demo(argv: list[str]) -> int:
+    """``workbench demo [--only NAME ...] [--smoke] [--out reports/demo.html]``."""
+    parser = argparse.ArgumentParser(prog="workbench demo",
+                                     description="run every registered experiment's quick default and write "
+                                                 "one offline HTML report (figures + claims checked)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
+    parser.add_argument("--smoke", action="store_true", help="smoke settings (seconds; for tests)")
+    parser.add_argument("--out", default="reports/demo.html", help="report path (default reports/demo.html)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    from .demo import run_demo
+
+    try:
+        path, results = run_demo(args.only, smoke=args.smoke, out=args.out, progress=not args.no_progress)
+    except ValueError as err:
+        print(f"workbench demo: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({sum(r['status'] == 'completed' for r in results)}/{len(results)} experiments completed)")
+    return 0 if all(r["status"] == "completed" for r in results) else 1
+
+
+def report(argv: list[str]) -> int:
+    """``workbench report NOTEBOOK [-p NAME VALUE ...] [--to html|pdf] [--no-input] [-o PATH]``."""
+    parser = argparse.ArgumentParser(prog="workbench report",
+                                     description="execute a notebook with parameters and export an offline report")
+    parser.add_argument("notebook", help="the .ipynb to execute")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="set a parameter of the notebook's 'parameters' cell (repeatable)")
+    parser.add_argument("--to", choices=("html", "pdf"), default="html", help="output format (default html)")
+    parser.add_argument("--no-input", action="store_true", help="leave code cells out of the report")
+    parser.add_argument("-o", "--output", help="output path (default reports/<notebook>.<html|pdf>)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    args = parser.parse_args(argv)
+    from .report import parse_value
+    from .report import report as make_report
+
+    params = {name: parse_value(value) for name, value in args.parameter}
+    try:
+        path = make_report(args.notebook, params, out=args.output, to=args.to, no_input=args.no_input,
+                           timeout=args.timeout)
+    except FileNotFoundError as err:
+        print(f"workbench report: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a failing cell: one clear message, not a traceback
+        name = type(err).__name__
+        text = str(err).strip().splitlines()
+        print(f"workbench report: {name}: {text[-1] if text else ''}", file=sys.stderr)
+        if name == "CellExecutionError":
+            print("\n".join(text[-30:]), file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+def serve(argv: list[str]) -> int:
+    """``workbench serve [--port N] [--show]``: the Panel app on 127.0.0.1, one page per experiment."""
+    parser = argparse.ArgumentParser(prog="workbench serve", description="the Panel app, one page per experiment")
+    parser.add_argument("--port", type=int, default=5006, help="port on 127.0.0.1 (default 5006; 0 = any free)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
+    parser.add_argument("--show", action="store_true", help="open a browser")
+    args = parser.parse_args(argv)
+    from .app import serve as serve_app
+
+    try:
+        serve_app(port=args.port, only=args.only, show=args.show)
+    except ValueError as err:
+        print(f"workbench serve: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,419 @@
+"""A dashboard per experiment: parameter form + run controls + live curves + the method's own views.
+
+The run trains in a background thread (the kernel stays idle, so sliders and Stop respond); a monitor
+thread polls the run store and redraws. Because the monitor reads only the store, the same dashboard
+follows a run it did not start (a ``torchrun`` job, another kernel): :func:`follow`.
+"""
+from __future__ import annotations
+
+import contextvars
+import html
+import os
+import re
+import threading
+import time
+from typing import Any
+
+import ipywidgets as W
+
+from workbench.params import Config, ConfigError
+
+from .curves import LiveCurves
+from .views import render
+
+FINISHED = ("completed", "stopped", "failed", "crashed")
+MAX_POLL_FAILURES = 40  # consecutive failed reads of the store before a dashboard gives up following a run
+
+
+def headless() -> bool:
+    """True when no person watches (``workbench report``, tests, ``WORKBENCH_HEADLESS=1``)."""
+    return os.environ.get("WORKBENCH_HEADLESS", "") not in ("", "0", "false")
+
+
+def _show(obj: Any) -> None:
+    from IPython.display import display
+
+    from .render import setup_renderer
+
+    setup_renderer()
+    display(obj)
+
+
+class Dashboard:
+    """Form, Start/Stop/Pause, progress, status line, live curves and views for one experiment.
+
+    ``Dashboard("classify", steps=200)`` starts from the experiment's defaults updated by the values.
+    ``smoke=True`` starts from the experiment's smoke overrides (notebooks in smoke mode).
+    """
+
+    def __init__(self, method: str, values: dict[str, Any] | None = None, *, smoke: bool = False,
+                 poll: float = 0.25, views_every: float = 5.0, metrics: list[str] | None = None,
+                 **kw: Any) -> None:
+        from workbench.registry import get
+
+        self.experiment = get(method)
+        self.method = method
+        self.poll, self.views_every = poll, views_every
+        start = {**(self.experiment.smoke if smoke else {}), **(values or {}), **kw}
+        from .form import ParamForm
+
+        self.form = ParamForm(self.experiment.config, start)
+        self.start_button = W.Button(description="Start", button_style="success", icon="play",
+                                     tooltip="train with these parameters (in the background)")
+        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
+                                    tooltip="stop the run; its metrics so far are kept")
+        self.pause_button = W.ToggleButton(description="Pause", icon="pause", disabled=True,
+                                           tooltip="pause / resume the run")
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="260px"))
+        self.status = W.HTML("<i>ready</i>")
+        self.start_button.on_click(lambda _b: self.start())
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.pause_button.observe(self._pause_toggled, names="value")
+        self.form.on_change(lambda f: setattr(self.start_button, "disabled", self.running or not f.valid))
+        self.start_button.disabled = not self.form.valid
+        self.curves = LiveCurves(metrics=metrics)
+        self.views_box = W.Output()
+        title = html.escape(self.experiment.title or method)
+        header = W.HTML(f"<h3 style='margin:4px 0'>{title} <small style='color:#777'>({method})</small></h3>")
+        controls = W.VBox([W.HBox([self.start_button, self.pause_button, self.stop_button]), self.progress,
+                           self.status])
+        self.live_box = W.VBox([self.curves.widget, self.views_box])
+        self.static_out = W.Output(layout=W.Layout(display="none"))
+        self.static_out.add_class("wb-static")
+        self.widget = W.VBox([header, W.HBox([self.form.widget, controls]), self.live_box, self.static_out])
+        self.widget.add_class("wb-dashboard")
+        self.control: Any = None
+        self.run_id: str | None = None
+        self.result: Any = None
+        self.error: str | None = None
+        self.run_status: str | None = None
+        self._worker: threading.Thread | None = None
+        self._monitor: threading.Thread | None = None
+        self._done = threading.Event()
+        self._done.set()
+        self._last_row: int | None = None
+        self._last_views = 0.0
+        self._external = False
+
+    # display ----------------------------------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        display_widget(self.widget, f"<p><b>{html.escape(self.experiment.title or self.method)}</b> dashboard "
+                                    f"(<code>{html.escape(self.method)}</code>): live controls; a report shows the "
+                                    f"static figures below.</p>")
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    # actions ----------------------------------------------------------------------------------
+    def start(self, **values: Any) -> bool:
+        """Start a run with the form's values (after setting ``values``); False if the form is invalid."""
+        if self.running:
+            return False
+        if values:
+            self.form.set(**values)
+        try:
+            cfg = self.form.config()
+        except ConfigError as err:
+            self._set_status(f"<span style='color:#c0392b'>not started: {html.escape(str(err))}</span>")
+            return False
+        from workbench.engine import Control
+
+        self.control = Control()
+        self.run_id, self.result, self.error, self.run_status = None, None, None, "running"
+        self._external, self._last_row = False, None
+        self._done.clear()
+        self._show_live()
+        self._set_running_ui(True)
+        self._set_status("starting…")
+        self._worker = threading.Thread(target=self._work, args=(cfg,), daemon=True, name=f"wb-{self.method}")
+        self._worker.start()
+        self._start_monitor()
+        return True
+
+    def follow(self, run_id: str) -> "Dashboard":
+        """Show a run this dashboard did not start (another process, an earlier run) as it goes."""
+        from workbench import runs
+
+        if self.running:
+            raise RuntimeError("this dashboard is busy with a run; stop it first")
+        record = runs.get(run_id)
+        self.run_id, self.control, self.result = record["id"], None, None
+        self._external, self._last_row = True, None
+        self.run_status = record["status"]
+        try:
+            self.form.set(**{k: v for k, v in record["config"].items() if k in self.form.controls})
+        except ConfigError:
+            pass
+        self._done.clear()
+        self._show_live()
+        self._set_running_ui(True)
+        self._start_monitor()
+        return self
+
+    def stop(self) -> None:
+        """Ask the run to stop at its next step (it ends as ``stopped``, metrics kept)."""
+        if self.control is not None:
+            self.control.stop("stopped from the dashboard")
+        elif self.run_id is not None:
+            from workbench import runs
+
+            runs.stop(self.run_id)
+        self.stop_button.disabled = True
+        self._set_status("stopping…")
+
+    def pause(self) -> None:
+        self.pause_button.value = True
+
+    def resume(self) -> None:
+        self.pause_button.value = False
+
+    def _pause_toggled(self, change: dict) -> None:
+        if self.control is None:
+            return
+        if change["new"]:
+            self.control.pause()
+            self.pause_button.description, self.pause_button.icon = "Resume", "play"
+        else:
+            self.control.resume()
+            self.pause_button.description, self.pause_button.icon = "Pause", "pause"
+
+    def wait(self, timeout: float | None = None, show: bool = True) -> Any:
+        """Block until the run ends; then leave a static figure in the cell output (exports keep it)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"run {self.run_id} still running after {timeout} s")
+        if show:
+            self.show_static()
+        return self.result
+
+    def wait_for_step(self, step: int, timeout: float | None = None) -> int:
+        """Block until the run has taken ``step`` steps (or ended); returns the steps taken so far."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.running and (self.control is None or self.control.steps_done < step):
+            if end is not None and time.monotonic() > end:
+                raise TimeoutError(f"run {self.run_id} did not reach step {step} in {timeout} s")
+            time.sleep(0.05)
+        return self.control.steps_done if self.control is not None else 0
+
+    def run(self, show: bool = True, **values: Any) -> Any:
+        """Start, wait and show the static result (what a headless "run all" does)."""
+        if not self.start(**values):
+            raise ConfigError(self.status.value)
+        return self.wait(show=show)
+
+    def compare(self, *run_ids: str) -> None:
+        """Overlay other runs' curves on this dashboard's plot."""
+        from workbench import runs
+
+        for rid in run_ids:
+            record = runs.get(rid)
+            self.curves.add_frame(_label(record), runs.metrics(record["id"]))
+        self._show_live()
+        self.curves.draw(force=True)
+
+    # static output ------------------------------------------------------------------------------
+    def static_figures(self) -> list[tuple[str, Any]]:
+        """``[(title, go.Figure)]``: the curves, then the method's views, for the current run."""
+        out = [("curves", self.curves.static(title=f"{self.method} {self.run_id or ''}".strip()))]
+        if self.run_id is not None:
+            out += render(self.method, self.run_id)
+        return out
+
+    def show_static(self) -> None:
+        from IPython.display import HTML
+
+        if self.run_id is not None:
+            _show(HTML(f"<p><b>{html.escape(self.method)}</b> run <code>{self.run_id}</code>: "
+                       f"<b>{html.escape(str(self.run_status))}</b></p>"))
+        for _title, fig in self.static_figures():
+            _show(fig)
+
+    # background work ------------------------------------------------------------------------------
+    def _work(self, cfg: Config) -> None:
+        import workbench
+
+        try:
+            self.result = workbench.run(self.method, cfg, control=self.control, progress=False)
+            self.run_id = self.result.run_id
+        except Exception as err:  # noqa: BLE001 - shown in the status line, never a traceback
+            self.error = f"{type(err).__name__}: {err}"
+        finally:
+            self.control.started.set()
+
+    def _start_monitor(self) -> None:
+        ctx = contextvars.copy_context()  # output from the thread goes to the cell that started the run
+        self._monitor = threading.Thread(target=ctx.run, args=(self._watch,), daemon=True,
+                                         name=f"wb-watch-{self.method}")
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        from workbench import runs
+
+        try:
+            if self.control is not None:
+                self.control.started.wait()
+                self.run_id = self.control.run_id or self.run_id
+            failures = 0
+            while True:
+                try:
+                    finished = self._poll(runs)
+                    failures = 0
+                except Exception as err:  # noqa: BLE001 - e.g. a busy database: try again, don't lose the run
+                    failures += 1
+                    worker_done = self._worker is not None and not self._worker.is_alive()
+                    if failures >= MAX_POLL_FAILURES or (worker_done and not self._external):
+                        raise
+                    self._set_status(f"<i>reading the run store failed ({html.escape(str(err))}); retrying</i>")
+                    finished = False
+                if finished:
+                    break
+                time.sleep(self.poll)
+            self._poll(runs)
+            self.curves.draw(force=True)
+            self._refresh_views()
+        except Exception as err:  # noqa: BLE001
+            self.error = self.error or f"{type(err).__name__}: {err}"
+        finally:
+            self._finish()
+
+    def _poll(self, runs: Any) -> bool:
+        """Read new metrics and the status from the store; True once the run has ended."""
+        if self.run_id is None:
+            return self._worker is not None and not self._worker.is_alive()
+        frame = runs.metrics(self.run_id, since=self._last_row)
+        if len(frame):
+            self._last_row = int(frame["id"].iloc[-1])
+            self.curves.add_frame(_label(runs.get(self.run_id)), frame)
+        self.curves.draw()
+        record = runs.get(self.run_id)
+        self.run_status = record["status"]
+        self._update_progress(record, frame)
+        if time.monotonic() - self._last_views > self.views_every:
+            self._refresh_views()
+        if self._external:
+            return record["status"] in FINISHED
+        return self._worker is not None and not self._worker.is_alive()
+
+    def _update_progress(self, record: dict, frame: Any) -> None:
+        ctl = self.control
+        if ctl is not None:
+            step, total = ctl.step + (1 if ctl.steps_done else 0), ctl.total
+            rate, started = ctl.steps_per_second(), ctl.started_at
+            phase = ctl.phase
+        else:
+            steps = [len(s[0]) and max(s[0]) for s in self.curves.series.data.values()]
+            step = int(max(steps, default=0)) + 1 if steps else 0
+            total = int(record["config"].get("steps", 0) or 0)
+            started = record.get("created_at")
+            rate = step / max(time.time() - started, 1e-9) if started else 0.0
+            phase = ""
+        if total:
+            self.progress.max, self.progress.value = max(total, 1), min(step, total)
+        elapsed = time.time() - started if started else 0.0
+        bits = [f"<b>{record['status']}</b>", f"run <code>{record['id']}</code>"]
+        if phase:
+            bits.append(html.escape(phase))
+        bits.append(f"step {step}/{total}" if total else f"step {step}")
+        bits.append(f"{rate:.1f} step/s")
+        bits.append(f"{_clock(elapsed)} elapsed")
+        if ctl is not None and ctl.paused:
+            bits.append("<b>paused</b>")
+        self._set_status(" · ".join(bits))
+
+    def _refresh_views(self) -> None:
+        self._last_views = time.monotonic()
+        if self.run_id is None or headless():  # nobody watches: views go to the static output at the end
+            return
+        from .render import plotly_bundle
+
+        # plain plotly outputs (JupyterLab draws them natively): no FigureWidget, so no plotly.js bundle per view
+        self.views_box.outputs = tuple({"output_type": "display_data", "data": plotly_bundle(fig), "metadata": {}}
+                                       for _title, fig in render(self.method, self.run_id))
+
+    def _finish(self) -> None:
+        if self.result is not None:
+            self.run_status = self.result.status
+        elif self.run_id is not None:
+            from workbench import runs
+
+            self.run_status = runs.get(self.run_id)["status"]
+        self._set_running_ui(False)
+        self._show_static_in_widget()
+        if self.error:
+            self._set_status(f"<span style='color:#c0392b'>{html.escape(self.error)}</span>")
+        else:
+            err = self.result.error if self.result is not None and self.result.status == "failed" else None
+            extra = f" — {html.escape(err.strip().splitlines()[-1])}" if err else ""
+            self._set_status(self.status.value.replace("<b>running</b>", f"<b>{self.run_status}</b>") + extra)
+        self._done.set()
+
+    def _show_static_in_widget(self) -> None:
+        """At run end (live notebooks): the live plots give way to static copies inside the dashboard
+        (plain plotly outputs, which a notebook saved with its widget state keeps)."""
+        if headless() or self.run_id is None:
+            return
+        from .render import plotly_bundle
+
+        try:
+            outputs = [{"output_type": "display_data", "data": plotly_bundle(fig), "metadata": {}}
+                       for _title, fig in self.static_figures()]
+            self.static_out.outputs = tuple(outputs)
+            self.live_box.layout.display = "none"
+            self.static_out.layout.display = None
+        except Exception as err:  # noqa: BLE001 - a static copy must never break the dashboard
+            self.error = self.error or f"static figures: {type(err).__name__}: {err}"
+
+    def _show_live(self) -> None:
+        self.static_out.outputs = ()
+        self.static_out.layout.display = "none"
+        self.live_box.layout.display = None
+
+    def _set_running_ui(self, running: bool) -> None:
+        self.start_button.disabled = running or not self.form.valid
+        self.stop_button.disabled = not running
+        self.pause_button.disabled = not running or self._external
+        if not running:
+            self.pause_button.value = False
+        self.form.disable(running)
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+
+def display_widget(widget: Any, fallback_html: str) -> None:
+    """Display ``widget`` with an HTML fallback (shown by exports, where no widget manager runs)."""
+    from IPython.display import display
+
+    bundle = widget._repr_mimebundle_() or {}
+    if isinstance(bundle, tuple):
+        bundle = bundle[0]
+    bundle = dict(bundle)
+    bundle["text/html"] = fallback_html
+    bundle["text/plain"] = re.sub(r"<[^>]+>", "", fallback_html)
+    display(bundle, raw=True)
+
+
+def _label(record: dict) -> str:
+    """A short legend label: method and the run id without its date ("classify 142501-a3f9c2")."""
+    rid = record["id"]
+    short = rid[9:] if len(rid) > 16 and rid[8] == "-" else rid[:16]
+    return f"{record['method']} {short}"
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def dashboard(method: str, values: dict[str, Any] | None = None, *, smoke: bool = False, **kw: Any) -> Dashboard:
+    """Build (and return) the dashboard of ``method``; the notebook displays it as the cell's value."""
+    return Dashboard(method, values, smoke=smoke, **kw)
+
+
+def follow(run_id: str, **kw: Any) -> Dashboard:
+    """A dashboard following the stored run ``run_id`` (from another process or kernel) until it ends."""
+    from workbench import runs
+
+    record = runs.get(run_id)
+    dash = Dashboard(record["method"], **kw)
+    return dash.follow(record["id"])

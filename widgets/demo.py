@@ -1,0 +1,115 @@
+"""``workbench demo``: run every registered experiment's quick default and write one offline HTML report
+(one section per experiment: its key figures and the table of paper claims it checked)."""
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+h1{margin-bottom:0} .meta{color:#666} section{margin:2.5em 0;border-top:1px solid #ddd;padding-top:1em}
+table.claims{border-collapse:collapse;margin:1em 0} table.claims td,table.claims th{border:1px solid #ccc;padding:4px 8px}
+td.yes{color:#1e7e34;font-weight:bold} td.no{color:#c0392b;font-weight:bold} pre.error{background:#fdecea;padding:8px;white-space:pre-wrap}
+"""
+
+
+def _figure_html(fig: Any, first: bool) -> str:
+    import plotly.io as pio
+
+    return pio.to_html(fig, include_plotlyjs=bool(first), full_html=False, include_mathjax=False,
+                       default_width="100%", validate=False)
+
+
+def claims_table(claims: list[dict]) -> str:
+    """An HTML table of (claim, measured, holds) rows."""
+    if not claims:
+        return "<p><i>no claims checked</i></p>"
+    rows = []
+    for c in claims:
+        holds = c.get("holds")
+        mark, cls = ("yes", "yes") if holds else (("no", "no") if holds is not None else ("n/a", ""))
+        rows.append(f"<tr><td>{html.escape(str(c['claim']))}</td><td>{html.escape(str(c.get('measured', '')))}</td>"
+                    f"<td class='{cls}'>{mark}</td><td>{html.escape(str(c.get('detail') or ''))}</td></tr>")
+    return ("<table class='claims'><tr><th>claim</th><th>measured</th><th>holds</th><th>detail</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def section_figures(method: str, run_id: str) -> list[tuple[str, Any]]:
+    """The key figures of one run: its curves, then the method's key views."""
+    from workbench import runs
+
+    from .curves import Series, static_figure
+    from .dashboard import _label
+    from .views import render
+
+    series = Series()
+    series.add_frame(_label(runs.get(run_id)), runs.metrics(run_id))
+    figs = [("training curves", static_figure(series, title="training curves"))] if series.metrics else []
+    return figs + render(method, run_id, key_only=True)
+
+
+def build_report(results: list[dict], title: str = "Workbench demo") -> str:
+    """The whole page; ``results`` rows: method, title, run_id, status, error, seconds."""
+    from workbench import runs
+
+    parts, first = [], True
+    toc = "".join(f"<li><a href='#{html.escape(r['method'])}'>{html.escape(r['title'] or r['method'])}</a> "
+                  f"({html.escape(r['status'])})</li>" for r in results)
+    for r in results:
+        out = [f"<section id='{html.escape(r['method'])}'><h2>{html.escape(r['title'] or r['method'])} "
+               f"<small>({html.escape(r['method'])})</small></h2>"]
+        meta = f"status <b>{html.escape(r['status'])}</b>, {r['seconds']:.1f} s"
+        if r.get("run_id"):
+            meta = f"run <code>{html.escape(r['run_id'])}</code>, " + meta
+            rec = runs.get(r["run_id"])
+            summary = ", ".join(f"{k} = {v:.4g}" if isinstance(v, (int, float)) else f"{k} = {v}"
+                                for k, v in (rec.get("summary") or {}).items())
+            if summary:
+                meta += f"<br>summary: {html.escape(summary)}"
+        out.append(f"<p class='meta'>{meta}</p>")
+        if r.get("error"):
+            out.append(f"<pre class='error'>{html.escape(str(r['error'])[-3000:])}</pre>")
+        if r.get("run_id"):
+            out.append("<h3>Claims checked</h3>" + claims_table(runs.claims(r["run_id"])))
+            for fig_title, fig in section_figures(r["method"], r["run_id"]):
+                out.append(f"<h3>{html.escape(fig_title)}</h3>" + _figure_html(fig, first))
+                first = False
+        out.append("</section>")
+        parts.append("".join(out))
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><p class='meta'>{stamp}</p>"
+            f"<ul>{toc}</ul>{''.join(parts)}</body></html>")
+
+
+def run_demo(only: Iterable[str] | None = None, smoke: bool = False, out: str | Path = "reports/demo.html",
+             progress: bool = True) -> tuple[Path, list[dict]]:
+    """Run the demo config of each experiment (or the smoke config), then write the report."""
+    import workbench
+    from workbench.registry import experiments
+
+    known = experiments()
+    names = list(only) if only else list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    results = []
+    for name in names:
+        exp = known[name]
+        print(f"== {name}: {exp.title}", flush=True)
+        t0 = time.time()
+        try:
+            res = workbench.run(name, {} if smoke else dict(exp.demo), smoke=smoke, progress=progress)
+            row = {"run_id": res.run_id, "status": res.status, "error": res.error}
+        except Exception as err:  # noqa: BLE001 - one broken experiment must not sink the report
+            row = {"run_id": None, "status": "failed", "error": f"{type(err).__name__}: {err}"}
+        row.update(method=name, title=exp.title, seconds=time.time() - t0)
+        print(f"   {row['status']} in {row['seconds']:.1f} s" + (f" (run {row['run_id']})" if row["run_id"] else ""),
+              flush=True)
+        results.append(row)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(build_report(results), encoding="utf-8")
+    return path, results

@@ -1,0 +1,170 @@
+"""Reports: execute a notebook with parameters (nbclient, like papermill) and export it to a
+self-contained HTML (no CDN: plotly.js is embedded once by the notebook renderer; require.js, MathJax and
+the widget manager, which come from CDNs, are left out) or to PDF through headless Chromium printing."""
+from __future__ import annotations
+
+import ast
+import copy
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+
+#: Our nbconvert template: the lab template minus everything that would load from the network.
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+_REMOTE_SCRIPT = re.compile(r"<script[^>]+src=[\"']?(https?:)?//", re.I)
+_REMOTE_LINK = re.compile(r"<link[^>]+href=[\"']?(https?:)?//", re.I)
+
+
+def remote_resources(html: str) -> list[str]:
+    """Script or stylesheet tags that would load from the network (an offline report has none)."""
+    return [m.group(0) for m in _REMOTE_SCRIPT.finditer(html)] + [m.group(0) for m in _REMOTE_LINK.finditer(html)]
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p NAME VALUE`` value: a Python literal when it is one (3, 0.1, True, 'x', [1, 2]), else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def inject_parameters(nb: Any, parameters: dict[str, Any]) -> Any:
+    """Add a cell tagged ``injected-parameters`` after the ``parameters`` cell (papermill's convention)."""
+    import nbformat
+
+    if not parameters:
+        return nb
+    lines = ["# Parameters (injected)"] + [f"{k} = {v!r}" for k, v in parameters.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": ["injected-parameters"]})
+    cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    index = next((i + 1 for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), 0)
+    cells.insert(index, cell)
+    nb.cells = cells
+    return nb
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def execute_notebook(path: str | Path, parameters: dict[str, Any] | None = None, timeout: int = 900,
+                     kernel_name: str = "python3", cwd: str | Path | None = None) -> Any:
+    """Run every cell of the notebook at ``path`` with ``parameters`` injected; return the executed notebook.
+
+    The kernel runs headless (``WORKBENCH_HEADLESS=1``: runs block and leave static figures). A failing
+    cell raises ``nbclient.exceptions.CellExecutionError`` naming the cell.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = inject_parameters(nbformat.read(path, as_version=4), dict(parameters or {}))
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, store_widget_state=False,
+                            resources={"metadata": {"path": str(cwd or path.parent)}})
+    with _env(WORKBENCH_HEADLESS="1", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+        client.execute()
+    return nb
+
+
+def to_html(nb: Any, no_input: bool = False) -> str:
+    """Self-contained HTML of an executed notebook (no request leaves the page)."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"wb_offline.html.j2": _TEMPLATE})],
+                            template_file="wb_offline.html.j2", exclude_input=no_input,
+                            exclude_input_prompt=no_input, exclude_output_prompt=no_input)
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)  # live widget state (megabytes of JS per plot) has no place in a report
+    for cell in nb.cells:  # no widget manager in a report: show each widget's HTML fallback instead
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_MIME in data and len(data) > 1:
+                data.pop(WIDGET_MIME)
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+def html_to_pdf(html_path: str | Path, pdf_path: str | Path, timeout: int = 120) -> Path:
+    """Print ``html_path`` to ``pdf_path`` with headless Chromium (plots are drawn before printing)."""
+    chromium = shutil.which(CHROMIUM) or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        raise RuntimeError(f"PDF export needs Chromium at {CHROMIUM} (apt-get install chromium), or use --to html")
+    pdf_path = Path(pdf_path).resolve()
+    with tempfile.TemporaryDirectory(prefix="wb-chromium-") as profile:
+        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
+               "--virtual-time-budget=10000", "--run-all-compositor-stages-before-draw",
+               f"--print-to-pdf={pdf_path}", Path(html_path).resolve().as_uri()]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if not pdf_path.exists() or pdf_path.stat().st_size == 0:
+        raise RuntimeError(f"Chromium did not write {pdf_path} (exit {proc.returncode}): {proc.stderr[-800:]}")
+    return pdf_path
+
+
+def export_notebook(notebook: str | Path, out: str | Path | None = None, to: str = "html",
+                    no_input: bool = False) -> Path:
+    """Export an already-executed notebook (as saved) to HTML or PDF."""
+    import nbformat
+
+    notebook = Path(notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    return write_report(nb, _default_out(notebook, out, to), to=to, no_input=no_input)
+
+
+def write_report(nb: Any, out: Path, to: str = "html", no_input: bool = False) -> Path:
+    if to not in ("html", "pdf"):
+        raise ValueError(f"--to must be html or pdf, got {to!r}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html = to_html(nb, no_input=no_input)
+    if to == "html":
+        out.write_text(html, encoding="utf-8")
+        return out
+    with tempfile.TemporaryDirectory(prefix="wb-report-") as tmp:
+        page = Path(tmp) / (out.stem + ".html")
+        page.write_text(html, encoding="utf-8")
+        return html_to_pdf(page, out)
+
+
+def report(notebook: str | Path, parameters: dict[str, Any] | None = None, out: str | Path | None = None,
+           to: str = "html", no_input: bool = False, timeout: int = 900) -> Path:
+    """Execute ``notebook`` with ``parameters`` and write the report; returns its path."""
+    notebook = Path(notebook)
+    if not notebook.exists():
+        raise FileNotFoundError(f"no notebook at {notebook}")
+    nb = execute_notebook(notebook, parameters, timeout=timeout)
+    return write_report(nb, _default_out(notebook, out, to), to=to, no_input=no_input)
+
+
+def _default_out(notebook: Path, out: str | Path | None, to: str) -> Path:
+    return Path(out) if out else Path("reports") / f"{notebook.stem}.{to}"
