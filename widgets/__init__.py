@@ -14,12 +14,12 @@ from typing import Any
 __all__ = ["dashboard", "Dashboard", "runs_table", "compare", "follow", "load_ipython_extension"]
 
 _LAZY = {
-    "Dashboard": ("widgets.dashboard", "Dashboard"),
-    "dashboard": ("widgets.dashboard", "dashboard"),
-    "follow": ("widgets.dashboard", "follow"),
-    "runs_table": ("widgets.runs_table", "runs_table"),
-    "RunsTable": ("widgets.runs_table", "RunsTable"),
-    "compare": ("widgets.runs_table", "compare"),
+    "Dashboard": ("widgets.dashboards", "Dashboard"),
+    "dashboard": ("widgets.dashboards", "dashboard"),
+    "follow": ("widgets.dashboards", "follow"),
+    "runs_table": ("widgets.runlist", "runs_table"),
+    "RunsTable": ("widgets.runlist", "RunsTable"),
+    "compare": ("widgets.runlist", "compare"),
     "ParamForm": ("widgets.form", "ParamForm"),
     "LiveCurves": ("widgets.curves", "LiveCurves"),
 }

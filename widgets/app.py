@@ -155,7 +155,7 @@ class ExperimentPage:
         from workbench import runs
 
         from .curves import static_figure
-        from .dashboard import _clock, _label
+        from .dashboards import _clock, _label
         from .views import render
 
         ctl = self.control

@@ -37,15 +37,18 @@ def claims_table(claims: list[dict]) -> str:
 
 
 def section_figures(method: str, run_id: str) -> list[tuple[str, Any]]:
-    """The key figures of one run: its curves, then the method's key views."""
+    """The key figures of one run: curves of its key metrics, then the method's key views."""
     from workbench import runs
 
     from .curves import Series, static_figure
-    from .dashboard import _label
+    from .dashboards import _label
     from .views import render
 
+    from workbench.registry import get
+
+    exp, metrics = get(method), runs.metrics(run_id)
     series = Series()
-    series.add_frame(_label(runs.get(run_id)), runs.metrics(run_id))
+    series.add_frame(_label(runs.get(run_id)), metrics[metrics.name.map(exp.is_key_metric)])
     figs = [("training curves", static_figure(series, title="training curves"))] if series.metrics else []
     return figs + render(method, run_id, key_only=True)
 

@@ -145,7 +145,7 @@ class WorkbenchMagics(Magics):
         if cell is None:
             if nproc:
                 raise UsageError("--nproc runs a config: use the cell form %%wb METHOD --nproc N")
-            from .dashboard import Dashboard
+            from .dashboards import Dashboard
 
             try:
                 return Dashboard(exp.name, values, smoke=smoke)
@@ -158,7 +158,7 @@ class WorkbenchMagics(Magics):
     def _run_here(self, exp: Any, values: dict[str, Any], smoke: bool) -> Any:
         from IPython.display import display
 
-        from .dashboard import Dashboard
+        from .dashboards import Dashboard
 
         try:
             dash = Dashboard(exp.name, values, smoke=smoke)
@@ -179,21 +179,21 @@ class WorkbenchMagics(Magics):
         """``python -m torch.distributed.run --nproc-per-node N -m workbench run METHOD ...``, followed."""
         from IPython.display import display
 
-        from workbench import runs
-
-        from .dashboard import Dashboard
+        from .dashboards import Dashboard
 
         cmd = distributed_command(exp.name, values, nproc, smoke)
-        before = set(runs.list(method=exp.name)["id"])
         log_path = Path(os.environ.get("WORKBENCH_HOME", "runs")) / f"torchrun-{int(time.time())}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        id_file = log_path.with_suffix(".run-id")
+        id_file.unlink(missing_ok=True)
         print("$ " + " ".join(shlex.quote(c) for c in cmd))
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        with open(log_path, "wb") as log:  # rank 0 writes the id of the run it creates to id_file
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "WORKBENCH_RUN_ID_FILE": str(id_file)})
 
-        def new_run() -> str | None:  # the run rank 0 creates in the store (the newest one we had not seen)
-            fresh = [r for r in runs.list(method=exp.name)["id"] if r not in before]
-            return fresh[-1] if fresh else None
+        def new_run() -> str | None:
+            text = id_file.read_text().strip() if id_file.exists() else ""
+            return text or None
 
         run_id = None
         while run_id is None and proc.poll() is None:
@@ -224,7 +224,7 @@ class WorkbenchMagics(Magics):
     def wb_runs(self, line: str) -> Any:
         """Show the runs table (tick runs, press Compare)."""
         args = parse_argstring(self.wb_runs, line)
-        from .runs_table import RunsTable
+        from .runlist import RunsTable
 
         return RunsTable(args.method, args.status)
 
@@ -237,7 +237,7 @@ class WorkbenchMagics(Magics):
         args = parse_argstring(self.wb_compare, line)
         from workbench import runs
 
-        from .runs_table import compare
+        from .runlist import compare
 
         for rid in args.ids:
             try:
@@ -274,7 +274,7 @@ class WorkbenchMagics(Magics):
 
 
 def _headless() -> bool:
-    from .dashboard import headless
+    from .dashboards import headless
 
     return headless()
 

@@ -360,6 +360,11 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
             store.drop_metrics_after(run_id, ckpt["created_at"])
         else:
             run_id = store.create_run(exp.name, cfg.to_dict(), device=str(device), world_size=world)
+        if os.environ.get("WORKBENCH_RUN_ID_FILE"):  # a launcher (e.g. `%%wb --nproc`) follows this run
+            target = os.environ["WORKBENCH_RUN_ID_FILE"]
+            with open(target + ".tmp", "w") as fh:
+                fh.write(run_id)
+            os.replace(target + ".tmp", target)
         writer = store.writer(run_id, on_stop_request=lambda: control.stop("stop requested from the run store"))
     else:
         run_id, writer = None, _NullWriter()

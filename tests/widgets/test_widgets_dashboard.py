@@ -16,7 +16,7 @@ def _wait_for(predicate, timeout=20.0):
 
 
 def test_start_runs_to_completion_and_draws(tiny):
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
     from workbench import runs
 
     dash = Dashboard("wbtiny", steps=12, poll=0.02)
@@ -39,7 +39,7 @@ def test_start_runs_to_completion_and_draws(tiny):
 
 
 def test_stop_mid_run_keeps_metrics(tiny):
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
     from workbench import runs
 
     dash = Dashboard("wbtiny", steps=10_000, delay=0.005, poll=0.02)
@@ -57,7 +57,7 @@ def test_stop_mid_run_keeps_metrics(tiny):
 
 
 def test_pause_and_resume(tiny):
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
 
     dash = Dashboard("wbtiny", steps=10_000, delay=0.002, poll=0.02)
     dash.start()
@@ -76,7 +76,7 @@ def test_pause_and_resume(tiny):
 
 
 def test_invalid_value_is_shown_not_raised(tiny):
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
 
     dash = Dashboard("wbtiny")
     dash.form.set(shape="inv", lr=0.9)  # cross-parameter check fails
@@ -91,7 +91,7 @@ def test_follow_a_run_started_elsewhere(tiny):
     import threading
 
     import workbench
-    from widgets.dashboard import follow
+    from widgets.dashboards import follow
     from workbench.engine import Control
 
     ctl = Control()
@@ -110,7 +110,7 @@ def test_follow_a_run_started_elsewhere(tiny):
 
 def test_compare_overlays_runs(tiny):
     import workbench
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
 
     a = workbench.run("wbtiny", {"steps": 5}, progress=False).run_id
     b = workbench.run("wbtiny", {"steps": 8, "lr": 0.5}, progress=False).run_id
@@ -122,8 +122,8 @@ def test_compare_overlays_runs(tiny):
 
 def test_runs_table_filters_and_compares(tiny):
     import workbench
-    from widgets.dashboard import Dashboard
-    from widgets.runs_table import RunsTable, compare_figure
+    from widgets.dashboards import Dashboard
+    from widgets.runlist import RunsTable, compare_figure
 
     a = workbench.run("wbtiny", {"steps": 5}, progress=False).run_id
     dash = Dashboard("wbtiny", steps=10_000, delay=0.005, poll=0.02)
@@ -161,7 +161,7 @@ def _title(output):
 
 
 def test_views_and_static_copies_are_plain_plotly_outputs(tiny):
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
 
     dash = Dashboard("wbtiny", steps=4, poll=0.02)
     dash.run(show=False)

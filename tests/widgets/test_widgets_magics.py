@@ -19,7 +19,7 @@ def _run(ip, code):
 
 
 def test_line_magic_builds_a_dashboard_with_those_defaults(ip, tiny):
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
 
     ip.user_ns["n"] = 7
     dash = ip.run_line_magic("wb", "wbtiny --steps $n --lr={0.1 * 2} --shape inv --noisy")
@@ -72,7 +72,7 @@ def test_cell_magic_bad_body_is_a_usage_error(ip, tiny, capsys):
 
 def test_runs_and_compare_magics(ip, tiny):
     import workbench
-    from widgets.runs_table import RunsTable
+    from widgets.runlist import RunsTable
 
     a = workbench.run("wbtiny", {"steps": 4}, progress=False).run_id
     b = workbench.run("wbtiny", {"steps": 6}, progress=False).run_id

@@ -178,7 +178,7 @@ def _registered():
 def test_every_registered_experiment_gets_a_valid_form_and_page(method):
     """The generated forms (ipywidgets and Panel) accept every experiment's declared defaults."""
     from widgets.app import ExperimentPage
-    from widgets.dashboard import Dashboard
+    from widgets.dashboards import Dashboard
     from workbench.registry import get
 
     exp = get(method)
@@ -189,3 +189,16 @@ def test_every_registered_experiment_gets_a_valid_form_and_page(method):
     assert smoke.form.config() == exp.make_config(smoke=True)
     page = ExperimentPage(method)
     assert page.validate() == exp.config()
+
+
+def test_lazy_names_stay_functions_after_their_modules_load():
+    import importlib
+
+    importlib.import_module("widgets.dashboards")
+    importlib.import_module("widgets.runlist")
+    import widgets
+
+    assert callable(widgets.dashboard) and callable(widgets.runs_table)
+    from widgets import dashboard
+
+    assert dashboard.__name__ == "dashboard"

@@ -22,7 +22,7 @@ def compare_figure(run_ids: Iterable[str], names: list[str] | None = None, log_y
     """A static figure overlaying the chosen runs' metrics (one panel per metric, one colour per run)."""
     from workbench import runs
 
-    from .dashboard import _label
+    from .dashboards import _label
 
     series = Series()
     for rid in run_ids:
@@ -67,7 +67,7 @@ class RunsTable:
         self.refresh()
 
     def _ipython_display_(self) -> None:
-        from .dashboard import display_widget
+        from .dashboards import display_widget
 
         df = self.frame()
         if len(df):
@@ -116,7 +116,7 @@ class RunsTable:
         """Overlay the selected runs (or ``run_ids``) in the table's plot; returns the static figure."""
         from workbench import runs
 
-        from .dashboard import _label
+        from .dashboards import _label
 
         ids = list(run_ids) if run_ids is not None else self.selected
         if self.curves is None:
