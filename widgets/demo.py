@@ -56,6 +56,7 @@ def section_figures(method: str, run_id: str) -> list[tuple[str, Any]]:
 def build_report(results: list[dict], title: str = "Workbench demo") -> str:
     """The whole page; ``results`` rows: method, title, run_id, status, error, seconds."""
     from workbench import runs
+    from workbench.registry import get
 
     parts, first = [], True
     toc = "".join(f"<li><a href='#{html.escape(r['method'])}'>{html.escape(r['title'] or r['method'])}</a> "
@@ -67,8 +68,9 @@ def build_report(results: list[dict], title: str = "Workbench demo") -> str:
         if r.get("run_id"):
             meta = f"run <code>{html.escape(r['run_id'])}</code>, " + meta
             rec = runs.get(r["run_id"])
-            summary = ", ".join(f"{k} = {v:.4g}" if isinstance(v, (int, float)) else f"{k} = {v}"
-                                for k, v in (rec.get("summary") or {}).items())
+            items = (rec.get("summary") or {}).items()
+            key = [(k, v) for k, v in items if get(r["method"]).is_key_metric(k)] or list(items)
+            summary = ", ".join(f"{k} = {v:.4g}" if isinstance(v, (int, float)) else f"{k} = {v}" for k, v in key)
             if summary:
                 meta += f"<br>summary: {html.escape(summary)}"
         out.append(f"<p class='meta'>{meta}</p>")
