@@ -167,11 +167,7 @@ class WorkbenchMagics(Magics):
             raise UsageError(str(err)) from None
         display(dash)
         dash.start()
-        try:
-            dash.wait(show=False)
-        except KeyboardInterrupt:
-            dash.stop()
-            dash.wait(show=False)
+        _wait(dash)
         dash.show_static()
         return None
 
@@ -206,11 +202,7 @@ class WorkbenchMagics(Magics):
         dash = Dashboard(exp.name)
         dash.follow(run_id)
         display(dash)
-        try:
-            dash.wait(show=False)
-        except KeyboardInterrupt:
-            dash.stop()
-            dash.wait(show=False)
+        _wait(dash)
         proc.wait()
         dash.show_static()
         if proc.returncode not in (0, None):
@@ -271,6 +263,16 @@ class WorkbenchMagics(Magics):
                               to="pdf" if args.pdf else "html", no_input=args.no_input)
         print(f"wrote {out}")
         return None
+
+
+def _wait(dash: Any) -> None:
+    """Wait for the dashboard's run to end; a keyboard interrupt (the kernel's interrupt button) stops the run,
+    then waits for it to stop."""
+    try:
+        dash.wait(show=False)
+    except KeyboardInterrupt:
+        dash.stop()
+        dash.wait(show=False)
 
 
 def _headless() -> bool:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,19 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from widgets.app import free_port
+
 HERE = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
 def app_url(tmp_path):
     pytest.importorskip("panel", reason="Panel is not installed (the 'notebook' extra)")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home")}
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, str(HERE / "serve_tiny.py"), str(port)], stdout=log,

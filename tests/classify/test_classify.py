@@ -7,20 +7,12 @@ import pytest
 import torch
 
 import workbench
+from tests.common import _one_thread  # noqa: F401  (autouse: these tests run on one torch thread)
 from workbench import data, runs
 from workbench.classify import lr_factor, random_crop, random_flip
 from workbench.classify.augment import Augmenter, crop_padding
 from workbench.engine import Control
 from workbench.params import ConfigError
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine run fastest (and steadiest) on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_smoke_run_records_metrics_and_artifacts():

@@ -6,33 +6,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from tests.common import Staged, g
 from workbench.nfm import VARIANTS, mix_features, mixup_cross_entropy, nfm_loss, sample_mixing, staged_forward
 from workbench.robustness.mixing import choose_mixing_point
-
-
-class Staged(nn.Module):
-    """A tiny staged classifier (stages + head), independent of workbench.nn, for exact checks."""
-
-    def __init__(self, dims=(6, 5, 4), classes: int = 3, affine_only: bool = False, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        layers = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layers.append(nn.Linear(a, b) if affine_only else nn.Sequential(nn.Linear(a, b), nn.Tanh()))
-        self.stages = nn.ModuleList(layers)
-        self.head = nn.Linear(dims[-1], classes)
-
-    def forward(self, x):
-        h = x
-        for s in self.stages:
-            h = s(h)
-        return self.head(h)
-
-
-def g(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def test_no_noise_is_exact_mixup():

@@ -1,12 +1,1 @@
-"""One torch thread while these tests run: the test machine's cores are shared, and tiny models are slower
-with two threads fighting for them than with one."""
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.common import _one_thread  # noqa: F401  (autouse: these tests run on one torch thread)

@@ -1,7 +1,7 @@
 """Small helpers for views: read stored data defensively (a live run may not have written it yet)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 def stored(run_id: str, name: str) -> Any | None:
@@ -11,6 +11,16 @@ def stored(run_id: str, name: str) -> Any | None:
     if not any(a.get("name") == name for a in runs.artifacts(run_id)):
         return None
     return runs.artifact(run_id, name)
+
+
+def from_stored(name: str, figure: Callable[..., Any], **kwargs: Any) -> Callable[[str], Any]:
+    """A view that draws ``figure(artifact, **kwargs)`` from the run's artifact ``name``, or ``None`` before it exists."""
+
+    def draw(run_id: str) -> Any:
+        value = stored(run_id, name)
+        return None if value is None else figure(value, **kwargs)
+
+    return draw
 
 
 def table(value: Any) -> Any:

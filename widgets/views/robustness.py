@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import view
-from .common import curves, stored, table
+from .common import curves, from_stored, table
 
 METHODS = ("nfm", "noisymix", "robustness_compare")
 _COLOURS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
@@ -246,35 +246,12 @@ def _views_for(method: str) -> None:
 
         return claims_figure(runs.claims(run_id))
 
-    @view(method, "recipes at a glance")
-    def _summary(run_id: str) -> Any:
-        rows = stored(run_id, "summary")
-        return None if rows is None else summary_figure(rows)
-
-    @view(method, "accuracy vs noise level")
-    def _noise(run_id: str) -> Any:
-        rows = stored(run_id, "noise_curves")
-        return None if rows is None else noise_curves_figure(rows)
-
-    @view(method, "robustness heatmap")
-    def _heat(run_id: str) -> Any:
-        rows = stored(run_id, "corruption_table")
-        return None if rows is None else heatmap_figure(rows)
-
-    @view(method, "robustness vs baseline", key=False)
-    def _heat_diff(run_id: str) -> Any:
-        rows = stored(run_id, "corruption_table")
-        return None if rows is None else heatmap_figure(rows, baseline="baseline")
-
-    @view(method, "reliability diagram")
-    def _rel(run_id: str) -> Any:
-        rows = stored(run_id, "reliability")
-        return None if rows is None else reliability_figure(rows)
-
-    @view(method, "decision boundaries")
-    def _boundary(run_id: str) -> Any:
-        b = stored(run_id, "decision_boundary")
-        return None if b is None else decision_boundary_figure(b)
+    view(method, "recipes at a glance")(from_stored("summary", summary_figure))
+    view(method, "accuracy vs noise level")(from_stored("noise_curves", noise_curves_figure))
+    view(method, "robustness heatmap")(from_stored("corruption_table", heatmap_figure))
+    view(method, "robustness vs baseline", key=False)(from_stored("corruption_table", heatmap_figure, baseline="baseline"))
+    view(method, "reliability diagram")(from_stored("reliability", reliability_figure))
+    view(method, "decision boundaries")(from_stored("decision_boundary", decision_boundary_figure))
 
     @view(method, "test accuracy during training", key=False)
     def _train(run_id: str) -> Any:

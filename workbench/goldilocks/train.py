@@ -169,19 +169,9 @@ def train_method(
         view = _view_before_update(model, cand, sel, data, il_model, ctx) if is_eval else None
         t0 = time.perf_counter()
         xb, yb = data.x[sel.index], data.y[sel.index]
-        model.train()
-        with ctx.autocast():
-            loss = F.cross_entropy(model(xb).float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = _sgd_step(model, opt, xb, yb, ctx)
         if il_opt is not None:
-            il_model.train()
-            with ctx.autocast():
-                il_loss = F.cross_entropy(il_model(xb).float(), yb)
-            il_opt.zero_grad(set_to_none=True)
-            il_loss.backward()
-            il_opt.step()
+            _sgd_step(il_model, il_opt, xb, yb, ctx)
         loss_value = float(loss.detach())  # synchronises CUDA before the clock stops
         rec.elapsed += elapsed + time.perf_counter() - t0
         rec.add(sel.index, data.corrupted, data.true_y)
@@ -214,6 +204,17 @@ def train_method(
             for c in range(data.num_classes)
         ], kind="table")
     return rec
+
+
+def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor, ctx: Any) -> Tensor:
+    """One optimiser step of ``model`` on the batch's cross-entropy (under the run's autocast); returns the loss."""
+    model.train()
+    with ctx.autocast():
+        loss = F.cross_entropy(model(xb).float(), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
 
 
 @torch.no_grad()

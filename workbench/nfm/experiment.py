@@ -13,7 +13,15 @@ from typing import Any
 from workbench.nfm.losses import VARIANTS, nfm_loss
 from workbench.params import Param
 from workbench.registry import Experiment, register
-from workbench.robustness.suite import LossFn, SuiteConfig, check_claims, parse_recipes, run_suite
+from workbench.robustness.suite import (
+    KEY_METRICS,
+    LossFn,
+    SuiteConfig,
+    check_claims,
+    parse_recipes,
+    run_suite,
+    summarise,
+)
 
 DEFAULT_VARIANTS = "baseline,input_mixup,manifold_mixup,noisy_input_mixup,nfm"
 
@@ -44,8 +52,7 @@ def run(cfg: NFMConfig, ctx: Any) -> dict[str, float]:
     recipes = {n: nfm_recipe(n, cfg.alpha, cfg.add_noise, cfg.mult_noise, cfg.sparsity) for n in names}
     res = run_suite(cfg, ctx, recipes)
     check_claims(ctx, cfg, res, ("noise", "clean"))
-    return {f"{n}/{k}": float(v) for n, r in res.items() for k, v in r.items()
-            if k in ("clean_accuracy", "noise_accuracy", "mean_corruption_accuracy", "ece")}
+    return summarise(res, ("clean_accuracy", "noise_accuracy", "mean_corruption_accuracy", "ece"))
 
 
 EXPERIMENT = register(Experiment(
@@ -57,5 +64,5 @@ EXPERIMENT = register(Experiment(
     smoke={"steps": 3, "batch_size": 32, "width": 8, "eval_limit": 16, "corruption_set": "noise", "eval_every": 3,
            "variants": "baseline,input_mixup,nfm"},
     demo={"steps": 300},
-    key_metrics=("*/train/loss", "*/test/accuracy"),
+    key_metrics=KEY_METRICS,
 ))

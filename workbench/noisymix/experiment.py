@@ -15,30 +15,49 @@ from workbench.noisymix.augmix import augmix
 from workbench.noisymix.losses import augmix_jsd_loss, noisymix_loss
 from workbench.params import ConfigError, Param
 from workbench.registry import Experiment, register
-from workbench.robustness.suite import LossFn, SuiteConfig, check_claims, parse_recipes, run_suite
+from workbench.robustness.suite import (
+    KEY_METRICS,
+    LossFn,
+    SuiteConfig,
+    check_claims,
+    parse_recipes,
+    run_suite,
+    summarise,
+)
 
 RECIPES = ("baseline", "augmix_jsd", "noisymix")
 
 
-class NoisyMixConfig(SuiteConfig):
+class AugMixParams:
+    """The AugMix augmentation parameters (a mixin: ``Config`` collects the ``Param``s of every class it derives from).
+
+    Shared by ``noisymix`` and ``robustness_compare``; :meth:`check_augmix` is their common cross-check.
+    """
+
+    augmix_severity: int = Param(3, bounds=(1, 10), doc="AugMix op severity")
+    augmix_width: int = Param(3, bounds=(1, 8), doc="AugMix chains per image")
+    augmix_depth: int = Param(-1, bounds=(-1, 3), doc="ops per chain (-1: uniform in 1..3)")
+    all_ops: bool = Param(False, doc="also use colour/contrast/brightness/sharpness (overlap the test corruptions)")
+
+    def check_augmix(self) -> None:
+        if self.augmix_depth == 0:
+            raise ConfigError("augmix_depth must be -1 (random) or 1..3", "augmix_depth")
+
+
+class NoisyMixConfig(AugMixParams, SuiteConfig):
     variants: str = Param("baseline,augmix_jsd,noisymix", doc=f"comma-separated recipes among {', '.join(RECIPES)}")
     alpha: float = Param(1.0, bounds=(0.0, 10.0), doc="λ ~ Beta(α, α) mixing concentration")
     add_noise: float = Param(0.5, bounds=(0.0, 5.0), doc="σ_add (×1, ×2, ×3 on the clean and augmented thirds)")
     mult_noise: float = Param(0.5, bounds=(0.0, 5.0), doc="σ_mult, multiplicative noise level")
     sparsity: float = Param(0.65, bounds=(0.0, 1.0), doc="probability of dropping each noise element")
     jsd_weight: float = Param(12.0, bounds=(0.0, 100.0), doc="γ, weight of the Jensen–Shannon stability loss")
-    augmix_severity: int = Param(3, bounds=(1, 10), doc="AugMix op severity")
-    augmix_width: int = Param(3, bounds=(1, 8), doc="AugMix chains per image")
-    augmix_depth: int = Param(-1, bounds=(-1, 3), doc="ops per chain (-1: uniform in 1..3)")
-    all_ops: bool = Param(False, doc="also use colour/contrast/brightness/sharpness (overlap the test corruptions)")
 
     def check(self) -> None:
         super().check()
         names = parse_recipes(self.variants, RECIPES)
         if self.dataset == "two_moons" and set(names) - {"baseline"}:
             raise ConfigError("AugMix recipes need an image dataset, not two_moons", "dataset")
-        if self.augmix_depth == 0:
-            raise ConfigError("augmix_depth must be -1 (random) or 1..3", "augmix_depth")
+        self.check_augmix()
 
 
 def augmix_views(x: torch.Tensor, cfg: Any, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,8 +91,7 @@ def run(cfg: NoisyMixConfig, ctx: Any) -> dict[str, float]:
     names = parse_recipes(cfg.variants, RECIPES)
     res = run_suite(cfg, ctx, {n: noisymix_recipe(n, cfg) for n in names})
     check_claims(ctx, cfg, res, ("corruption", "ece", "clean"))
-    return {f"{n}/{k}": float(v) for n, r in res.items() for k, v in r.items()
-            if k in ("clean_accuracy", "mean_corruption_accuracy", "mce", "ece")}
+    return summarise(res, ("clean_accuracy", "mean_corruption_accuracy", "mce", "ece"))
 
 
 EXPERIMENT = register(Experiment(
@@ -84,5 +102,5 @@ EXPERIMENT = register(Experiment(
     run=run,
     smoke={"steps": 3, "batch_size": 32, "width": 8, "eval_limit": 16, "corruption_set": "standard", "eval_every": 3},
     demo={"steps": 300},
-    key_metrics=("*/train/loss", "*/test/accuracy"),
+    key_metrics=KEY_METRICS,
 ))

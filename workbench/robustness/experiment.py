@@ -11,15 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.nfm.experiment import nfm_recipe
-from workbench.noisymix.experiment import noisymix_recipe
+from workbench.noisymix.experiment import AugMixParams, noisymix_recipe
 from workbench.params import ConfigError, Param
 from workbench.registry import Experiment, register
-from workbench.robustness.suite import SuiteConfig, check_claims, parse_recipes, run_suite
+from workbench.robustness.suite import KEY_METRICS, SuiteConfig, check_claims, parse_recipes, run_suite, summarise
 
 ALL_RECIPES = ("baseline", "input_mixup", "manifold_mixup", "noisy_input_mixup", "nfm", "augmix_jsd", "noisymix")
 
 
-class CompareConfig(SuiteConfig):
+class CompareConfig(AugMixParams, SuiteConfig):
     variants: str = Param(",".join(ALL_RECIPES), doc=f"comma-separated recipes among {', '.join(ALL_RECIPES)}")
     alpha: float = Param(1.0, bounds=(0.0, 10.0), doc="λ ~ Beta(α, α) for every mixing recipe")
     nfm_add_noise: float = Param(0.4, bounds=(0.0, 5.0), doc="σ_add of NFM and noisy mixup")
@@ -28,18 +28,13 @@ class CompareConfig(SuiteConfig):
     mult_noise: float = Param(0.5, bounds=(0.0, 5.0), doc="σ_mult of NoisyMix")
     sparsity: float = Param(0.65, bounds=(0.0, 1.0), doc="NoisyMix noise sparsity")
     jsd_weight: float = Param(12.0, bounds=(0.0, 100.0), doc="γ of the Jensen–Shannon loss (AugMix, NoisyMix)")
-    augmix_severity: int = Param(3, bounds=(1, 10), doc="AugMix op severity")
-    augmix_width: int = Param(3, bounds=(1, 8), doc="AugMix chains per image")
-    augmix_depth: int = Param(-1, bounds=(-1, 3), doc="ops per chain (-1: uniform in 1..3)")
-    all_ops: bool = Param(False, doc="AugMix also uses colour/contrast/brightness/sharpness")
 
     def check(self) -> None:
         super().check()
         names = parse_recipes(self.variants, ALL_RECIPES)
         if self.dataset == "two_moons" and {"augmix_jsd", "noisymix"} & set(names):
             raise ConfigError("AugMix recipes need an image dataset; drop augmix_jsd/noisymix for two_moons", "variants")
-        if self.augmix_depth == 0:
-            raise ConfigError("augmix_depth must be -1 (random) or 1..3", "augmix_depth")
+        self.check_augmix()
 
 
 def run(cfg: CompareConfig, ctx: Any) -> dict[str, float]:
@@ -52,8 +47,7 @@ def run(cfg: CompareConfig, ctx: Any) -> dict[str, float]:
             recipes[n] = nfm_recipe(n, cfg.alpha, cfg.nfm_add_noise, cfg.nfm_mult_noise, 0.0)
     res = run_suite(cfg, ctx, recipes)
     check_claims(ctx, cfg, res, ("noise", "corruption", "ece", "clean"))
-    return {f"{n}/{k}": float(v) for n, r in res.items() for k, v in r.items()
-            if k in ("clean_accuracy", "mean_corruption_accuracy", "noise_accuracy", "ece", "mce")}
+    return summarise(res, ("clean_accuracy", "mean_corruption_accuracy", "noise_accuracy", "ece", "mce"))
 
 
 EXPERIMENT = register(Experiment(
@@ -64,5 +58,5 @@ EXPERIMENT = register(Experiment(
     run=run,
     smoke={"steps": 2, "batch_size": 16, "width": 8, "eval_limit": 16, "corruption_set": "noise", "eval_every": 2},
     demo={"steps": 200},
-    key_metrics=("*/train/loss", "*/test/accuracy"),
+    key_metrics=KEY_METRICS,
 ))

@@ -31,10 +31,11 @@ from workbench.robustness.benchmark import baseline_table, evaluate_classifier
 from workbench.robustness.dataset_c import load_c
 from workbench.robustness.metrics import mce, predict
 
-__all__ = ["SuiteConfig", "LossFn", "run_suite", "parse_recipes", "check_claims"]
+__all__ = ["SuiteConfig", "LossFn", "run_suite", "parse_recipes", "check_claims", "summarise", "KEY_METRICS"]
 
 LossFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], "tuple[Tensor, Tensor]"]
 MOONS_NOISE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+KEY_METRICS = ("*/train/loss", "*/test/accuracy")  # what every suite experiment logs per recipe
 
 
 class SuiteConfig(Config):
@@ -272,3 +273,8 @@ def check_claims(ctx: Any, cfg: SuiteConfig, res: dict[str, dict[str, Any]], whi
     if claims:
         ctx.artifact("claims", claims, kind="table")
     return claims
+
+
+def summarise(res: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float]:
+    """The run's returned summary: ``<recipe>/<key>`` for the results named in ``keys``, as floats."""
+    return {f"{n}/{k}": float(v) for n, r in res.items() for k, v in r.items() if k in keys}

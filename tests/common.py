@@ -1,0 +1,45 @@
+"""Helpers shared by several test folders (import them: ``from tests.common import Staged, g``).
+
+- ``_one_thread``: an autouse fixture; a folder's ``conftest.py`` (or a test module) imports it to run its tests
+  on one torch thread: the test machine's cores are shared, and tiny models are slower with two threads fighting
+  for them than with one.
+- ``Staged``: a tiny staged classifier (stages + head), independent of ``workbench.nn``, for exact checks of the
+  mixing losses (NFM, NoisyMix).
+- ``g(seed)``: a seeded CPU ``torch.Generator``.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Staged(nn.Module):
+    """A tiny staged classifier (stages + head), independent of workbench.nn, for exact checks."""
+
+    def __init__(self, dims=(6, 5, 4), classes: int = 3, affine_only: bool = False, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        layers = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers.append(nn.Linear(a, b) if affine_only else nn.Sequential(nn.Linear(a, b), nn.Tanh()))
+        self.stages = nn.ModuleList(layers)
+        self.head = nn.Linear(dims[-1], classes)
+
+    def forward(self, x):
+        h = x
+        for s in self.stages:
+            h = s(h)
+        return self.head(h)
+
+
+def g(seed=0):
+    return torch.Generator().manual_seed(seed)
