@@ -166,6 +166,8 @@ class RunContext:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
+        if self.device.type == "cuda":  # batch statistics over the global batch (SyncBatchNorm is CUDA-only)
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return DistributedDataParallel(model, device_ids=ids)
 
     def autocast(self) -> contextlib.AbstractContextManager:
