@@ -334,7 +334,8 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
     from . import runs as runs_api
 
     exp = get(experiment) if isinstance(experiment, str) else experiment
-    store = store or runs_api.store()
+    if store is None and (resume is not None or int(os.environ.get("RANK", "0")) == 0):
+        store = runs_api.store()  # under torchrun only rank 0 writes; the others open it only to resume
     resume_state = None
     if resume is not None:
         record = store.get(resume)

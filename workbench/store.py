@@ -98,9 +98,16 @@ class Store:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")
+            for attempt in range(600):  # switching a new database to WAL ignores the busy timeout: retry
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) or attempt == 599:
+                        raise
+                    time.sleep(0.05)
+            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 

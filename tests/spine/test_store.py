@@ -180,3 +180,23 @@ def test_python_api_list_filter_compare_export_delete(tmp_path):
     assert list(runs.list(store=st).id) == [b] and not (st.home / "artifacts" / a).exists()
     with pytest.raises(KeyError):
         runs.get(a, store=st)
+
+
+OPENER = """
+import sys, time
+from workbench.store import Store
+while time.time() < float(sys.argv[2]):
+    pass
+st = Store(sys.argv[1])
+st.finish(st.create_run("toy", {}), "completed")
+"""
+
+
+def test_many_processes_creating_one_new_store_at_once(tmp_path):
+    """Switching a fresh database to WAL ignores SQLite's busy timeout; the store retries (torchrun ranks)."""
+    home, start = tmp_path / "fresh", time.time() + 2.0
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(home), str(start)], stderr=subprocess.PIPE)
+             for _ in range(12)]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert len(Store(home).runs(status="completed")) == 12
