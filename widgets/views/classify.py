@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import view
-from .common import curves, stored, table
+from .common import curves, from_stored, reliability_figure, stored, table
 
 
 @view("classify", "test accuracy and calibration")
@@ -53,32 +53,7 @@ def per_class(run_id: str) -> Any:
     return fig
 
 
-@view("classify", "reliability diagram")
-def reliability(run_id: str) -> Any:
-    """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
-    import plotly.graph_objects as go
-
-    rows = stored(run_id, "reliability")
-    if rows is None:
-        return None
-    df = table(rows)
-    df = df[df["count"] > 0]
-    mid = (df["bin_low"] + df["bin_high"]) / 2
-    width = (df["bin_high"] - df["bin_low"]).to_numpy()
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=mid, y=df["accuracy"], width=width, name="accuracy", marker={"color": "#1f77b4"},
-                         customdata=df["count"], hovertemplate="conf %{x:.2f}: acc %{y:.2f} (n=%{customdata})"
-                         "<extra></extra>"))
-    fig.add_trace(go.Scatter(x=df["confidence"], y=df["confidence"], mode="markers", name="mean confidence",
-                             marker={"color": "#d62728"}))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                             line={"dash": "dash", "color": "#777"}))
-    total = df["count"].sum()
-    ece = float((df["count"] / total * (df["accuracy"] - df["confidence"]).abs()).sum()) if total else float("nan")
-    fig.update_layout(title={"text": f"reliability diagram (ECE {ece:.3f})"}, height=360,
-                      xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
-                      yaxis={"title": {"text": "accuracy"}, "range": [0, 1]})
-    return fig
+view("classify", "reliability diagram")(from_stored("reliability", reliability_figure))
 
 
 def _class_names(run_id: str, k: int) -> list[str]:

@@ -13,6 +13,9 @@ def stored(run_id: str, name: str) -> Any | None:
     return runs.artifact(run_id, name)
 
 
+COLOURS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
 def from_stored(name: str, figure: Callable[..., Any], **kwargs: Any) -> Callable[[str], Any]:
     """A view that draws ``figure(artifact, **kwargs)`` from the run's artifact ``name``, or ``None`` before it exists."""
 
@@ -44,3 +47,32 @@ def curves(run_id: str, names: Iterable[str], title: str = "", log_y: bool = Fal
     series.add_frame(run_id[9:] if len(run_id) > 16 else run_id, frame)
     return static_figure(series, metrics=[n for n in names if n in series.metrics], title=title, log_y=log_y,
                          cols=len(series.metrics))
+
+
+def reliability_figure(reliability_rows: Any, title: str = "reliability diagram") -> Any:
+    """Accuracy against mean confidence per confidence bin, one line per ``variant`` (if the table has that
+    column), the ECE of each from its bins (Σ n_b/N·|acc_b − conf_b|) in the legend, and in the title for one."""
+    import plotly.graph_objects as go
+
+    df = table(reliability_rows)
+    if "variant" not in df:
+        df = df.assign(variant="model")
+    variants = list(dict.fromkeys(df["variant"]))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line={"dash": "dash", "color": "#777"}))
+    eces = []
+    for i, v in enumerate(variants):
+        d = df[(df["variant"] == v) & (df["count"] > 0)]
+        total = d["count"].sum()
+        ece = float((d["count"] / total * (d["accuracy"] - d["confidence"]).abs()).sum()) if total else float("nan")
+        eces.append(ece)
+        fig.add_trace(go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", name=f"{v} (ECE {ece:.3f})",
+                                 line={"color": COLOURS[i % len(COLOURS)]}, customdata=d["count"],
+                                 hovertemplate="conf %{x:.2f}: acc %{y:.2f} (n=%{customdata})<extra></extra>"))
+    if len(variants) == 1:
+        title = f"{title} (ECE {eces[0]:.3f})"
+    fig.update_layout(title={"text": title}, height=380,
+                      xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
+                      yaxis={"title": {"text": "accuracy"}, "range": [0, 1]})
+    return fig

@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 
 from . import view
-from .common import curves, from_stored, table
+from .common import COLOURS, curves, from_stored, reliability_figure, table
 
 METHODS = ("nfm", "noisymix", "robustness_compare")
-_COLOURS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
 def _colour(i: int) -> str:
-    return _COLOURS[i % len(_COLOURS)]
+    return COLOURS[i % len(COLOURS)]
 
 
 # ---------------------------------------------------------------- pure figure builders
@@ -83,27 +82,6 @@ def noise_curves_figure(noise_curves: Any) -> Any:
         fig.update_xaxes(title_text="σ" if kind == "white_noise" else "fraction of pixels", row=1, col=j + 1)
     fig.update_yaxes(title_text="test accuracy", row=1, col=1)
     fig.update_layout(title={"text": "accuracy as test-time noise grows"}, height=380)
-    return fig
-
-
-def reliability_figure(reliability_rows: Any) -> Any:
-    """Reliability diagram: accuracy against mean confidence per bin, one line per recipe (ECE in the legend)."""
-    import plotly.graph_objects as go
-
-    df = table(reliability_rows)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                             line={"dash": "dash", "color": "#777"}))
-    for i, v in enumerate(dict.fromkeys(df["variant"])):
-        d = df[(df["variant"] == v) & (df["count"] > 0)]
-        total = d["count"].sum()
-        ece = float((d["count"] / total * (d["accuracy"] - d["confidence"]).abs()).sum()) if total else float("nan")
-        fig.add_trace(go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", name=f"{v} (ECE {ece:.3f})",
-                                 line={"color": _colour(i)}, customdata=d["count"],
-                                 hovertemplate="conf %{x:.2f}: acc %{y:.2f} (n=%{customdata})<extra></extra>"))
-    fig.update_layout(title={"text": "reliability diagram (15 bins, clean test set)"}, height=400,
-                      xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
-                      yaxis={"title": {"text": "accuracy"}, "range": [0, 1]})
     return fig
 
 
@@ -250,7 +228,8 @@ def _views_for(method: str) -> None:
     view(method, "accuracy vs noise level")(from_stored("noise_curves", noise_curves_figure))
     view(method, "robustness heatmap")(from_stored("corruption_table", heatmap_figure))
     view(method, "robustness vs baseline", key=False)(from_stored("corruption_table", heatmap_figure, baseline="baseline"))
-    view(method, "reliability diagram")(from_stored("reliability", reliability_figure))
+    view(method, "reliability diagram")(from_stored("reliability", reliability_figure,
+                                                          title="reliability diagram (15 bins, clean test set)"))
     view(method, "decision boundaries")(from_stored("decision_boundary", decision_boundary_figure))
 
     @view(method, "test accuracy during training", key=False)
