@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from workbench.kto import toyworld as W  # noqa: E402
-from workbench.kto.train import Settings, kto_step, tokenise_unpaired  # noqa: E402
+from workbench.kto.train import LossParams, kto_step, tokenise_unpaired  # noqa: E402
 from workbench.lm import CausalLM, TinyLM  # noqa: E402
 
 
@@ -50,7 +50,7 @@ class WorkbenchStep:
         self.tokens = sum(len(p) + len(c) for p, c in zip(self.data.prompt_ids, self.data.completion_ids))
 
     def __call__(self) -> None:
-        loss, _, _ = kto_step(self.policy, self.reference, self.data, self.idx, Settings())
+        loss, _, _ = kto_step(self.policy, self.reference, self.data, self.idx, LossParams.bind())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

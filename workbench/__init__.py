@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .params import Config, ConfigError, Param
+from typing import TYPE_CHECKING
+
+from .params import Config, ConfigError, Param, ParamGroup
 from .registry import Experiment, experiments, get, register
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import RunContext
+
 __version__ = "0.1.0"
-__all__ = ["Config", "ConfigError", "Param", "Experiment", "experiments", "get", "register", "run", "runs",
-           "Control", "__version__"]
+__all__ = ["Config", "ConfigError", "Param", "ParamGroup", "Experiment", "experiments", "get", "register", "run",
+           "runs", "Control", "RunContext", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # torch and pandas load on first use, not on `import workbench`
@@ -22,6 +27,8 @@ def __getattr__(name: str) -> Any:  # torch and pandas load on first use, not on
 
     if name in ("run", "Control", "RunResult"):
         return getattr(importlib.import_module("workbench.engine"), name)
+    if name == "RunContext":
+        return importlib.import_module("workbench.context").RunContext
     if name in ("runs", "engine", "store", "data", "nn", "metrics"):
         return importlib.import_module(f"workbench.{name}")
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -9,6 +9,11 @@ A method declares its parameters once, as class attributes of a :class:`Config` 
 ``NFMConfig(alpha=2.0)`` validates every value and raises one :class:`ConfigError` naming the
 parameter, the value and the allowed range. Configs are immutable; ``cfg.replace(**kv)`` makes a
 new validated one, ``cfg.to_dict()`` / ``Cfg.from_dict(d)`` round-trip through JSON.
+
+Reusable blocks of parameters are :class:`ParamGroup` subclasses that a config composes by inheritance
+(``class NFMConfig(MixingParams, OptimParams, Config)``); each parameter remembers its group, so forms show
+it as a section. ``multiple=True`` declares a multi-choice parameter (a tuple of choices; checkboxes in a
+form, comma-separated on a command line); ``soft=(lo, hi)`` gives a slider's range inside wider hard ``bounds``.
 """
 from __future__ import annotations
 
@@ -38,6 +43,9 @@ class Param:
     doc: one line, shown as tooltip and ``--help``.
     log: a slider on a log scale (learning rates, temperatures).
     step: slider increment for floats.
+    soft: the (low, high) range a slider shows; values outside it but within ``bounds`` stay valid.
+    multiple: a multi-choice parameter: the value is a tuple of ``choices`` (a comma-separated string is accepted).
+    group: the :class:`ParamGroup` (or config) that declared it; forms show one section per group.
     """
 
     default: Any
@@ -48,16 +56,47 @@ class Param:
     log: bool = False
     step: float | None = None
     type: type | None = None
+    soft: tuple[float, float] | None = None
+    multiple: bool = False
     name: str = field(default="", compare=False)
+    group: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.multiple:
+            if not self.choices:
+                raise TypeError("Param(multiple=True) needs choices")
+            object.__setattr__(self, "default", tuple(self.default))
+        if self.soft is not None and self.bounds is not None:
+            lo, hi = self.bounds
+            if (lo is not None and self.soft[0] < lo) or (hi is not None and self.soft[1] > hi):
+                raise TypeError(f"Param soft range {self.soft} must lie within bounds {self.bounds}")
 
     @property
     def kind(self) -> type:
+        if self.multiple:
+            return tuple
         if self.type is not None:
             return self.type
         return type(self.default)
 
+    @property
+    def slider_range(self) -> tuple[float | None, float | None]:
+        """The range a slider shows: ``soft`` when declared, else ``bounds`` (``(None, None)`` when unbounded)."""
+        if self.soft is not None:
+            return self.soft
+        return self.bounds if self.bounds is not None else (None, None)
+
     def coerce(self, value: Any) -> Any:
         """Turn strings from a command line or a magic into the declared type."""
+        if self.multiple:
+            if isinstance(value, str):
+                text = value.strip()
+                if text.lower() == "all":
+                    return tuple(self.choices or ())
+                return tuple(v.strip() for v in text.split(",") if v.strip())
+            if isinstance(value, (list, tuple, set, frozenset)):
+                return tuple(value)
+            return value
         kind = self.kind
         if isinstance(value, str) and kind is not str:
             text = value.strip()
@@ -85,18 +124,37 @@ class Param:
             return int(value)
         return value
 
-    def _allowed(self) -> str:
+    def allowed(self) -> str:
+        """What is allowed, in words: ``"a, b"``, ``"one or more of a, b"``, ``"[0, inf]"`` or ``""``
+        (the one place this text is built: errors, ``--help``, magics and forms all use it)."""
         if self.choices is not None:
-            return f"; allowed: {', '.join(map(str, self.choices))}"
+            return ("one or more of " if self.multiple else "") + ", ".join(map(str, self.choices))
         if self.bounds is not None:
             lo, hi = self.bounds
-            return f"; allowed range [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+            return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         return ""
+
+    def _allowed(self) -> str:
+        text = self.allowed()
+        if not text:
+            return ""
+        return f"; allowed: {text}" if self.choices is not None else f"; allowed range {text}"
 
     def validate(self, value: Any) -> Any:
         """Coerce and check one value; raise :class:`ConfigError` naming the parameter and the allowed range."""
         value = self.coerce(value)
         kind = self.kind
+        if self.multiple:
+            if not isinstance(value, tuple) or not value:
+                raise ConfigError(f"parameter '{self.name}' = {value!r} must name at least one choice{self._allowed()}",
+                                  self.name)
+            bad = [v for v in value if v not in (self.choices or ())]
+            if bad:
+                raise ConfigError(f"parameter '{self.name}': {', '.join(map(repr, bad))} not allowed{self._allowed()}",
+                                  self.name)
+            if len(set(value)) != len(value):
+                raise ConfigError(f"parameter '{self.name}' = {value!r} names a choice twice", self.name)
+            return value
         if kind is bool:
             ok = isinstance(value, bool)
         elif kind in (int, float):
@@ -122,6 +180,57 @@ class Param:
         return value
 
 
+class ParamGroup:
+    """A reusable block of declared parameters (optimisation, mixing, data...) that configs compose::
+
+        class OptimParams(ParamGroup):
+            lr: float = Param(0.05, bounds=(1e-6, 10.0), log=True, doc="peak learning rate")
+
+        class MyConfig(OptimParams, Config): ...
+
+    Each parameter records the group's ``title`` (default: the class name without ``Params``), so forms and
+    ``--help`` show it in its section. ``OptimParams.bind(cfg, lr=0.1)`` gives the group's validated values on
+    their own (from any object that has them, e.g. a config, then overrides), for code that needs only them.
+    """
+
+    title: ClassVar[str] = ""
+
+    @classmethod
+    def group_params(cls) -> dict[str, Param]:
+        """The parameters declared by this group (and the groups it derives from)."""
+        out: dict[str, Param] = {}
+        for klass in reversed(cls.__mro__):
+            if issubclass(klass, ParamGroup) and not issubclass(klass, Config):
+                out.update({k: v for k, v in vars(klass).items() if isinstance(v, Param)})
+        return out
+
+    @classmethod
+    def bind(cls, source: Any = None, **values: Any) -> Any:
+        """An instance of the group holding validated values: ``values``, else ``source``'s, else the defaults."""
+        params = cls.group_params()
+        unknown = sorted(set(values) - set(params))
+        if unknown:
+            raise ConfigError(f"unknown parameter {unknown[0]!r} for {cls.__name__}; known: {', '.join(params)}",
+                              unknown[0])
+        obj = object.__new__(cls)
+        for name, param in params.items():
+            value = values[name] if name in values else getattr(source, name, param.default)
+            object.__setattr__(obj, name, param.validate(value))
+        return obj
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.group_params())})"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if issubclass(cls, Config):
+            return
+        title = vars(cls).get("title") or cls.__name__.removesuffix("Params") or cls.__name__
+        for key, value in list(vars(cls).items()):
+            if isinstance(value, Param):
+                setattr(cls, key, Param(**{**value.__dict__, "name": key, "group": value.group or title}))
+
+
 class Config:
     """Base class of every experiment's configuration (the engine's own parameters live here).
 
@@ -143,7 +252,8 @@ class Config:
         for klass in reversed(cls.__mro__):
             for key, value in vars(klass).items():
                 if isinstance(value, Param):
-                    params[key] = value if value.name == key else _named(value, key)
+                    group = value.group or ("engine" if klass is Config else "")
+                    params[key] = value if (value.name, value.group) == (key, group) else _named(value, key, group)
         cls._params = params
         for key, value in params.items():
             setattr(cls, key, value)
@@ -175,7 +285,17 @@ class Config:
         return type(self)(**{**self.to_dict(), **values})
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in type(self).params()}
+        """Plain values (multi-choice tuples as lists, so the dict round-trips through JSON)."""
+        return {key: list(v) if isinstance(v, tuple) else v for key, v in
+                ((key, getattr(self, key)) for key in type(self).params())}
+
+    @classmethod
+    def groups(cls) -> dict[str, list[str]]:
+        """Parameter names by group title, in declaration order (``""``: the config's own, ``"engine"``: the base's)."""
+        out: dict[str, list[str]] = {}
+        for name, param in cls.params().items():
+            out.setdefault(param.group, []).append(name)
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], strict: bool = True) -> "Config":
@@ -197,8 +317,8 @@ class Config:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
 
-def _named(param: Param, name: str) -> Param:
-    return Param(**{**param.__dict__, "name": name})
+def _named(param: Param, name: str, group: str = "") -> Param:
+    return Param(**{**param.__dict__, "name": name, "group": group})
 
 
 def parse_assignments(text: str) -> dict[str, Any]:

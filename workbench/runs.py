@@ -15,15 +15,13 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .store import Store
+from .store import Store, default_home
 
 _STORES: dict[str, Store] = {}
 
 
 def store(home: str | Path | None = None) -> Store:
     """The (cached) store at ``home`` or at ``$WORKBENCH_HOME``."""
-    from .store import default_home
-
     key = str(Path(home if home is not None else default_home()).resolve())
     if key not in _STORES:
         _STORES[key] = Store(key)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TIMEOUT = 30.0
 STATUSES = ("running", "completed", "stopped", "failed", "crashed")
@@ -57,6 +57,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN world_size INTEGER NOT NULL DEFAULT 1;
+    """,
+    # v3: smoke runs are labelled (their claims are not evaluated); a failed run keeps its full traceback
+    # beside its one-line error.
+    """
+    ALTER TABLE runs ADD COLUMN smoke INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN traceback TEXT;
     """,
 ]
 
@@ -142,16 +148,17 @@ class Store:
             raise
 
     # -- runs ---------------------------------------------------------------------------------
-    def create_run(self, method: str, config: dict[str, Any], *, device: str = "cpu", world_size: int = 1) -> str:
+    def create_run(self, method: str, config: dict[str, Any], *, device: str = "cpu", world_size: int = 1,
+                   smoke: bool = False) -> str:
         from . import __version__
 
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         now = time.time()
         self._write(
             "INSERT INTO runs (id, method, config, seed, device, version, git_commit, status, host, pid,"
-            " created_at, heartbeat_at, world_size) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " created_at, heartbeat_at, world_size, smoke) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, method, json.dumps(config), config.get("seed"), device, __version__, _git_commit(),
-             "running", _HOST, os.getpid(), now, now, world_size),
+             "running", _HOST, os.getpid(), now, now, world_size, int(bool(smoke))),
         )
         return run_id
 
@@ -447,6 +454,8 @@ def _run_record(row: sqlite3.Row) -> dict[str, Any]:
     rec = dict(row)
     rec["config"] = json.loads(rec["config"] or "{}")
     rec["summary"] = json.loads(rec["summary"] or "{}") if rec.get("summary") else {}
+    if "smoke" in rec:
+        rec["smoke"] = bool(rec["smoke"])
     return rec
 
 

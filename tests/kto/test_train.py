@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from workbench.kto import toyworld as W
-from workbench.kto.train import (METHODS, Settings, kto_step, method_step, tokenise_paired, tokenise_unpaired)
+from workbench.kto.train import (METHODS, LossParams, kto_step, method_step, tokenise_paired, tokenise_unpaired)
 from workbench.lm import TinyLM
 
 PROMPTS = ["<food>", "<movie>", "<hotel>", "<phone>", "<food>", "<movie>"]
@@ -30,7 +30,7 @@ def data(lm):
 def test_kto_step_at_reference_is_half_lambda(models):
     ref, pol = models
     un, _ = data(ref)
-    s = Settings(beta=0.3, desirable_weight=1.5, undesirable_weight=0.8)
+    s = LossParams.bind(beta=0.3, desirable_weight=1.5, undesirable_weight=0.8)
     loss, metrics, losses = kto_step(pol, ref, un, range(6), s)
     expected = torch.tensor([0.75 if d else 0.4 for d in LABELS])
     assert torch.equal(losses, expected)
@@ -42,7 +42,7 @@ def test_kto_step_refuses_batch_of_one(models):
     ref, pol = models
     un, _ = data(ref)
     with pytest.raises(ValueError, match="batch_size"):
-        kto_step(pol, ref, un, [0], Settings())
+        kto_step(pol, ref, un, [0], LossParams.bind())
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -53,15 +53,15 @@ def test_every_method_steps_and_moves_the_policy(models, method):
     head = nn.Linear(32, 1)
     opt = torch.optim.Adam(list(pol.parameters()) + list(head.parameters()), lr=1e-2)
     idx = [0, 1, 2] if method in ("dpo", "cdpo", "ipo", "slic") else ([0, 2, 5] if method == "sft" else range(6))
-    first, metrics, _ = method_step(method, pol, ref, un, pairs, list(idx), Settings(), head)
+    first, metrics, _ = method_step(method, pol, ref, un, pairs, list(idx), LossParams.bind(), head)
     assert torch.isfinite(first) and first.requires_grad
     assert {"loss", "rewards/chosen", "logps/chosen"} <= set(metrics)
     for _ in range(5):
-        loss, _, _ = method_step(method, pol, ref, un, pairs, list(idx), Settings(), head)
+        loss, _, _ = method_step(method, pol, ref, un, pairs, list(idx), LossParams.bind(), head)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after, metrics, _ = method_step(method, pol, ref, un, pairs, list(idx), Settings(), head)
+    after, metrics, _ = method_step(method, pol, ref, un, pairs, list(idx), LossParams.bind(), head)
     if "rewards/margins" in metrics and method != "csft":  # desirable completions gained likelihood against undesirable ones
         assert metrics["rewards/margins"] > 0
     if method != "ppo_offline":  # PPO's surrogate moves with its value head; the margin is the check
@@ -78,7 +78,7 @@ def test_hf_backend_kto_steps(tmp_path):
     pol = copy.deepcopy(ref)
     un, _ = data(ref)
     opt = torch.optim.Adam(pol.parameters(), lr=1e-2)
-    s = Settings(beta=0.5)
+    s = LossParams.bind(beta=0.5)
     losses_seen = []
     for step in range(4):
         loss, metrics, losses = kto_step(pol, ref, un, range(6), s)

@@ -5,7 +5,7 @@ import pandas as pd
 
 import workbench
 from workbench import runs
-from workbench.robustness.experiment import ALL_RECIPES
+from workbench.robustness_compare.experiment import ALL_RECIPES
 
 
 def test_compare_smoke():
@@ -14,8 +14,15 @@ def test_compare_smoke():
     summary = pd.DataFrame(runs.artifact(res.run_id, "summary")).to_dict("records")
     assert [r["variant"] for r in summary] == list(ALL_RECIPES)
     claims = runs.claims(res.run_id)
-    assert len(claims) == 3  # noise, ECE, clean (corruption_set='noise' in smoke: no mean corruption accuracy)
-    assert all(isinstance(c["holds"], bool) for c in claims)
+    # NFM: noise, clean; NoisyMix: ECE, clean (corruption_set='noise' in smoke: no mean corruption accuracy)
+    assert [c["claim"].split(":")[0] for c in claims] == [
+        "NFM keeps the highest accuracy as test-time noise grows", "nfm", "The stability (JSD) loss lowers ECE",
+        "noisymix"]
+    assert all(c["holds"] is None and c["detail"].startswith("not evaluated (smoke run)") for c in claims)
+    assert runs.get(res.run_id)["smoke"] is True
+    assert runs.artifact(res.run_id, "augmix_preview")["names"][-1] == "AugMix"
+    preview = runs.artifact(res.run_id, "corruption_preview")
+    assert len(preview["images"]) == len(preview["names"]) and preview["names"][0] == "clean"
 
 
 def test_resume_after_stop_gives_the_same_numbers():

@@ -152,12 +152,15 @@ def test_device_choice():
             resolve_device("cuda")
 
 
-def test_generators_are_independent_streams():
+def test_generators_are_named_streams():
     cfg = toy.ToyConfig(seed=1)
     ctx = RunContext(cfg, device=torch.device("cpu"), store=None, run_id=None, writer=None, control=Control())
     a = torch.rand(3, generator=ctx.generator("a"))
-    assert torch.equal(a, torch.rand(3, generator=ctx.generator("a")))
+    assert ctx.generator("a") is ctx.generator("a")  # one stream per name, continued
+    assert not torch.equal(a, torch.rand(3, generator=ctx.generator("a")))
     assert not torch.equal(a, torch.rand(3, generator=ctx.generator("b")))
+    again = RunContext(cfg, device=torch.device("cpu"), store=None, run_id=None, writer=None, control=Control())
+    assert torch.equal(a, torch.rand(3, generator=again.generator("a")))  # seeded by the run's seed and the name
 
 
 def test_log_guard_only_on_losses():

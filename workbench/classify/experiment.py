@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..context import RunContext
 from ..params import Config, ConfigError, Param
 from ..registry import Experiment, register
 from .augment import Augmenter
@@ -67,17 +68,7 @@ def build(cfg: ClassifyConfig, in_shape: tuple[int, ...], num_classes: int) -> t
     return build_model(cfg.arch, in_shape, num_classes, width=cfg.width, dropout=cfg.dropout, **extra)
 
 
-def _global_mean(value: torch.Tensor, world_size: int) -> float:
-    if world_size > 1:
-        import torch.distributed as dist
-
-        value = value.detach().clone()
-        dist.all_reduce(value)
-        value /= world_size
-    return value.item()
-
-
-def run(cfg: ClassifyConfig, ctx: Any) -> dict[str, Any]:
+def run(cfg: ClassifyConfig, ctx: RunContext) -> dict[str, Any]:
     """Train and evaluate (see the module docstring)."""
     from .. import data, metrics
 
@@ -122,8 +113,8 @@ def run(cfg: ClassifyConfig, ctx: Any) -> dict[str, Any]:
         opt.step()
         sched.step()
         acc = (logits.argmax(1) == yb).float().mean()
-        ctx.log(step, **{"train/loss": _global_mean(loss, ctx.world_size),
-                         "train/accuracy": _global_mean(acc, ctx.world_size),
+        ctx.log(step, **{"train/loss": float(ctx.all_reduce_mean(loss)),
+                         "train/accuracy": float(ctx.all_reduce_mean(acc)),
                          "train/lr": lr_now})
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             ev = evaluate(step)
@@ -141,10 +132,12 @@ def run(cfg: ClassifyConfig, ctx: Any) -> dict[str, Any]:
     ctx.artifact("reliability", metrics.reliability(ev.probs, ev.labels, n_bins=15))
     summary = {"test/accuracy": ev.accuracy, "test/ece": ev.ece, "test/nll": ev.nll,
                "train/loss": ctx.last.get("train/loss", float("nan")), "params": sum(p.numel() for p in net.parameters())}
-    if cfg.dataset == "digits" and not ctx.smoke and cfg.steps >= ClassifyConfig.params()["steps"].default:
+    if cfg.dataset == "digits":
+        full = cfg.steps >= ClassifyConfig.params()["steps"].default
         ctx.claim("the default classifier reaches at least 95% test accuracy on digits",
-                  measured=round(ev.accuracy, 4), holds=ev.accuracy >= 0.95,
-                  detail=f"{cfg.arch} width {cfg.width}, {cfg.steps} steps of {cfg.optimizer}")
+                  measured=round(ev.accuracy, 4), holds=ev.accuracy >= 0.95 if full else None,
+                  detail=f"{cfg.arch} width {cfg.width}, {cfg.steps} steps of {cfg.optimizer}"
+                         + ("" if full else "; not evaluated: fewer steps than the default"))
     return summary
 
 
@@ -157,4 +150,6 @@ EXPERIMENT = register(Experiment(
     smoke={"steps": 4, "eval_every": 2, "batch_size": 32, "width": 8},
     demo={},
     key_metrics=("train/loss", "test/accuracy", "test/ece"),
+    distributed=True,
+    ddp_smoke={"arch": "mlp", "augment": False},  # BN-free: batch statistics are per rank on CPU
 ))

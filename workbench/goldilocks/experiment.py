@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from workbench.context import RunContext
 from workbench.params import Config, ConfigError, Param
 from workbench.registry import Experiment, register
 
@@ -32,7 +33,7 @@ class GoldilocksConfig(Config):
     dataset: str = Param("digits", choices=("digits", "fashion_mnist", "mnist", "cifar10"), doc="image data set")
     selection: str = Param("rho_loss", choices=SELECTIONS,
                            doc="selection method; compare: every method in 'methods' with the same seed, then replay")
-    methods: str = Param("all", doc="comma-separated methods run by selection=compare ('all': " + ", ".join(METHODS) + ")")
+    methods: tuple = Param(METHODS, choices=METHODS, multiple=True, doc="methods run by selection=compare")
     steps: int = Param(1000, bounds=(1, 1_000_000), unit="steps", doc="gradient steps of the target model")
     large_batch: int = Param(320, bounds=(1, 1_000_000), unit="points", doc="n_B: candidates scored per step")
     percent_train: float = Param(0.1, bounds=(0.001, 1.0), doc="n_b = ceil(percent_train · n_B) points trained on per step")
@@ -71,18 +72,7 @@ class GoldilocksConfig(Config):
         """n_b = ⌈percent_train · n_B⌉."""
         return max(1, math.ceil(self.percent_train * self.large_batch - 1e-9))
 
-    def method_list(self) -> list[str]:
-        if self.methods.strip() == "all":
-            return list(METHODS)
-        names = [m.strip() for m in self.methods.split(",") if m.strip()]
-        unknown = [m for m in names if m not in METHODS]
-        if unknown or not names:
-            raise ConfigError(f"parameter 'methods' = {self.methods!r}: unknown {unknown}; allowed: all or a comma-"
-                              f"separated list of {', '.join(METHODS)}", "methods")
-        return list(dict.fromkeys(names))
-
     def check(self) -> None:
-        self.method_list()
         if self.selection == "replay" and not self.replay_run:
             raise ConfigError("selection = 'replay' needs parameter 'replay_run' (the id of a finished run)", "replay_run")
 
@@ -99,7 +89,7 @@ def _suffix(replicate: int) -> str:
     return "" if replicate == 0 else f"@{replicate}"
 
 
-def prepare(cfg: GoldilocksConfig, ctx: Any, replicate: int = 0) -> TrainingData:
+def prepare(cfg: GoldilocksConfig, ctx: RunContext, replicate: int = 0) -> TrainingData:
     """Load the splits, corrupt the labels, train the irreducible-loss model and tabulate its losses.
 
     Replicate r uses seed ``cfg.seed + r`` for the holdout split, the noise, the models and the batches.
@@ -148,14 +138,13 @@ def _selector(cfg: GoldilocksConfig, name: str, sequence=None):
                          mc_samples=cfg.mc_samples, dropout=cfg.mc_dropout, sequence=sequence, cycle=True)
 
 
-def _recorded_sequence(run_id: str, method: str) -> torch.Tensor:
-    from workbench import runs
-
+def _recorded_sequence(ctx: RunContext, run_id: str, method: str) -> torch.Tensor:
     try:
-        seq = runs.artifact(run_id, f"selected/{method}")
-    except KeyError:
-        raise ConfigError(f"parameter 'replay_run' = {run_id!r}: that run has no recorded selection of "
-                          f"{method!r} (artifact 'selected/{method}')", "replay_run") from None
+        seq = ctx.read_run(run_id).artifact(f"selected/{method}")
+    except KeyError as err:
+        raise ConfigError(f"parameter 'replay_run' = {run_id!r}: {err.args[0] if err.args else err}; a finished run "
+                          f"with a recorded selection of {method!r} (artifact 'selected/{method}') is needed",
+                          "replay_run") from None
     return torch.as_tensor(seq, dtype=torch.long)
 
 
@@ -168,8 +157,8 @@ def _summary(label: str, rec: MethodRecord) -> dict[str, float]:
     }
 
 
-def run(cfg: GoldilocksConfig, ctx: Any) -> dict[str, float]:
-    sequence = _recorded_sequence(cfg.replay_run, cfg.replay_method) if cfg.selection == "replay" else None
+def run(cfg: GoldilocksConfig, ctx: RunContext) -> dict[str, float]:
+    sequence = _recorded_sequence(ctx, cfg.replay_run, cfg.replay_method) if cfg.selection == "replay" else None
     data = prepare(cfg, ctx)
     shape, k = tuple(data.x.shape[1:]), data.num_classes
     if cfg.selection == "compare":
@@ -190,10 +179,10 @@ def run(cfg: GoldilocksConfig, ctx: Any) -> dict[str, float]:
     return out
 
 
-def _compare_once(cfg: GoldilocksConfig, ctx: Any, data: TrainingData, replicate: int) -> tuple[list[dict], dict]:
+def _compare_once(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData, replicate: int) -> tuple[list[dict], dict]:
     """One replicate: every method, then rho_loss's selection replayed on ``replay_arch`` against uniform there."""
     shape, k, sfx, seed = tuple(data.x.shape[1:]), data.num_classes, _suffix(replicate), cfg.seed + replicate
-    methods = cfg.method_list()
+    methods = list(cfg.methods)
     if "uniform" not in methods:
         methods = ["uniform"] + methods
     records: dict[str, MethodRecord] = {}
@@ -223,7 +212,7 @@ def _compare_once(cfg: GoldilocksConfig, ctx: Any, data: TrainingData, replicate
     return rows, records
 
 
-def compare(cfg: GoldilocksConfig, ctx: Any, data: TrainingData) -> dict[str, float]:
+def compare(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData) -> dict[str, float]:
     """``cfg.seeds`` independent replicates of the comparison; speedups and claims use the median over them."""
     rows, records = _compare_once(cfg, ctx, data, 0)
     for r in range(1, cfg.seeds):
@@ -274,7 +263,7 @@ def _steps(row: dict) -> str:
     return "never" if math.isinf(v) or math.isnan(v) else f"{v:.0f}"
 
 
-def _claims(cfg: GoldilocksConfig, ctx: Any, by: dict[str, list[dict]]) -> None:
+def _claims(cfg: GoldilocksConfig, ctx: RunContext, by: dict[str, list[dict]]) -> None:
     noise_rate = sum(r["noise_rate"] for r in by["uniform"]) / len(by["uniform"])
     setting = (f"{cfg.dataset}, {cfg.noise} noise {noise_rate:.0%}, {cfg.steps} steps, n_B={cfg.large_batch}, "
                f"n_b={cfg.small_batch}, target {cfg.arch} (width {cfg.width}), irreducible {cfg.il_arch} "
@@ -316,4 +305,6 @@ EXPERIMENT = register(Experiment(
            "width": 16, "il_width": 8, "replay_width": 4, "mc_samples": 2, "gallery_size": 4, "selection": "compare"},
     demo={"selection": "compare", "steps": 300, "eval_every": 10, "noise_rate": 0.1, "seeds": 2, "mc_samples": 5},
     key_metrics=("*/test/accuracy", "*/select/corrupted_share"),
+    distributed_note="RHO-LOSS would score and select from each rank's shard of the candidate batch, not from the "
+                     "global batch the paper's selection needs",
 ))

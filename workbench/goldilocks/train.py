@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench.context import RunContext
+
 from .irreducible import IrreducibleLossTable
 from .scores import per_point_loss
 from .selection import Candidates, Selection, Selector
@@ -78,19 +80,6 @@ class MethodRecord:
             setattr(self, k, list(v) if isinstance(v, list) else v)
 
 
-class _GeneratorState:
-    """Makes a torch.Generator checkpointable (state_dict / load_state_dict) so a resumed run samples the same."""
-
-    def __init__(self, gen: torch.Generator) -> None:
-        self.gen = gen
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"state": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.gen.set_state(state["state"])
-
-
 def _image_rows(x: Tensor) -> list:
     """An image tensor C×H×W in [0, 1] as nested uint8 lists (H×W for grey, H×W×C for colour)."""
     img = (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
@@ -125,7 +114,7 @@ def _histogram(all_scores: list[Tensor], sel_scores: list[Tensor], step: int, bi
 
 
 def train_method(
-    ctx: Any,
+    ctx: RunContext,
     cfg: Any,
     label: str,
     selector: Selector,
@@ -148,8 +137,7 @@ def train_method(
         ctx.track(**{f"il_model_{label}": il_model, f"il_opt_{label}": il_opt})
     # the same candidate draws for every method of one replicate
     candidates = ctx.batches(len(data), cfg.large_batch, name="candidates" + ("" if replicate == 0 else f"@{replicate}"))
-    gen = ctx.generator(f"select/{label}")
-    ctx.track(**{f"generator_{label}": _GeneratorState(gen)})
+    gen = ctx.generator(f"select/{label}")  # checkpointed by the context
     cand_scores: list[Tensor] = []
     sel_scores: list[Tensor] = []
     for step in ctx.steps(cfg.steps, phase=f"train {label}"):
@@ -206,7 +194,7 @@ def train_method(
     return rec
 
 
-def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor, ctx: Any) -> Tensor:
+def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor, ctx: RunContext) -> Tensor:
     """One optimiser step of ``model`` on the batch's cross-entropy (under the run's autocast); returns the loss."""
     model.train()
     with ctx.autocast():
@@ -218,7 +206,8 @@ def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, xb: Tensor, yb: Tens
 
 
 @torch.no_grad()
-def _view_before_update(model, cand: Candidates, sel: Selection, data: TrainingData, il_model, ctx) -> dict[str, Any]:
+def _view_before_update(model: nn.Module, cand: Candidates, sel: Selection, data: TrainingData, il_model: nn.Module | None,
+                        ctx: RunContext) -> dict[str, Any]:
     """Losses of the candidate batch and of the selected points under the model that selected them."""
     index = cand.index if sel.position is not None else torch.cat([cand.index, sel.index])
     x, y = data.x[index], data.y[index]
@@ -244,7 +233,7 @@ def _view_before_update(model, cand: Candidates, sel: Selection, data: TrainingD
             "true_y": data.true_y[index.cpu()], "corrupted": data.corrupted[index.cpu()]}
 
 
-def _report_view(ctx, cfg, label: str, step: int, view: dict[str, Any] | None) -> None:
+def _report_view(ctx: RunContext, cfg: Any, label: str, step: int, view: dict[str, Any] | None) -> None:
     """The live gallery (most recently selected points) and the large-batch loss scatter."""
     if view is None:
         return

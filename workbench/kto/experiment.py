@@ -23,10 +23,11 @@ import torch
 import torch.nn as nn
 
 from workbench.batches import IndexBatches
+from workbench.context import RunContext, RunState
 from workbench.kto import data as D
 from workbench.kto import toyworld as W
 from workbench.kto.losses import check_kto_weights, csft_prompt, ratio_rule_desirable_weight
-from workbench.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, Settings, evaluate, method_step,
+from workbench.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, evaluate, method_step,
                                  tokenise_paired, tokenise_unpaired)
 from workbench.lm.core import CausalLM, TinyLM
 from workbench.params import Config, ConfigError, Param
@@ -35,13 +36,9 @@ from workbench.registry import Experiment, register
 DROP = "kto_drop"  # the comparison's extra run: KTO with drop_share of the desirable rows removed
 
 
-class KTOConfig(Config):
+class KTOConfig(LossParams, Config):
     method: str = Param("all", choices=("all",) + METHODS,
                         doc="alignment loss, or 'all' to compare every loss and check the paper's claims")
-    beta: float = Param(0.1, bounds=(1e-3, 10.0), log=True, doc="β: scale of the implied reward β·log πθ/πref")
-    desirable_weight: float = Param(1.0, bounds=(0.0, 100.0), step=0.1, doc="λ_D: weight of desirable examples (KTO)")
-    undesirable_weight: float = Param(1.0, bounds=(0.0, 100.0), step=0.1, 
-                                      doc="λ_U: weight of undesirable examples (KTO)")
     ratio_rule: bool = Param(True, doc="when λ_D·n_D/(λ_U·n_U) falls outside [1, 4/3], set λ_D so that it equals 1")
     lr: float = Param(1e-3, bounds=(1e-6, 1.0), log=True, unit="lr", doc="alignment learning rate (Adam)")
     align_steps: int = Param(150, bounds=(1, 1_000_000), unit="steps", doc="optimizer steps per method")
@@ -50,10 +47,6 @@ class KTOConfig(Config):
     undesirable_share: float = Param(1.0, bounds=(0.01, 1.0), step=0.01, doc="share of undesirable unpaired rows kept")
     drop_share: float = Param(0.9, bounds=(0.0, 0.99), step=0.01,
                               doc="comparison only: share of desirable rows dropped in the extra KTO run")
-    label_smoothing: float = Param(0.1, bounds=(0.0, 0.49), step=0.01, doc="ε of conservative DPO")
-    slic_margin: float = Param(1.0, bounds=(0.0, 100.0), doc="δ: SLiC hinge margin (nats)")
-    slic_nll_weight: float = Param(0.1, bounds=(0.0, 100.0), doc="λ: SLiC's NLL regulariser weight")
-    ppo_clip: float = Param(0.2, bounds=(0.01, 0.99), step=0.01, doc="ε: PPO ratio clipping")
     data: str = Param("toy", doc="'toy' (synthetic reviews) or a local JSONL/JSON/Parquet file or hub dataset id")
     data_split: str = Param("train", doc="split of a hub dataset")
     model: str = Param("tiny", doc="'tiny' (pretrained here) or a Hugging Face causal LM: local directory or hub id")
@@ -81,40 +74,7 @@ class KTOConfig(Config):
             raise ConfigError("parameter 'model' must name a Hugging Face causal LM when data is not 'toy'", "model")
 
 
-class State(dict):
-    """A plain dict the engine can checkpoint (data built before the alignment phase, results)."""
-
-    def state_dict(self) -> dict:
-        return copy.deepcopy(dict(self))
-
-    def load_state_dict(self, state: dict) -> None:
-        self.clear()
-        self.update(copy.deepcopy(state))
-
-
-class Streams:
-    """Named resumable index streams whose sizes are known only after the data are built."""
-
-    def __init__(self, seed: int):
-        self.seed, self.streams = seed, {}
-
-    def get(self, name: str, n: int, batch_size: int) -> IndexBatches:
-        if name not in self.streams:
-            self.streams[name] = IndexBatches(n, batch_size, seed=self.seed + len(self.streams) * 7919)
-        return self.streams[name]
-
-    def state_dict(self) -> dict:
-        return {k: {"n": s.n, "bs": s.batch_size, "seed": s.seed, **s.state_dict()} for k, s in self.streams.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.streams = {}
-        for k, st in state.items():
-            s = IndexBatches(st["n"], st["bs"], seed=st["seed"])
-            s.load_state_dict(st)
-            self.streams[k] = s
-
-
-def _pretrain(cfg: KTOConfig, ctx: Any) -> TinyLM:
+def _pretrain(cfg: KTOConfig, ctx: RunContext) -> TinyLM:
     tok = W.tokenizer()
     torch.manual_seed(cfg.seed)
     lm = TinyLM(tok, cfg.n_layer, cfg.d_model, cfg.n_head, context=W.CONTEXT).to(ctx.device)
@@ -140,7 +100,7 @@ def _pretrain(cfg: KTOConfig, ctx: Any) -> TinyLM:
     return lm.eval()
 
 
-def _toy_feedback(cfg: KTOConfig, ctx: Any, reference: CausalLM):
+def _toy_feedback(cfg: KTOConfig, ctx: RunContext, reference: CausalLM):
     """Sample from πref, label by rule, pair within topic, split the pairs back into unpaired rows."""
     from datasets import Dataset
 
@@ -159,7 +119,7 @@ def _external_feedback(cfg: KTOConfig):
     return ds, D.unpaired_to_paired(ds, seed=cfg.seed)
 
 
-def _reference(cfg: KTOConfig, ctx: Any) -> CausalLM:
+def _reference(cfg: KTOConfig, ctx: RunContext) -> CausalLM:
     if cfg.model == "tiny":
         return _pretrain(cfg, ctx)
     from workbench.lm.hf import HFLM
@@ -183,14 +143,14 @@ def _kto_weights(cfg: KTOConfig, n_d: int, n_u: int, ratio_rule: bool) -> tuple[
     return lam_d, lam_u, note
 
 
-def run(cfg: KTOConfig, ctx: Any) -> dict[str, float]:
+def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
     toy = cfg.data == "toy"
     reference = _reference(cfg, ctx)
     for p in reference.parameters():
         p.requires_grad_(False)
 
     # ---- feedback data (rebuilt on resume, then overwritten by the checkpointed copy) -------------
-    store = State()
+    store = ctx.state("data")
     if toy:  # every method sees the same completions: KTO's unpaired rows are the split pairs
         raw, pairs = _toy_feedback(cfg, ctx, reference)
         unpaired = D.paired_to_unpaired(pairs)
@@ -201,7 +161,6 @@ def run(cfg: KTOConfig, ctx: Any) -> dict[str, float]:
     store["pairs"] = pairs.to_dict()
     store["unpaired"] = unpaired.to_dict()
     store["results"] = {}
-    ctx.track(data=store)
 
     methods = list(METHODS) + [DROP] if cfg.method == "all" else [cfg.method]
     if toy:
@@ -217,10 +176,10 @@ def run(cfg: KTOConfig, ctx: Any) -> dict[str, float]:
     value_head = nn.Linear(hidden, 1).to(ctx.device)
     opt = torch.optim.Adam(list(policy.parameters()) + list(value_head.parameters()), lr=cfg.lr)
     fresh_opt, fresh_value = copy.deepcopy(opt.state_dict()), copy.deepcopy(value_head.state_dict())
-    streams = Streams(cfg.seed)
-    ctx.track(policy=policy, value_head=value_head, opt=opt, streams=streams)
+    ctx.track(policy=policy, value_head=value_head, opt=opt)
 
     prepared: dict[str, Any] = {}
+    streams: dict[str, IndexBatches] = {}
 
     def prepare() -> None:
         """Tokenise the (possibly restored) data once per run."""
@@ -243,16 +202,15 @@ def run(cfg: KTOConfig, ctx: Any) -> dict[str, float]:
         store["summary"] = {"samples": n_raw, "reference_desirable_share": n_raw_d / max(1, n_raw),
                             "pairs": len(pair_ds), "unpaired": len(chosen), "dropped_unpaired": len(dropped)}
 
-    settings_for: dict[str, Settings] = {}
+    settings_for: dict[str, LossParams] = {}
 
-    def settings(method: str) -> Settings:
+    def settings(method: str) -> LossParams:
         if method not in settings_for:
             lam_d, lam_u, note = cfg.desirable_weight, cfg.undesirable_weight, ""
             if method in KTO_METHODS or method == DROP:
                 n_d, n_u = prepared[(DROP if method == DROP else "unpaired") + "/counts"]
                 lam_d, lam_u, note = _kto_weights(cfg, n_d, n_u, cfg.ratio_rule or method == DROP)
-            settings_for[method] = Settings(cfg.beta, lam_d, lam_u, cfg.label_smoothing, cfg.slic_margin,
-                                            cfg.slic_nll_weight, cfg.ppo_clip)
+            settings_for[method] = LossParams.bind(cfg, desirable_weight=lam_d, undesirable_weight=lam_u)
             store["results"].setdefault(method, {})["weights"] = {"desirable": lam_d, "undesirable": lam_u,
                                                                   "note": note}
         return settings_for[method]
@@ -268,7 +226,9 @@ def run(cfg: KTOConfig, ctx: Any) -> dict[str, float]:
             n = len(prepared["unpaired"])
         if n < 2:
             raise ValueError(f"method {method!r} has {n} training rows; it needs at least 2")
-        return streams.get(method, n, cfg.batch_size)
+        stream = f"batches/{method}"  # created once the data (and so n) is known; checkpointed from then on
+        return streams[stream] if stream in streams else streams.setdefault(stream, ctx.batches(n, cfg.batch_size,
+                                                                                              name=stream))
 
     def run_eval(method: str, step: int) -> None:
         pol_prompts = [csft_prompt(p, True) for p in eval_prompts] if method == "csft" else eval_prompts
@@ -325,7 +285,7 @@ def run(cfg: KTOConfig, ctx: Any) -> dict[str, float]:
     return _finish(cfg, ctx, store, methods)
 
 
-def _finish(cfg: KTOConfig, ctx: Any, store: State, methods: list[str]) -> dict[str, float]:
+def _finish(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]) -> dict[str, float]:
     results, ref_rate = store["results"], store["reference"]["reward_rate"]
     frontier = [{"method": "reference", "reward_rate": ref_rate, "kl": 0.0}]
     frontier += [{"method": m, **{k: results[m]["final"][k] for k in ("reward_rate", "kl")}}
@@ -389,4 +349,6 @@ EXPERIMENT = register(Experiment(
            "eval_samples": 16, "eval_every": 3, "d_model": 32, "n_head": 2, "n_layer": 1, "threshold": 1},
     demo={"pretrain_steps": 500, "align_steps": 80, "eval_every": 40, "align_samples": 1024, "eval_samples": 192},
     key_metrics=("*/loss", "*/eval/reward_rate", "*/eval/kl"),
+    distributed_note="the policies are trained one after another on one process; data-parallel alignment is "
+                     "not implemented",
 ))

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from workbench.kto import losses as L
 from workbench.lm.core import CausalLM, LogProbs
+from workbench.params import Param, ParamGroup
 
 #: every method, in the order the comparison runs them
 METHODS = ("kto", "dpo", "cdpo", "ipo", "slic", "csft", "ppo_offline", "sft", "kto_z0")
@@ -23,18 +24,21 @@ PAIRED_METHODS = frozenset({"dpo", "cdpo", "ipo", "slic"})
 KTO_METHODS = frozenset({"kto", "kto_z0"})
 
 
-@dataclass
-class Settings:
-    """Hyper-parameters of the losses (see :mod:`workbench.kto.losses`)."""
+class LossParams(ParamGroup):
+    """Hyper-parameters of the losses (see :mod:`workbench.kto.losses`), declared once: ``KTOConfig`` composes
+    them, and ``LossParams.bind(cfg, desirable_weight=...)`` gives one method's values."""
 
-    beta: float = 0.1
-    desirable_weight: float = 1.0
-    undesirable_weight: float = 1.0
-    label_smoothing: float = 0.1
-    slic_margin: float = 1.0
-    slic_nll_weight: float = 0.1
-    ppo_clip: float = 0.2
-    ppo_value_weight: float = 0.5
+    title = "losses"
+    beta: float = Param(0.1, bounds=(1e-3, 10.0), log=True, doc="β: scale of the implied reward β·log πθ/πref")
+    desirable_weight: float = Param(1.0, bounds=(0.0, 100.0), soft=(0.0, 10.0), step=0.1,
+                                    doc="λ_D: weight of desirable examples (KTO)")
+    undesirable_weight: float = Param(1.0, bounds=(0.0, 100.0), soft=(0.0, 10.0), step=0.1,
+                                      doc="λ_U: weight of undesirable examples (KTO)")
+    label_smoothing: float = Param(0.1, bounds=(0.0, 0.49), step=0.01, doc="ε of conservative DPO")
+    slic_margin: float = Param(1.0, bounds=(0.0, 100.0), soft=(0.0, 10.0), doc="δ: SLiC hinge margin (nats)")
+    slic_nll_weight: float = Param(0.1, bounds=(0.0, 100.0), soft=(0.0, 2.0), doc="λ: SLiC's NLL regulariser weight")
+    ppo_clip: float = Param(0.2, bounds=(0.01, 0.99), step=0.01, doc="ε: PPO ratio clipping")
+    ppo_value_weight: float = Param(0.5, bounds=(0.0, 10.0), step=0.05, doc="weight of offline PPO's value loss")
 
 
 @dataclass
@@ -109,7 +113,7 @@ def _unpaired_metrics(pol: Tensor, ref: Tensor, desirable: Tensor, beta: float) 
 StepResult = tuple[Tensor, dict[str, float], Tensor]
 
 
-def kto_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: Settings) -> StepResult:
+def kto_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams) -> StepResult:
     """KTO (Eq. 8) with the reference point estimated on the batch's mismatched pairs."""
     idx = list(idx)
     n = len(idx)
@@ -126,7 +130,7 @@ def kto_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequenc
     return losses.mean(), metrics, losses.detach()
 
 
-def kto_z0_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: Settings) -> StepResult:
+def kto_z0_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams) -> StepResult:
     idx = list(idx)
     pol, ref = _forward(policy, reference, _take(data.prompt_ids, idx), _take(data.completion_ids, idx))
     d = data.desirable[idx].to(pol.logps.device)
@@ -135,7 +139,7 @@ def kto_z0_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequ
     return losses.mean(), metrics, losses.detach()
 
 
-def sft_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: Settings,
+def sft_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams,
              csft: bool = False) -> StepResult:
     """SFT on the rows ``idx`` (the caller passes desirable rows only); CSFT on control-token prompts."""
     idx = list(idx)
@@ -147,7 +151,7 @@ def sft_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequenc
     return losses.mean(), metrics, losses.detach()
 
 
-def ppo_offline_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: Settings,
+def ppo_offline_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams,
                      value_head: nn.Module) -> StepResult:
     idx = list(idx)
     pol, ref = _forward(policy, reference, _take(data.prompt_ids, idx), _take(data.completion_ids, idx), hidden=True)
@@ -161,7 +165,7 @@ def ppo_offline_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx:
 
 
 def paired_step(method: str, policy: CausalLM, reference: CausalLM, data: Paired, idx: Sequence[int],
-                s: Settings) -> StepResult:
+                s: LossParams) -> StepResult:
     """DPO, conservative DPO, IPO or SLiC on pairs ``idx`` (chosen and rejected in one forward)."""
     idx = list(idx)
     n = len(idx)
@@ -183,7 +187,7 @@ def paired_step(method: str, policy: CausalLM, reference: CausalLM, data: Paired
 
 
 def method_step(method: str, policy: CausalLM, reference: CausalLM, unpaired: Unpaired, paired: Paired,
-                idx: Sequence[int], s: Settings, value_head: nn.Module | None = None) -> StepResult:
+                idx: Sequence[int], s: LossParams, value_head: nn.Module | None = None) -> StepResult:
     """Dispatch one step of ``method`` (idx indexes pairs, desirable rows or all rows as the method needs)."""
     steps: dict[str, Callable[[], StepResult]] = {
         "kto": lambda: kto_step(policy, reference, unpaired, idx, s),

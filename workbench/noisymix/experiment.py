@@ -9,54 +9,49 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
-from workbench.noisymix.augmix import augmix
+from workbench.context import RunContext
+from workbench.noisymix.augmix import augmix, augmix_chains
 from workbench.noisymix.losses import augmix_jsd_loss, noisymix_loss
-from workbench.params import ConfigError, Param
+from workbench.params import ConfigError, Param, ParamGroup
 from workbench.registry import Experiment, register
-from workbench.robustness.suite import (
-    KEY_METRICS,
-    LossFn,
-    SuiteConfig,
-    check_claims,
-    parse_recipes,
-    run_suite,
-    summarise,
-)
+from workbench.robustness.mixing import mixing_params
+from workbench.robustness.suite import (KEY_METRICS, SUITE_NOTE, LossFn, Results, SuiteConfig, clean_within_margin,
+                                        fmt, run_suite, summarise)
 
 RECIPES = ("baseline", "augmix_jsd", "noisymix")
+#: NoisyMix's mixing and noise levels (σ_add = σ_mult = 0.5, sparsity 0.65), declared once.
+NoisyMixMixing = mixing_params("NoisyMix mixing", add_noise=0.5, mult_noise=0.5, sparsity=0.65)
 
 
-class AugMixParams:
-    """The AugMix augmentation parameters (a mixin: ``Config`` collects the ``Param``s of every class it derives from).
+class AugMixParams(ParamGroup):
+    """AugMix (Hendrycks et al. 2020) and its Jensen–Shannon stability loss, shared by ``noisymix`` and
+    ``robustness_compare``; :meth:`check_augmix` is their common cross-check."""
 
-    Shared by ``noisymix`` and ``robustness_compare``; :meth:`check_augmix` is their common cross-check.
-    """
-
+    title = "AugMix"
     augmix_severity: int = Param(3, bounds=(1, 10), doc="AugMix op severity")
     augmix_width: int = Param(3, bounds=(1, 8), doc="AugMix chains per image")
     augmix_depth: int = Param(-1, bounds=(-1, 3), doc="ops per chain (-1: uniform in 1..3)")
     all_ops: bool = Param(False, doc="also use colour/contrast/brightness/sharpness (overlap the test corruptions)")
+    jsd_weight: float = Param(12.0, bounds=(0.0, 100.0), soft=(0.0, 30.0), doc="γ, weight of the Jensen–Shannon stability loss")
 
     def check_augmix(self) -> None:
-        if self.augmix_depth == 0:
-            raise ConfigError("augmix_depth must be -1 (random) or 1..3", "augmix_depth")
+        if self.augmix_depth == 0:  # type: ignore[attr-defined]
+            raise ConfigError("parameter 'augmix_depth' = 0 is not allowed; allowed: -1 (random) or 1..3",
+                              "augmix_depth")
+        augmix_recipes = {"augmix_jsd", "noisymix"} & set(self.variants)  # type: ignore[attr-defined]
+        if self.dataset == "two_moons" and augmix_recipes:  # type: ignore[attr-defined]
+            raise ConfigError(f"parameter 'variants': {', '.join(sorted(augmix_recipes))} need an image dataset, "
+                              "not two_moons", "variants")
 
 
-class NoisyMixConfig(AugMixParams, SuiteConfig):
-    variants: str = Param("baseline,augmix_jsd,noisymix", doc=f"comma-separated recipes among {', '.join(RECIPES)}")
-    alpha: float = Param(1.0, bounds=(0.0, 10.0), doc="λ ~ Beta(α, α) mixing concentration")
-    add_noise: float = Param(0.5, bounds=(0.0, 5.0), doc="σ_add (×1, ×2, ×3 on the clean and augmented thirds)")
-    mult_noise: float = Param(0.5, bounds=(0.0, 5.0), doc="σ_mult, multiplicative noise level")
-    sparsity: float = Param(0.65, bounds=(0.0, 1.0), doc="probability of dropping each noise element")
-    jsd_weight: float = Param(12.0, bounds=(0.0, 100.0), doc="γ, weight of the Jensen–Shannon stability loss")
+class NoisyMixConfig(NoisyMixMixing, AugMixParams, SuiteConfig):  # type: ignore[misc, valid-type]
+    variants: tuple = Param(RECIPES, choices=RECIPES, multiple=True, doc="recipes trained and compared")
 
     def check(self) -> None:
         super().check()
-        names = parse_recipes(self.variants, RECIPES)
-        if self.dataset == "two_moons" and set(names) - {"baseline"}:
-            raise ConfigError("AugMix recipes need an image dataset, not two_moons", "dataset")
         self.check_augmix()
 
 
@@ -87,10 +82,42 @@ def noisymix_recipe(name: str, cfg: Any, *, add_noise: float | None = None, mult
     return loss_fn
 
 
-def run(cfg: NoisyMixConfig, ctx: Any) -> dict[str, float]:
-    names = parse_recipes(cfg.variants, RECIPES)
-    res = run_suite(cfg, ctx, {n: noisymix_recipe(n, cfg) for n in names})
-    check_claims(ctx, cfg, res, ("corruption", "ece", "clean"))
+def preview(ctx: RunContext, cfg: Any, image: torch.Tensor, seed: int = 0) -> None:
+    """Store one training image, its AugMix chains and their mixture (``augmix_preview``) for the views."""
+    img = image.detach().float().cpu()[None]
+    kw = dict(severity=cfg.augmix_severity, width=cfg.augmix_width, depth=cfg.augmix_depth, all_ops=cfg.all_ops)
+    chains = augmix_chains(img, generator=torch.Generator().manual_seed(seed), **kw)
+    mixed = augmix(img, generator=torch.Generator().manual_seed(seed), **kw)
+    panels = [img[0]] + [c[0] for c in chains] + [mixed[0]]
+    ctx.artifact("augmix_preview", {"severity": cfg.augmix_severity,
+                                    "names": ["clean"] + [f"chain {i + 1}" for i in range(len(chains))] + ["AugMix"],
+                                    "images": np.stack([p.numpy() for p in panels]).astype(np.float32)}, kind="json")
+
+
+def check_claims(ctx: RunContext, cfg: SuiteConfig, res: Results) -> None:
+    """NoisyMix's claims: the best mean corruption accuracy; the stability (JSD) loss lowers ECE; clean accuracy kept."""
+    if "noisymix" in res and "mean_corruption_accuracy" in res["noisymix"] and len(res) > 1:
+        names = list(res)
+        best = max(names, key=lambda n: res[n]["mean_corruption_accuracy"])
+        ctx.claim("NoisyMix has the best mean corruption accuracy", fmt(res, "mean_corruption_accuracy", names),
+                  best == "noisymix", f"15 standard corruptions × 5 severities (best: {best}); dataset {cfg.dataset}")
+    pairs = [(a, b) for a, b in (("augmix_jsd", "baseline"), ("noisymix", "nfm")) if a in res and b in res]
+    if not pairs and "noisymix" in res and "baseline" in res:
+        pairs = [("noisymix", "baseline")]
+    if pairs:
+        measured = "; ".join(f"{a} {res[a]['ece']:.3f} vs {b} {res[b]['ece']:.3f}" for a, b in pairs)
+        ctx.claim("The stability (JSD) loss lowers ECE", measured, all(res[a]["ece"] < res[b]["ece"] for a, b in pairs),
+                  "15-bin ECE on the clean test set, recipe with the JSD term vs the same recipe without it")
+    clean_within_margin(ctx, cfg, res, "noisymix")
+
+
+def run(cfg: NoisyMixConfig, ctx: RunContext) -> dict[str, float]:
+    res = run_suite(cfg, ctx, {n: noisymix_recipe(n, cfg) for n in cfg.variants})
+    if {"augmix_jsd", "noisymix"} & set(cfg.variants):
+        from workbench import data
+
+        preview(ctx, cfg, data.tensors(cfg.dataset, "test", seed=cfg.seed)[0][0])
+    check_claims(ctx, cfg, res)
     return summarise(res, ("clean_accuracy", "mean_corruption_accuracy", "mce", "ece"))
 
 
@@ -103,4 +130,5 @@ EXPERIMENT = register(Experiment(
     smoke={"steps": 3, "batch_size": 32, "width": 8, "eval_limit": 16, "corruption_set": "standard", "eval_every": 3},
     demo={"steps": 300},
     key_metrics=KEY_METRICS,
+    distributed_note=SUITE_NOTE,
 ))

@@ -7,37 +7,36 @@
 - :mod:`~workbench.robustness.dataset_c`: cached DATASET-C for any registered image dataset;
 - :mod:`~workbench.robustness.metrics`: accuracy tables, mean corruption accuracy, mCE, flip probability;
 - :mod:`~workbench.robustness.benchmark`: the whole benchmark for one model;
-- :mod:`~workbench.robustness.mixing`: the noisy feature mixing step shared by NFM and NoisyMix.
-"""
-from workbench.metrics import expected_calibration_error, reliability
-from workbench.robustness.benchmark import baseline_table, evaluate_classifier
-from workbench.robustness.corruptions import (
-    CORRUPTIONS,
-    EXTRA,
-    NOISE,
-    SALT_PEPPER_LEVELS,
-    STANDARD,
-    WHITE_NOISE_LEVELS,
-    corrupt,
-    salt_and_pepper,
-    white_noise,
-)
-from workbench.robustness.dataset_c import build_c, load_c
-from workbench.robustness.metrics import (
-    accuracy_table,
-    flip_probability,
-    flip_rate,
-    mce,
-    mean_corruption_accuracy,
-    noise_sequence,
-    shift_sequence,
-)
-from workbench.robustness.mixing import mix_features, staged_forward
+- :mod:`~workbench.robustness.mixing`: the noisy feature mixing step shared by NFM and NoisyMix;
+- :mod:`~workbench.robustness.suite`: train several recipes on one budget and evaluate them all.
 
-__all__ = [
-    "CORRUPTIONS", "STANDARD", "EXTRA", "NOISE", "WHITE_NOISE_LEVELS", "SALT_PEPPER_LEVELS",
-    "corrupt", "white_noise", "salt_and_pepper", "build_c", "load_c",
-    "accuracy_table", "mean_corruption_accuracy", "mce", "flip_probability", "flip_rate", "noise_sequence",
-    "shift_sequence", "evaluate_classifier", "baseline_table", "mix_features", "staged_forward",
-    "expected_calibration_error", "reliability",
-]
+Names load on first use, so ``import workbench.nfm`` (which needs only the mixing step) stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "expected_calibration_error": "workbench.metrics", "reliability": "workbench.metrics",
+    "evaluate_classifier": "workbench.robustness.benchmark", "baseline_table": "workbench.robustness.benchmark",
+    **{n: "workbench.robustness.corruptions" for n in ("CORRUPTIONS", "EXTRA", "NOISE", "SALT_PEPPER_LEVELS",
+                                                         "STANDARD", "WHITE_NOISE_LEVELS", "corrupt",
+                                                         "salt_and_pepper", "white_noise")},
+    "build_c": "workbench.robustness.dataset_c", "load_c": "workbench.robustness.dataset_c",
+    **{n: "workbench.robustness.metrics" for n in ("accuracy_table", "flip_probability", "flip_rate", "mce",
+                                                     "mean_corruption_accuracy", "noise_sequence", "shift_sequence")},
+    "mix_features": "workbench.robustness.mixing", "staged_forward": "workbench.robustness.mixing",
+    "mixing_params": "workbench.robustness.mixing",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'workbench.robustness' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

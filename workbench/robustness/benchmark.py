@@ -3,10 +3,11 @@
 ``evaluate_classifier(model, "digits")`` returns clean accuracy, ECE (15 bins), accuracy per corruption ×
 severity on the cached DATASET-C, mean corruption accuracy (15 standard corruptions), mean accuracy of the
 4 extra ones and of NFM's noise levels, and flip probabilities over a noise and a shift sequence.
-``baseline_table(run_id)`` fetches a stored run's corruption table, to normalise mCE to a chosen baseline run.
+``baseline_table(ctx.read_run(run_id))`` fetches a stored run's corruption table, to normalise mCE to a chosen baseline run.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -28,8 +29,12 @@ def evaluate_classifier(
     limit: int | None = None,
     seed: int = 0,
     corrupted: dict[tuple[str, int], torch.Tensor] | None = None,
+    root: str | Path | None = None,
 ) -> dict[str, Any]:
-    """{"summary": scalars, "rows": corruption × severity accuracies, "reliability": 15 bin rows}."""
+    """{"summary": scalars, "rows": corruption × severity accuracies, "reliability": 15 bin rows}.
+
+    ``corrupted`` holds the corrupted images already loaded; otherwise they come from the DATASET-C cache at
+    ``root`` (see :func:`~workbench.robustness.dataset_c.c_root`)."""
     from workbench import data
 
     xt, yt = data.tensors(dataset, "test")
@@ -37,7 +42,8 @@ def evaluate_classifier(
         xt, yt = xt[:limit], yt[:limit]
     names = tuple(corruptions)
     if corrupted is None:
-        corrupted = {(c, s): load_c(dataset, c, s, limit=limit, seed=seed)[0] for c in names for s in range(1, 6)}
+        corrupted = {(c, s): load_c(dataset, c, s, limit=limit, seed=seed, root=root)[0]
+                     for c in names for s in range(1, 6)}
     probs = predict(model, xt)
     clean = float((probs.argmax(-1) == yt).float().mean())
     rows = []
@@ -61,13 +67,14 @@ def evaluate_classifier(
     return {"summary": summary, "rows": rows, "reliability": reliability(probs, yt, 15)}
 
 
-def baseline_table(run_id: str, variant: str = "baseline") -> tuple[list[dict[str, Any]], float | None]:
-    """(corruption rows, clean error) of ``variant`` in a stored robustness run (or its only variant)."""
+def baseline_table(run: Any, variant: str = "baseline") -> tuple[list[dict[str, Any]], float | None]:
+    """(corruption rows, clean error) of ``variant`` in a stored robustness run (or its only variant).
+
+    ``run`` is anything with ``artifact(name)``: ``ctx.read_run(run_id)`` in a method, a
+    :class:`~workbench.context.RunView` elsewhere."""
     import pandas as pd
 
-    from workbench import runs
-
-    df = pd.DataFrame(runs.artifact(run_id, "corruption_table"))
+    df = pd.DataFrame(run.artifact("corruption_table"))
     if "variant" in df:
         pick = variant if variant in set(df["variant"]) else df["variant"].iloc[0]
         df = df[df["variant"] == pick]
@@ -75,7 +82,7 @@ def baseline_table(run_id: str, variant: str = "baseline") -> tuple[list[dict[st
         pick = None
     clean = None
     try:
-        summ = pd.DataFrame(runs.artifact(run_id, "summary"))
+        summ = pd.DataFrame(run.artifact("summary"))
         row = summ[summ["variant"] == pick] if pick is not None and "variant" in summ else summ
         clean = 1 - float(row["clean_accuracy"].iloc[0])
     except Exception:  # noqa: BLE001 - a table without a summary still normalises the plain mCE

@@ -1,6 +1,6 @@
 """DATASET-C: a cached corrupted copy of any registered image dataset (like CIFAR-10-C).
 
-``build_c("digits")`` writes ``$WORKBENCH_HOME/data/digits-C/<split>/<corruption>.npz`` holding ``images``
+``build_c("digits", root=ctx.cache_dir("dataset-c"))`` writes ``<root>/digits-C/<split>/<corruption>.npz`` holding ``images``
 (uint8, 5×N×C×H×W: severities 1–5, quantised like the published CIFAR-10-C files) and ``labels``; later
 calls reuse the files. ``load_c`` reads one corruption × severity back as float32 tensors in [0, 1].
 """
@@ -20,8 +20,11 @@ __all__ = ["c_root", "build_c", "load_c"]
 
 
 def c_root(name: str, split: str = "test", root: str | os.PathLike[str] | None = None, limit: int | None = None) -> Path:
-    """``$WORKBENCH_HOME/data/<name>-C/<split>`` (``<split>-first<limit>`` for a truncated copy)."""
-    home = Path(root) if root is not None else Path(os.environ.get("WORKBENCH_HOME", "runs")).expanduser() / "data"
+    """``<root>/<name>-C/<split>`` (``<split>-first<limit>`` for a truncated copy); without ``root`` (outside a run)
+    the cache of the default run store, ``<workbench home>/cache/dataset-c``."""
+    from workbench.store import default_home
+
+    home = Path(root) if root is not None else default_home() / "cache" / "dataset-c"
     return home / f"{name}-C" / (split if not limit else f"{split}-first{limit}")
 
 

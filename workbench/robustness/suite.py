@@ -1,6 +1,7 @@
 """Train several training recipes with the same budget and seed, then evaluate them on the same benchmark.
 
-Shared by the ``nfm``, ``noisymix`` and ``robustness_compare`` experiments. A *recipe* is a loss function
+Shared by the ``nfm``, ``noisymix`` and ``robustness_compare`` experiments (each owns its claims; this module
+knows none of them). A *recipe* is a loss function
 ``loss_fn(model, x, y, generator) -> (loss, logits)``; every recipe gets the same initial weights (seeded),
 the same batch order, optimiser (SGD + momentum + weight decay, cosine learning rate) and number of steps.
 All training phases run first (so a resumed run restores every model), then one evaluation pass:
@@ -12,7 +13,7 @@ All training phases run first (so a resumed run restores every model), then one 
 - two_moons: clean accuracy, ECE, accuracy under additive Gaussian noise, and a decision-boundary grid.
 
 Metrics are logged as ``<recipe>/<name>``; tables are stored as artifacts (``summary``, ``corruption_table``,
-``noise_curves``, ``reliability``, ``decision_boundary``) for the views.
+``noise_curves``, ``reliability``, ``decision_boundary``, ``corruption_preview``) for the views.
 """
 from __future__ import annotations
 
@@ -23,19 +24,24 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from workbench.batches import IndexBatches
+from workbench.context import RunContext
 from workbench.metrics import expected_calibration_error, reliability
 from workbench.params import Config, ConfigError, Param
-from workbench.robustness.corruptions import CORRUPTIONS, NOISE, SALT_PEPPER_LEVELS, STANDARD, WHITE_NOISE_LEVELS
 from workbench.robustness.benchmark import baseline_table, evaluate_classifier
+from workbench.robustness.corruptions import (CORRUPTIONS, NOISE, SALT_PEPPER_LEVELS, STANDARD, WHITE_NOISE_LEVELS,
+                                              corrupt)
 from workbench.robustness.dataset_c import load_c
 from workbench.robustness.metrics import mce, predict
 
-__all__ = ["SuiteConfig", "LossFn", "run_suite", "parse_recipes", "check_claims", "summarise", "KEY_METRICS"]
+__all__ = ["SuiteConfig", "LossFn", "Results", "run_suite", "summarise", "fmt", "clean_within_margin",
+           "KEY_METRICS", "SUITE_NOTE"]
 
 LossFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], "tuple[Tensor, Tensor]"]
+Results = dict[str, dict[str, Any]]  # recipe -> its summary scalars
 MOONS_NOISE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 KEY_METRICS = ("*/train/loss", "*/test/accuracy")  # what every suite experiment logs per recipe
+SUITE_NOTE = ("the recipes are trained one after another in one process; data-parallel training of the suite is "
+              "not implemented")
 
 
 class SuiteConfig(Config):
@@ -63,19 +69,6 @@ class SuiteConfig(Config):
             raise ConfigError("arch must be 'mlp' or 'auto' for two_moons (2-D points)", "arch")
 
 
-def parse_recipes(text: str, known: tuple[str, ...], param: str = "variants") -> list[str]:
-    """A comma-separated recipe list, checked against ``known``."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise ConfigError(f"{param} must name at least one of {', '.join(known)}", param)
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise ConfigError(f"{param}: unknown {', '.join(bad)}; allowed: {', '.join(known)}", param)
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{param} lists a recipe twice", param)
-    return names
-
-
 def _data(cfg: SuiteConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     from workbench import data
 
@@ -101,7 +94,7 @@ def _model(cfg: SuiteConfig, in_shape: tuple[int, ...], k: int) -> nn.Module:
     return build_model(arch, in_shape, k, width=cfg.width or (64 if len(in_shape) == 1 else None), **kwargs)
 
 
-def run_suite(cfg: SuiteConfig, ctx: Any, recipes: dict[str, LossFn], *, eval_seed: int = 0) -> dict[str, dict[str, Any]]:
+def run_suite(cfg: SuiteConfig, ctx: RunContext, recipes: dict[str, LossFn], *, eval_seed: int = 0) -> Results:
     """Train every recipe (same init, batches, budget), evaluate all; returns {recipe: summary scalars}."""
     x, y, xt, yt, k = _data(cfg)
     in_shape = tuple(x.shape[1:])
@@ -112,11 +105,11 @@ def run_suite(cfg: SuiteConfig, ctx: Any, recipes: dict[str, LossFn], *, eval_se
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                               nesterov=cfg.momentum > 0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
-        bt = IndexBatches(len(x), min(cfg.batch_size, len(x)), seed=cfg.seed)
-        models[name], opts[name], scheds[name], batches[name] = model, opt, sched, bt
-        ctx.track(**{f"{name}_model": model, f"{name}_opt": opt, f"{name}_sched": sched, f"{name}_batches": bt})
-    gens = {name: ctx.generator(f"recipe/{name}") for name in recipes}
-    ctx.track(**{f"{name}_rng": _GeneratorState(g) for name, g in gens.items()})  # exact resume of λ, π, noise
+        models[name], opts[name], scheds[name] = model, opt, sched
+        # every recipe draws the same batch order ("train"), each from its own resumable stream
+        batches[name] = ctx.batches(len(x), min(cfg.batch_size, len(x)), name=f"{name}/batches", order="train")
+        ctx.track(**{f"{name}_model": model, f"{name}_opt": opt, f"{name}_sched": sched})
+    gens = {name: ctx.generator(f"recipe/{name}") for name in recipes}  # λ, π, noise: checkpointed streams
 
     for name, loss_fn in recipes.items():
         model, opt, sched, bt, gen = models[name], opts[name], scheds[name], batches[name], gens[name]
@@ -141,27 +134,17 @@ def run_suite(cfg: SuiteConfig, ctx: Any, recipes: dict[str, LossFn], *, eval_se
     return _evaluate_images(cfg, ctx, models, xt, yt, eval_seed)
 
 
-class _GeneratorState:
-    """Checkpoint adapter: a torch.Generator's state as ``state_dict`` / ``load_state_dict``."""
-
-    def __init__(self, gen: torch.Generator):
-        self.gen = gen
-
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"state": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.gen.set_state(state["state"])
-
-
-def _evaluate_images(cfg: SuiteConfig, ctx: Any, models: dict[str, nn.Module], xt: Tensor, yt: Tensor,
-                     eval_seed: int) -> dict[str, dict[str, Any]]:
+def _evaluate_images(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Module], xt: Tensor, yt: Tensor,
+                     eval_seed: int) -> Results:
     limit = cfg.eval_limit or None
     names = {"all": CORRUPTIONS, "standard": tuple(STANDARD) + tuple(NOISE), "noise": tuple(NOISE)}[cfg.corruption_set]
-    corrupted = {(c, s): load_c(cfg.dataset, c, s, limit=limit, seed=eval_seed)[0] for c in names for s in range(1, 6)}
+    root = ctx.cache_dir("dataset-c")
+    corrupted = {(c, s): load_c(cfg.dataset, c, s, limit=limit, seed=eval_seed, root=root)[0]
+                 for c in names for s in range(1, 6)}
+    preview(ctx, xt[0], names)
     table, curves, rel_rows, out = [], [], [], {}
     for name, model in models.items():
-        ev = evaluate_classifier(model, cfg.dataset, names, limit, eval_seed, corrupted)
+        ev = evaluate_classifier(model, cfg.dataset, names, limit, eval_seed, corrupted, root=root)
         rows = [{"variant": name, **r} for r in ev["rows"]]
         table += rows
         clean = ev["summary"]["clean_accuracy"]
@@ -176,7 +159,7 @@ def _evaluate_images(cfg: SuiteConfig, ctx: Any, models: dict[str, nn.Module], x
         base_rows = {"baseline": ([r for r in table if r["variant"] == "baseline"],
                                   1 - out["baseline"]["clean_accuracy"] if "baseline" in out else None)}
         if cfg.baseline_run:
-            base_rows["run"] = baseline_table(cfg.baseline_run)
+            base_rows["run"] = baseline_table(ctx.read_run(cfg.baseline_run))
         for tag, (base, base_clean) in base_rows.items():
             if not base:
                 continue
@@ -194,8 +177,8 @@ def _evaluate_images(cfg: SuiteConfig, ctx: Any, models: dict[str, nn.Module], x
 
 
 @torch.no_grad()
-def _evaluate_points(cfg: SuiteConfig, ctx: Any, models: dict[str, nn.Module], x: Tensor, y: Tensor, xt: Tensor,
-                     yt: Tensor) -> dict[str, dict[str, Any]]:
+def _evaluate_points(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Module], x: Tensor, y: Tensor,
+                     xt: Tensor, yt: Tensor) -> Results:
     lo, hi = x.min(0).values - 0.5, x.max(0).values + 0.5
     n = 80
     gx, gy = torch.linspace(float(lo[0]), float(hi[0]), n), torch.linspace(float(lo[1]), float(hi[1]), n)
@@ -224,57 +207,35 @@ def _evaluate_points(cfg: SuiteConfig, ctx: Any, models: dict[str, nn.Module], x
     return out
 
 
-def _record(ctx: Any, cfg: SuiteConfig, out: dict[str, dict[str, Any]]) -> None:
+def preview(ctx: RunContext, image: Tensor, names: tuple[str, ...], severity: int = 3) -> None:
+    """Store one test image under every evaluated corruption (``corruption_preview``) for the views."""
+    img = image.detach().float().cpu().numpy()
+    panels = [img] + [corrupt(img[None], n, severity, seed=0)[0] for n in names]
+    ctx.artifact("corruption_preview", {"severity": severity, "names": ["clean", *names],
+                                        "images": np.stack(panels).astype(np.float32)}, kind="json")
+
+
+def _record(ctx: RunContext, cfg: SuiteConfig, out: Results) -> None:
     for name, res in out.items():
         ctx.log(cfg.steps, **{f"{name}/{key}": float(v) for key, v in res.items()})
     ctx.artifact("summary", [{"variant": name, **res} for name, res in out.items()], kind="table")
 
 
-def _fmt(res: dict[str, dict[str, Any]], key: str, names: list[str]) -> str:
+def fmt(res: Results, key: str, names: list[str]) -> str:
+    """``"baseline 0.912, nfm 0.934"``: one result of several recipes, for a claim's measured text."""
     return ", ".join(f"{n} {res[n][key]:.3f}" for n in names)
 
 
-def check_claims(ctx: Any, cfg: SuiteConfig, res: dict[str, dict[str, Any]], which: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Log the issue's claims that the trained recipes allow (``which`` ⊂ {noise, corruption, ece, clean})."""
-    claims: list[dict[str, Any]] = []
-
-    def claim(text: str, measured: str, holds: bool, detail: str) -> None:
-        ctx.claim(text, measured, bool(holds), detail)
-        claims.append({"claim": text, "measured": measured, "holds": bool(holds)})
-
-    nfm_family = [n for n in ("baseline", "input_mixup", "manifold_mixup", "noisy_input_mixup", "noise_only", "nfm") if n in res]
-    if "noise" in which and "nfm" in res and len(nfm_family) > 1:
-        best = max(nfm_family, key=lambda n: res[n]["noise_accuracy"])
-        claim("NFM keeps the highest accuracy as test-time noise grows",
-              _fmt(res, "noise_accuracy", nfm_family), best == "nfm",
-              ("mean accuracy over the Gaussian input-noise levels " if cfg.dataset == "two_moons" else
-               "mean accuracy over the white-noise and salt-and-pepper levels ")
-              + f"against the mixup family (best: {best}); dataset {cfg.dataset}")
-    if "corruption" in which and "noisymix" in res and "mean_corruption_accuracy" in res["noisymix"] and len(res) > 1:
-        names = list(res)
-        best = max(names, key=lambda n: res[n]["mean_corruption_accuracy"])
-        claim("NoisyMix has the best mean corruption accuracy", _fmt(res, "mean_corruption_accuracy", names),
-              best == "noisymix", f"15 standard corruptions × 5 severities (best: {best}); dataset {cfg.dataset}")
-    if "ece" in which:
-        pairs = [(a, b) for a, b in (("augmix_jsd", "baseline"), ("noisymix", "nfm")) if a in res and b in res]
-        if not pairs and "noisymix" in res and "baseline" in res:
-            pairs = [("noisymix", "baseline")]
-        if pairs:
-            measured = "; ".join(f"{a} {res[a]['ece']:.3f} vs {b} {res[b]['ece']:.3f}" for a, b in pairs)
-            claim("The stability (JSD) loss lowers ECE", measured, all(res[a]["ece"] < res[b]["ece"] for a, b in pairs),
-                  "15-bin ECE on the clean test set, recipe with the JSD term vs the same recipe without it")
-    if "clean" in which and "baseline" in res:
-        others = [n for n in ("nfm", "noisymix") if n in res]
-        if others:
-            base = res["baseline"]["clean_accuracy"]
-            measured = f"baseline {base:.3f}; " + _fmt(res, "clean_accuracy", others)
-            claim(f"Clean accuracy stays within {cfg.margin:.0%} of the baseline", measured,
-                  all(res[n]["clean_accuracy"] >= base - cfg.margin for n in others), f"margin {cfg.margin}")
-    if claims:
-        ctx.artifact("claims", claims, kind="table")
-    return claims
+def clean_within_margin(ctx: RunContext, cfg: SuiteConfig, res: Results, recipe: str) -> None:
+    """Record the claim every robustness method makes: its clean accuracy stays within ``cfg.margin`` of the
+    baseline's (when both were trained)."""
+    if recipe not in res or "baseline" not in res:
+        return
+    base, mine = res["baseline"]["clean_accuracy"], res[recipe]["clean_accuracy"]
+    ctx.claim(f"{recipe}: clean accuracy stays within {cfg.margin:.0%} of the baseline",
+              f"baseline {base:.3f}; {recipe} {mine:.3f}", mine >= base - cfg.margin, f"margin {cfg.margin}")
 
 
-def summarise(res: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float]:
+def summarise(res: Results, keys: tuple[str, ...]) -> dict[str, float]:
     """The run's returned summary: ``<recipe>/<key>`` for the results named in ``keys``, as floats."""
     return {f"{n}/{k}": float(v) for n, r in res.items() for k, v in r.items() if k in keys}

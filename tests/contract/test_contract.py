@@ -1,0 +1,202 @@
+"""The experiment contract, held over the whole registry: a new method is checked here without new test code.
+
+For every registered experiment, in smoke mode:
+- it completes, records its claims through ``ctx.claim`` (as "not evaluated (smoke run)"), and is labelled smoke;
+- every registered view draws the finished run, and returns None or a figure early in a live run;
+- stopped at a step and resumed, its metrics equal an uninterrupted run's;
+- it runs against a store passed explicitly, and nothing lands in the default store;
+- under ``torchrun --nproc-per-node 2`` on CPU it either matches a 1-process run or refuses at once, clearly;
+- ``workbench run NAME --help`` prints.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import workbench
+from workbench import runs
+from workbench.engine import Control
+from workbench.params import ConfigError
+from workbench.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = sorted(workbench.experiments())
+#: metrics that measure time, not the computation (they differ between any two runs)
+TIMING = re.compile(r"(second|time|wall|elapsed|per_s\b|/speed|throughput)")
+
+
+class PauseAfter(Control):
+    """Pauses itself once ``n`` steps are done (a live run, mid-way) and says so through ``reached``."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.reached = n, threading.Event()
+
+    @property
+    def paused(self) -> bool:
+        if self.steps_done >= self.n and not self.reached.is_set():
+            self._running.clear()
+            self.reached.set()
+        return super().paused
+
+
+class StopAfter(Control):
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    @property
+    def stop_requested(self) -> bool:
+        if self.steps_done >= self.n:
+            self.reason = self.reason or f"contract test stop after {self.n} steps"
+            return True
+        return super().stop_requested
+
+
+def metric_table(run_id: str, store: Store | None = None) -> dict[tuple[str, int], float]:
+    """(name, step) → value, timing metrics left out; NaN compared as a value."""
+    df = runs.metrics(run_id, store=store)
+    return {(r.name, int(r.step)): (None if math.isnan(r.value) else r.value) for r in df.itertuples()
+            if not TIMING.search(r.name)}
+
+
+@pytest.fixture(scope="module")
+def finished():
+    """One uninterrupted smoke run per experiment in the default store, paused once mid-way so views are tried
+    on the live run: {name: (run_id, steps taken, views' results while live)}."""
+    from widgets.views import views_for
+
+    out = {}
+    for name in NAMES:
+        live: dict[str, object] = {}
+        ctl = PauseAfter(1)
+        result: dict[str, object] = {}
+        worker = threading.Thread(target=lambda: result.setdefault(
+            "res", workbench.run(name, smoke=True, progress=False, control=ctl)), daemon=True)
+        worker.start()
+        while not ctl.reached.wait(0.05) and worker.is_alive():
+            pass
+        if ctl.reached.is_set():
+            for v in views_for(name):
+                try:
+                    live[v.title] = v(ctl.run_id)
+                except Exception as err:  # noqa: BLE001 - recorded and asserted below
+                    live[v.title] = err
+            ctl.resume()
+        worker.join(600)
+        res = result["res"]
+        out[name] = (res, ctl.steps_done, live)
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_completes_with_claims_and_is_labelled_smoke(name, finished):
+    res, steps, _ = finished[name]
+    assert res.status == "completed", res.error
+    assert steps >= 1
+    record = runs.get(res.run_id)
+    assert record["smoke"] is True
+    claims = runs.claims(res.run_id)
+    assert claims, f"{name} recorded no claim"
+    assert all(c["holds"] is None and c["detail"].startswith("not evaluated (smoke run)") for c in claims)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_view_draws_the_finished_run_and_a_live_one(name, finished):
+    import plotly.graph_objects as go
+
+    from widgets.views import views_for
+
+    res, _, live = finished[name]
+    views = views_for(name)
+    assert views, f"{name} has no views"
+    for v in views:
+        fig = v(res.run_id)  # a broken view raises here
+        assert fig is None or isinstance(fig, go.Figure), v.title
+        early = live.get(v.title)
+        assert not isinstance(early, Exception), f"{v.title} failed on the live run: {early!r}"
+        assert early is None or isinstance(early, go.Figure), v.title
+    drawn = [v.title for v in views if v(res.run_id) is not None]
+    assert drawn, f"no view of {name} draws its finished run"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stop_and_resume_against_an_explicit_store_equals_the_uninterrupted_run(name, finished, tmp_path):
+    res, steps, _ = finished[name]
+    store = Store(tmp_path / "own")
+    default_before = len(runs.list())
+    cut = max(1, steps // 2)
+    part = workbench.run(name, {"checkpoint_every": 1}, smoke=True, progress=False, control=StopAfter(cut),
+                         store=store)
+    assert part.status == "stopped", part.error
+    resumed = workbench.run(name, resume=part.run_id, progress=False, store=store)
+    assert resumed.status == "completed", resumed.error
+    assert resumed.run_id == part.run_id
+    assert len(runs.list()) == default_before, "a run landed in the default store"
+    assert [r["id"] for r in store.runs()] == [part.run_id]
+    want, got = metric_table(res.run_id), metric_table(part.run_id, store)
+    assert set(got) == set(want), f"metrics differ: missing {set(want) - set(got)}, extra {set(got) - set(want)}"
+    for key, value in want.items():
+        assert got[key] == (value if value is None else pytest.approx(value, rel=1e-5, abs=1e-6)), key
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_help_prints(name, capsys):
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["run", name, "--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert f"workbench run {name}" in text and "--seed" in text
+
+
+def test_refusal_under_torchrun_comes_before_anything_runs(monkeypatch):
+    refusing = [n for n in NAMES if not workbench.get(n).distributed]
+    assert refusing
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    before = len(runs.list())
+    for name in refusing:
+        with pytest.raises(ConfigError, match=rf"experiment '{name}' does not support multi-process runs"):
+            workbench.run(name, smoke=True, progress=False)
+    assert len(runs.list()) == before
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_or_refuse(tmp_path):
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch built without the gloo backend")
+    home, out = tmp_path / "home", tmp_path / "ddp.json"
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(key, None)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(Path(__file__).with_name("ddp_driver.py")), str(out), str(home)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results) == set(NAMES)
+    store = Store(home)
+    for name, got in results.items():
+        exp = workbench.get(name)
+        if not exp.distributed:
+            assert "refused" in got and "does not support multi-process runs" in got["refused"], (name, got)
+            continue
+        assert got["status"] == "completed", got.get("error")
+        one = workbench.run(name, dict(exp.ddp_smoke), smoke=True, progress=False, store=store)
+        want, two = metric_table(one.run_id, store), metric_table(got["run_id"], store)
+        assert set(two) == set(want), name
+        for key, value in want.items():
+            assert two[key] == (value if value is None else pytest.approx(value, rel=1e-4, abs=1e-5)), (name, key)
+    assert all(r["world_size"] in (1, 2) for r in store.runs())
