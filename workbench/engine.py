@@ -29,10 +29,13 @@ __all__ = ["run", "Control", "RunResult", "RunContext", "RunStopped", "NonFinite
 
 @dataclass
 class RunResult:
+    """How a run ended: ``error`` is one line; ``traceback`` (failed runs) the whole story."""
+
     run_id: str | None
     status: str
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    traceback: str | None = None
 
     def metrics(self):
         from . import runs
@@ -93,9 +96,10 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
         store: Store | None = None) -> RunResult:
     """Run one experiment to its end and record it; returns the run's id, status and summary.
 
-    A bad config raises :class:`ConfigError` before anything runs. Every other way a run can end is
-    recorded in the store and returned: ``completed``, ``stopped`` (Stop, Ctrl-C, external request),
-    ``failed`` (an exception or a NaN/inf loss, with the reason).
+    A bad config raises :class:`ConfigError`, and a missing data set or model found by the experiment's
+    ``preflight`` a :class:`~workbench.errors.SourceError`, before anything runs. Every other way a run can end
+    is recorded in the store and returned: ``completed``, ``stopped`` (Stop, Ctrl-C, external request),
+    ``failed`` (an exception or a NaN/inf loss: a one-line reason, and the traceback in the run's record).
     """
     from . import runs as runs_api
 
@@ -121,6 +125,8 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
         smoke = bool(record.get("smoke"))
     else:
         cfg = exp.make_config(config, smoke=smoke)
+    if exp.preflight is not None:  # missing data or models: one clear line, and nothing is created
+        exp.preflight(cfg)
     control = control or Control()
     rank, world, local = _distributed(cfg.device)
     device = resolve_device(cfg.device, local)
@@ -149,7 +155,7 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
                      control=control, rank=rank, world_size=world, smoke=smoke, resume_state=resume_state,
                      progress=progress, cache_root=(store.home if store is not None else runs_api.default_home())
                      / "cache")
-    status, error, summary = "completed", None, {}
+    status, error, trace, summary = "completed", None, None, {}
     try:
         summary = dict(exp.run(cfg, ctx) or {})
     except RunStopped as stop:
@@ -158,12 +164,27 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
         status, error = "stopped", "interrupted (KeyboardInterrupt)"
     except NonFiniteLoss as bad:
         status, error = "failed", f"non-finite loss: {bad}"
-    except Exception:  # recorded, not lost: the traceback is the run's error
-        status, error = "failed", traceback.format_exc(limit=20)
+    except Exception as err:  # recorded, not lost: one line to act on, the whole traceback in the record
+        status, error, trace = "failed", one_line(err), traceback.format_exc()
+        if getattr(err, "details", ""):
+            trace += "\n" + err.details
     finally:
         writer.close()
         torch.set_num_threads(threads_before)
     summary = summary or dict(ctx.last)
     if rank == 0:
-        store.finish(run_id, status, error, summary)
-    return RunResult(run_id, status, summary, error)
+        store.finish(run_id, status, error, summary, traceback=trace)
+    return RunResult(run_id, status, summary, error, trace)
+
+
+def one_line(err: BaseException, limit: int = 400) -> str:
+    """The reason a run failed, on one line: a :class:`~workbench.errors.SourceError`'s own message (it says what
+    to do), otherwise ``Type: first line of the message``."""
+    from .errors import SourceError
+
+    if isinstance(err, SourceError):
+        text = str(err)
+    else:
+        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -36,6 +36,8 @@ class Experiment:
         False the engine refuses a multi-process launch at once, saying ``distributed_note`` (what is missing).
     ddp_smoke: overrides of the smoke setting under which a 2-process run must match a 1-process run
         (e.g. a model without batch normalisation, whose statistics are per rank on CPU).
+    preflight: ``preflight(cfg)`` checks what the run needs from outside (data files, datasets, models) before
+        the run is created, raising :class:`~workbench.errors.SourceError` with one line saying what to do.
     """
 
     name: str
@@ -49,6 +51,7 @@ class Experiment:
     distributed: bool = False
     distributed_note: str = ""
     ddp_smoke: dict[str, Any] = field(default_factory=dict)
+    preflight: Callable[[Config], None] | None = None
 
     def is_key_metric(self, name: str) -> bool:
         from fnmatch import fnmatchcase

@@ -165,17 +165,19 @@ class Store:
     def reopen(self, run_id: str) -> None:
         """Mark a run running again in this process (resume)."""
         self._write(
-            "UPDATE runs SET status='running', error=NULL, ended_at=NULL, host=?, pid=?, heartbeat_at=?,"
-            " stop_requested=0 WHERE id=?",
+            "UPDATE runs SET status='running', error=NULL, traceback=NULL, ended_at=NULL, host=?, pid=?,"
+            " heartbeat_at=?, stop_requested=0 WHERE id=?",
             (_HOST, os.getpid(), time.time(), run_id),
         )
 
-    def finish(self, run_id: str, status: str, error: str | None = None, summary: dict | None = None) -> None:
+    def finish(self, run_id: str, status: str, error: str | None = None, summary: dict | None = None,
+               traceback: str | None = None) -> None:
+        """End a run: its status, one-line ``error``, summary and (failed runs) the full ``traceback``."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         self._write(
-            "UPDATE runs SET status=?, error=?, summary=?, ended_at=? WHERE id=?",
-            (status, error, json.dumps(_jsonable(summary or {})), time.time(), run_id),
+            "UPDATE runs SET status=?, error=?, summary=?, ended_at=?, traceback=? WHERE id=?",
+            (status, error, json.dumps(_jsonable(summary or {})), time.time(), traceback, run_id),
         )
 
     def heartbeat(self, run_id: str) -> bool:

@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.params import Config, ConfigError, Param, parse_assignments
+from workbench.params import Config, ConfigError, Param, ParamGroup, parse_assignments
 
 
 class Demo(Config):
@@ -73,3 +73,80 @@ def test_key_metric_patterns():
     assert exp.is_key_metric("nfm/test/accuracy") and exp.is_key_metric("train/loss")
     assert not exp.is_key_metric("train/lr")
     assert Experiment("y", Demo, lambda cfg, ctx: {}).is_key_metric("anything")
+
+
+# -- parameter groups, multi-choice and soft bounds ------------------------------------------------
+
+class OptimParams(ParamGroup):
+    lr: float = Param(0.1, bounds=(1e-6, 10.0), soft=(1e-4, 1.0), log=True, doc="learning rate")
+    momentum: float = Param(0.9, bounds=(0.0, 0.999), doc="momentum")
+
+
+class Grouped(OptimParams, Config):
+    methods: tuple = Param(("a", "b"), choices=("a", "b", "c"), multiple=True, doc="methods compared")
+    steps: int = Param(10, bounds=(1, None), soft=(1, 1000), doc="steps")
+
+
+def test_groups_compose_into_a_config_with_sections():
+    cfg = Grouped(lr=0.5)
+    assert cfg.lr == 0.5 and cfg.momentum == 0.9
+    params = Grouped.params()
+    assert params["lr"].group == "Optim" and params["steps"].group == "" and params["seed"].group == "engine"
+    assert Grouped.groups() == {"engine": ["seed", "device", "amp", "checkpoint_every", "threads"],
+                                "Optim": ["lr", "momentum"], "": ["methods", "steps"]}
+    with pytest.raises(ConfigError, match=r"parameter 'lr' = 20\.0 is out of range; allowed range \[1e-06, 10\.0\]"):
+        Grouped(lr=20.0)
+    bound = OptimParams.bind(cfg, momentum=0.5)  # one group's values, from a config, with overrides
+    assert (bound.lr, bound.momentum) == (0.5, 0.5) and isinstance(cfg, OptimParams)
+    with pytest.raises(ConfigError, match="momentum"):
+        OptimParams.bind(momentum=2.0)
+
+
+def test_soft_bounds_set_the_slider_not_the_validation():
+    p = Grouped.params()
+    assert p["lr"].slider_range == (1e-4, 1.0) and Grouped(lr=5.0).lr == 5.0  # outside the slider, still valid
+    assert p["momentum"].slider_range == (0.0, 0.999)
+    assert Grouped(steps=5000).steps == 5000
+    with pytest.raises(TypeError, match="within bounds"):
+        Param(1.0, bounds=(0.0, 2.0), soft=(0.0, 3.0))
+
+
+def test_multi_choice_parameters():
+    assert Grouped().methods == ("a", "b")
+    assert Grouped(methods="c, a").methods == ("c", "a")  # comma-separated, as on a command line; order kept
+    assert Grouped(methods=["b"]).methods == ("b",)
+    assert Grouped(methods="all").methods == ("a", "b", "c")
+    with pytest.raises(ConfigError, match=r"parameter 'methods': 'x' not allowed; allowed: one or more of a, b, c"):
+        Grouped(methods="a,x")
+    with pytest.raises(ConfigError, match="at least one"):
+        Grouped(methods="")
+    with pytest.raises(ConfigError, match="twice"):
+        Grouped(methods="a,a")
+    cfg = Grouped(methods=("c",))
+    assert cfg.to_dict()["methods"] == ["c"] and Grouped.from_dict(cfg.to_dict()) == cfg  # JSON round trip
+    assert Grouped.params()["methods"].allowed() == "one or more of a, b, c"
+
+
+def test_a_misspelt_builtin_module_is_an_error(monkeypatch):
+    from workbench import registry
+
+    monkeypatch.setattr(registry, "BUILTIN", registry.BUILTIN + ("workbench.nosuch.experiment",))
+    monkeypatch.setattr(registry, "_loaded", False)
+    with pytest.raises(ImportError, match="workbench.nosuch.experiment"):
+        registry.experiments()
+
+
+def test_third_party_methods_register_through_the_entry_point(monkeypatch):
+    from workbench import registry
+
+    class EntryPoint:
+        def load(self):
+            from . import toy
+
+            return toy.EXPERIMENT
+
+    loaded = []
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: loaded.append(group) or ([EntryPoint()] if group == "workbench.experiments" else []))
+    assert "toy" in registry.experiments() and loaded == ["workbench.experiments"]

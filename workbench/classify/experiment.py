@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..context import RunContext
+from ..data import needs_dataset
 from ..params import Config, ConfigError, Param
 from ..registry import Experiment, register
 from .augment import Augmenter
@@ -152,4 +153,5 @@ EXPERIMENT = register(Experiment(
     key_metrics=("train/loss", "test/accuracy", "test/ece"),
     distributed=True,
     ddp_smoke={"arch": "mlp", "augment": False},  # BN-free: batch statistics are per rank on CPU
+    preflight=needs_dataset,
 ))

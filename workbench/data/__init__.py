@@ -14,15 +14,17 @@ from .core import (
     clear_cache,
     export,
     load,
+    needs_dataset,
     official_splits,
     source,
     tensors,
     to_dataset,
 )
 from .sources import data_home, fashion_mnist_dir, read_idx
+from ..errors import DataCorrupt
 
 __all__ = [
-    "DATASETS", "DataNotFound", "DatasetSpec", "SPLITS", "TEST_SEED", "DEFAULT_HOLDOUT",
+    "DATASETS", "DataNotFound", "DataCorrupt", "DatasetSpec", "needs_dataset", "SPLITS", "TEST_SEED", "DEFAULT_HOLDOUT",
     "load", "tensors", "arrays", "as_tensors", "export", "source", "official_splits", "to_dataset",
     "num_classes", "input_shape", "class_names", "spec", "clear_cache", "data_home", "fashion_mnist_dir", "read_idx",
 ]

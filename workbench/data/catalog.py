@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-class DataNotFound(LookupError):
-    """No source could serve a dataset; the message says what to install or where to put files."""
+from workbench.errors import DataNotFound  # noqa: F401  (re-exported: ``workbench.data.DataNotFound``)
 
 
 @dataclass(frozen=True)

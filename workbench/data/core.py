@@ -57,6 +57,12 @@ def _two_moons(n_samples: int, noise: float, data_seed: int) -> sources.Splits:
 
 def _not_found(spec: DatasetSpec, root: str | os.PathLike[str] | None, reasons: list[str]) -> DataNotFound:
     where = sources.local_dir(spec.name, root)
+    todo = [f"put train-*.parquet and test-*.parquet files in {where}"]
+    if spec.install_hint:
+        todo.append(spec.install_hint)
+    if spec.hub_id:
+        todo.append(f"go online (unset HF_HUB_OFFLINE) to download {spec.hub_id}")
+    line = f"dataset {spec.name!r} is not available here ({'; '.join(reasons)}): " + ", or ".join(todo)
     lines = [f"dataset {spec.name!r} is not available here: " + "; ".join(reasons) + ".", "To use it, either:"]
     lines.append(
         f"  - put hub-layout parquet files (train-*.parquet and test-*.parquet) in {where}"
@@ -69,7 +75,7 @@ def _not_found(spec: DatasetSpec, root: str | os.PathLike[str] | None, reasons: 
         lines.append(f"  - install it: {spec.install_hint};")
     if spec.hub_id:
         lines.append(f"  - go online (unset HF_HUB_OFFLINE) so that it downloads from the hub ({spec.hub_id}).")
-    return DataNotFound("\n".join(lines))
+    return DataNotFound(line, "\n".join(lines))
 
 
 def official_splits(name: str, root: str | os.PathLike[str] | None = None, **options: Any) -> tuple[str, sources.Splits]:
@@ -207,6 +213,12 @@ def load(
 def source(name: str, root: str | os.PathLike[str] | None = None, **options: Any) -> str:
     """Which source serves dataset ``name`` (loading it if needed)."""
     return official_splits(name, root, **options)[0]
+
+
+def needs_dataset(cfg: Any) -> None:
+    """An experiment's ``preflight``: the dataset ``cfg.dataset`` can be served here, or
+    :class:`~workbench.errors.DataNotFound` / :class:`~workbench.errors.DataCorrupt` says what to do."""
+    source(cfg.dataset)
 
 
 def tensors(

@@ -66,13 +66,30 @@ def parquet_files(directory: Path) -> dict[str, list[str]]:
 
 def from_local(spec: DatasetSpec, root: str | os.PathLike[str] | None) -> Splits | None:
     """Read hub-layout parquet files with ``datasets.load_dataset("parquet", data_files=...)``."""
-    files = parquet_files(local_dir(spec.name, root))
+    directory = local_dir(spec.name, root)
+    files = parquet_files(directory)
     if "train" not in files:
         return None
     import datasets
 
+    _check_parquet([f for split in files.values() for f in split], spec.name)
     loaded = datasets.load_dataset("parquet", data_files=files)
     return {split: normalise(loaded[split], spec) for split in files}
+
+
+def _check_parquet(paths: list[str], name: str) -> None:
+    """Raise :class:`~workbench.errors.DataCorrupt` naming the first file that is not readable parquet."""
+    import pyarrow.parquet as pq
+
+    from workbench.errors import DataCorrupt
+
+    for path in paths:
+        try:
+            pq.read_metadata(path)
+        except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataCorrupt(f"dataset {name!r}: {path} is not a readable parquet file ({reason}); delete or "
+                              "replace it (workbench.data.export(name, directory) writes valid files)") from err
 
 
 # ---------------------------------------------------------------- decoding any schema into the canonical arrays

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from workbench.context import RunContext
+from workbench.data import needs_dataset
 from workbench.params import Config, ConfigError, Param
 from workbench.registry import Experiment, register
 
@@ -307,4 +308,5 @@ EXPERIMENT = register(Experiment(
     key_metrics=("*/test/accuracy", "*/select/corrupted_share"),
     distributed_note="RHO-LOSS would score and select from each rank's shard of the candidate batch, not from the "
                      "global batch the paper's selection needs",
+    preflight=needs_dataset,
 ))

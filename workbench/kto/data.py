@@ -19,20 +19,47 @@ UNPAIRED_COLUMNS = ("prompt", "completion", "label")
 
 
 def load_feedback(source: str, split: str = "train") -> Dataset:
-    """A feedback dataset from a local JSONL/JSON/Parquet file or a hub id (paired or unpaired)."""
+    """A feedback dataset from a local JSONL/JSON/Parquet/CSV file or a hub id (paired or unpaired).
+
+    Raises :class:`~workbench.errors.DataNotFound` (no such file, and no hub dataset of that name here) or
+    :class:`~workbench.errors.DataCorrupt` (unreadable file, wrong type, missing columns), each one line.
+    """
+    from workbench.errors import DataCorrupt, DataNotFound
+
+    formats = ".jsonl, .json, .parquet or .csv"
     if os.path.exists(source):
         ext = source.rsplit(".", 1)[-1].lower()
         builder = {"jsonl": "json", "json": "json", "parquet": "parquet", "csv": "csv"}.get(ext)
         if builder is None:
-            raise ValueError(f"data = {source!r}: unsupported file type .{ext} (use .jsonl, .json, .parquet or .csv)")
-        ds = load_dataset(builder, data_files=source, split="train")
+            raise DataCorrupt(f"data = {source!r}: unsupported file type .{ext}; use {formats}")
+        try:
+            ds = load_dataset(builder, data_files=source, split="train")
+        except Exception as err:  # noqa: BLE001 - pyarrow/json errors of many types: one line naming the file
+            raise DataCorrupt(f"data = {source!r} cannot be read as {builder} ({_first_line(err)}); check or "
+                              f"rewrite the file") from err
     else:
-        ds = load_dataset(source, split=split)
+        from workbench.data.sources import hub_offline, hub_reachable
+
+        if not hub_offline() and not hub_reachable():
+            raise DataNotFound(f"data = {source!r}: no such file, and the hub is not reachable from here; give a "
+                               f"path to a {formats} file")
+        try:
+            ds = load_dataset(source, split=split)
+        except Exception as err:  # noqa: BLE001
+            raise DataNotFound(f"data = {source!r}: no such file, and no hub dataset of that name is available "
+                               f"here ({_first_line(err)}); give a path to a {formats} file") from err
     kind = feedback_kind(ds)
     if kind is None:
-        raise ValueError(f"data = {source!r}: needs columns {PAIRED_COLUMNS} or {UNPAIRED_COLUMNS}, "
-                         f"found {ds.column_names}")
+        raise DataCorrupt(f"data = {source!r}: needs columns {', '.join(PAIRED_COLUMNS)} (paired) or "
+                          f"{', '.join(UNPAIRED_COLUMNS)} (unpaired), found {', '.join(ds.column_names)}")
+    if len(ds) == 0:
+        raise DataCorrupt(f"data = {source!r} has no rows")
     return ds
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
 
 
 def feedback_kind(ds: Dataset) -> str | None:

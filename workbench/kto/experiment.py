@@ -74,6 +74,16 @@ class KTOConfig(LossParams, Config):
             raise ConfigError("parameter 'model' must name a Hugging Face causal LM when data is not 'toy'", "model")
 
 
+def preflight(cfg: KTOConfig) -> None:
+    """Before a run is created: the feedback data can be read and the model can be loaded (one-line errors)."""
+    if cfg.data != "toy":
+        D.load_feedback(cfg.data, cfg.data_split)
+    if cfg.model != "tiny":
+        from workbench.lm.hf import check_model
+
+        check_model(cfg.model)
+
+
 def _pretrain(cfg: KTOConfig, ctx: RunContext) -> TinyLM:
     tok = W.tokenizer()
     torch.manual_seed(cfg.seed)
@@ -351,4 +361,5 @@ EXPERIMENT = register(Experiment(
     key_metrics=("*/loss", "*/eval/reward_rate", "*/eval/kl"),
     distributed_note="the policies are trained one after another on one process; data-parallel alignment is "
                      "not implemented",
+    preflight=preflight,
 ))

@@ -5,6 +5,8 @@ or the hub; on CUDA they load in bf16 when the GPU supports it, otherwise float3
 """
 from __future__ import annotations
 
+import os
+
 from typing import Any, Sequence
 
 import torch
@@ -65,6 +67,7 @@ class HFLM(CausalLM):
         if dtype == "auto":
             bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
             dtype = torch.bfloat16 if bf16 else torch.float32
+        check_model(name_or_path)
         tokenizer = tf.AutoTokenizer.from_pretrained(name_or_path)
         model = tf.AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, **kwargs)
         return cls(model, tokenizer, disable_dropout=disable_dropout).to(device)
@@ -132,3 +135,21 @@ def tiny_gpt2(directory: str, words: Sequence[str], n_layer: int = 2, n_embd: in
     model.save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory
+
+
+def check_model(name_or_path: str) -> None:
+    """Raise :class:`~workbench.errors.ModelNotFound` (one line) unless ``name_or_path`` is a loadable Hugging Face
+    model here: a local directory with its config, or a hub id that is cached or reachable (reads only the config)."""
+    from workbench.errors import ModelNotFound
+
+    from workbench.data.sources import hub_offline, hub_reachable
+
+    tf = _require_transformers()
+    local_only = os.path.isdir(name_or_path) or hub_offline() or not hub_reachable()  # no retry loop offline
+    try:
+        tf.AutoConfig.from_pretrained(name_or_path, local_files_only=local_only)
+    except Exception as err:  # noqa: BLE001 - OSError, ValueError...: one line naming the model
+        lines = str(err).strip().splitlines()
+        reason = lines[0][:200] if lines else type(err).__name__
+        raise ModelNotFound(f"model = {name_or_path!r} cannot be loaded ({reason}); give a local directory holding a "
+                            "Hugging Face causal LM (config.json, weights, tokenizer), or a hub id when online") from err

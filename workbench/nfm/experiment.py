@@ -9,6 +9,7 @@ accuracy stays within a margin of the baseline.
 from __future__ import annotations
 
 from workbench.context import RunContext
+from workbench.data import needs_dataset
 from workbench.nfm.losses import VARIANTS, nfm_loss
 from workbench.params import Param
 from workbench.registry import Experiment, register
@@ -66,4 +67,5 @@ EXPERIMENT = register(Experiment(
     demo={"steps": 300},
     key_metrics=KEY_METRICS,
     distributed_note=SUITE_NOTE,
+    preflight=needs_dataset,
 ))

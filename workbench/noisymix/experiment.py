@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from workbench.context import RunContext
+from workbench.data import needs_dataset
 from workbench.noisymix.augmix import augmix, augmix_chains
 from workbench.noisymix.losses import augmix_jsd_loss, noisymix_loss
 from workbench.params import ConfigError, Param, ParamGroup
@@ -131,4 +132,5 @@ EXPERIMENT = register(Experiment(
     demo={"steps": 300},
     key_metrics=KEY_METRICS,
     distributed_note=SUITE_NOTE,
+    preflight=needs_dataset,
 ))

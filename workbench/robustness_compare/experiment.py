@@ -8,6 +8,7 @@ the NFM noise curves, ECE and flip probabilities. Each method checks its own cla
 from __future__ import annotations
 
 from workbench.context import RunContext
+from workbench.data import needs_dataset
 from workbench.nfm.experiment import check_claims as nfm_claims
 from workbench.nfm.experiment import nfm_recipe
 from workbench.noisymix.experiment import AugMixParams, NoisyMixMixing, noisymix_recipe
@@ -58,4 +59,5 @@ EXPERIMENT = register(Experiment(
     demo={"steps": 200},
     key_metrics=KEY_METRICS,
     distributed_note=SUITE_NOTE,
+    preflight=needs_dataset,
 ))
