@@ -25,8 +25,12 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# JupyterLab refuses to start as root (most containers) unless told: pass --allow-root then, and say so.
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	@if [ "$$(id -u)" = "0" ]; then \
+	  echo "make lab: running as root, so JupyterLab gets --allow-root"; \
+	  exec $(BIN)/jupyter lab --allow-root notebooks/; \
+	else exec $(BIN)/jupyter lab notebooks/; fi
 
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -40,4 +40,7 @@ def load_ipython_extension(ipython: Any) -> None:
     from .render import setup_renderer
 
     ipython.register_magics(WorkbenchMagics(ipython))
+    from .record import install
+
+    install(ipython)  # each cell's outputs, kept: %wb_export writes the live outputs, saved or not
     setup_renderer()  # figures embed plotly.js once and carry no CDN script: exported notebooks open offline

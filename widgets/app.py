@@ -1,9 +1,15 @@
-"""``workbench serve``: a Panel app with one page per registered experiment.
+"""``workbench serve``: the workbench's own Panel app on 127.0.0.1, offline.
 
-Each page has the experiment's declared parameters as Panel widgets (same bounds, choices and docs as the
-notebook form), Run and Stop buttons, a progress bar and status line, the live curves as
-``pn.pane.Plotly`` and, when the run ends, the method's views. Training runs in a background thread; a
-periodic callback on the server's event loop reads the run store and redraws. Resources are inline (no CDN).
+- ``/``: the index: the registered experiments (links to their pages) and the most recent runs;
+- ``/runs``: the runs browser: filter stored runs by method and status, pick several, compare their curves
+  (one panel per metric, runs overlaid);
+- ``/<experiment>``: the experiment's declared parameters as Panel widgets (the same mapping as the notebook
+  form: :mod:`widgets.declared`; one card per parameter group), Run and Stop, a progress bar and status line,
+  the live curves and, when the run ends, the method's views and its claims.
+
+Training runs in a background thread; a periodic callback on the server's event loop follows the run through
+the store (:class:`workbench.follow.RunFollower`) and redraws. Every resource is served by this server
+(Bokeh/Panel JS and CSS, plotly.js): no request leaves 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -16,37 +22,73 @@ from typing import Any
 
 from workbench.params import Config, ConfigError, Param
 
-from .declared import engine_names, ordered
+from .declared import ENGINE, ControlSpec, control_spec, sections
+from .labels import SMOKE, clock, run_label, summary_text
+
+_PAGE_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#222}
+.wb-index table{border-collapse:collapse;font-size:13px} .wb-index td,.wb-index th{border-bottom:1px solid #ddd;
+padding:3px 8px;text-align:left} .wb-index h1{margin:0 0 4px 0} .wb-smoke{color:#8a6d3b;font-weight:bold}
+"""
+
+
+def _numbro(digits: int) -> str:
+    return "0." + "0" * digits if digits > 0 else "0"
+
+
+def build_panel(spec: ControlSpec, value: Any) -> Any:
+    """The Panel widget for ``spec`` (see :func:`widgets.declared.control_spec`), set to ``value``."""
+    import panel as pn
+
+    label = spec.label + (f" ({spec.unit})" if spec.unit else "")
+
+    def make(cls: Any, **kw: Any) -> Any:
+        if spec.tooltip and "description" in cls.param:  # a tooltip where the widget has one
+            kw["description"] = spec.tooltip
+        return cls(label=label, **kw)
+
+    kind = spec.kind
+    if kind == "checkboxes":
+        return make(pn.widgets.CheckBoxGroup, options=list(spec.options), value=list(value), inline=True)
+    if kind == "checkbox":
+        return make(pn.widgets.Checkbox, value=bool(value))
+    if kind == "dropdown":
+        return make(pn.widgets.Select, options=list(spec.options), value=value)
+    if kind == "int_slider":
+        return make(pn.widgets.IntSlider, value=value, start=spec.lo, end=spec.hi, step=spec.step)
+    if kind == "int_box":
+        return make(pn.widgets.IntInput, value=value, start=None if spec.lo is None else int(spec.lo),
+                    end=None if spec.hi is None else int(spec.hi))
+    if kind == "log_slider":
+        return make(pn.widgets.DiscreteSlider, options=log_options(spec, value), value=value)
+    if kind == "float_slider":
+        return make(pn.widgets.FloatSlider, value=value, start=spec.lo, end=spec.hi, step=spec.step,
+                    format=_numbro(spec.digits))
+    if kind == "float_box":
+        return make(pn.widgets.FloatInput, value=value, start=spec.lo, end=spec.hi,
+                    step=spec.step or (abs(value) / 10 if value else 0.1), format="0.[00000000]")
+    return make(pn.widgets.TextInput, value=str(value))
+
+
+def log_options(spec: ControlSpec, value: float) -> dict[str, float]:
+    """Log-spaced slider stops from ``spec.lo`` to ``spec.hi`` (``spec.step`` decades apart), with ``value``
+    among them, labelled at their precision ("0.0005", "1e-06")."""
+    import math
+
+    lo, hi, step = math.log10(spec.lo), math.log10(spec.hi), spec.step or 0.05
+    n = max(1, int(round((hi - lo) / step)))
+    stops = {float(f"{10 ** (lo + i * (hi - lo) / n):.3g}") for i in range(n + 1)} | {float(value)}
+    return {f"{v:.3g}": v for v in sorted(stops)}
 
 
 def panel_widget(param: Param, value: Any) -> Any:
     """The Panel widget for one declared parameter."""
-    import panel as pn
+    return build_panel(control_spec(param, value), value)
 
-    kind = param.kind
-    lo, hi = param.bounds if param.bounds is not None else (None, None)
-    label = param.name + (f" ({param.unit})" if param.unit else "")
 
-    def make(cls: Any, **kw: Any) -> Any:
-        if param.doc and "description" in cls.param:  # a tooltip where the widget has one
-            kw["description"] = param.doc
-        return cls(label=label, **kw)
-
-    if kind is bool:
-        return make(pn.widgets.Checkbox, value=bool(value))
-    if param.choices is not None:
-        return make(pn.widgets.Select, options=list(param.choices), value=value)
-    if kind is int:
-        if lo is not None and hi is not None and hi - lo <= 10_000:
-            return make(pn.widgets.IntSlider, value=value, start=int(lo), end=int(hi), step=int(param.step or 1))
-        return make(pn.widgets.IntInput, value=value, start=None if lo is None else int(lo),
-                    end=None if hi is None else int(hi))
-    if kind is float:
-        if lo is not None and hi is not None and not param.log:
-            return make(pn.widgets.FloatSlider, value=value, start=lo, end=hi, step=param.step or (hi - lo) / 100)
-        return make(pn.widgets.FloatInput, value=value, start=lo, end=hi,
-                    step=param.step or (value / 10 if value else 0.1), format="0.[000000]")
-    return make(pn.widgets.TextInput, value=str(value))
+def widget_value(widget: Any) -> Any:
+    value = widget.value
+    return tuple(value) if isinstance(value, list) else value
 
 
 class ExperimentPage:
@@ -60,7 +102,9 @@ class ExperimentPage:
         self.experiment = get(method)
         self.method = method
         params: dict[str, Param] = self.experiment.config.params()
-        self.inputs = {name: panel_widget(params[name], params[name].default) for name in ordered(params)}
+        groups = sections(params)
+        self.inputs = {name: panel_widget(params[name], params[name].default)
+                       for names in groups.values() for name in names}
         for w in self.inputs.values():
             w.param.watch(lambda _e: self.validate(), "value")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False)
@@ -77,18 +121,23 @@ class ExperimentPage:
         self.run_id: str | None = None
         self.thread: threading.Thread | None = None
         self._series: Any = None
-        self._last_row: int | None = None
+        self._follower: Any = None
         self._drawn = -1
         self._callback: Any = None
         self.poll_ms = poll_ms
         title = html.escape(self.experiment.title or method)
-        base = engine_names()
-        own = [w for n, w in self.inputs.items() if n not in base]
-        engine = pn.Card(*[w for n, w in self.inputs.items() if n in base], title="engine", collapsed=True,
-                         sizing_mode="stretch_width")
+        blocks: list[Any] = [self.inputs[n] for n in groups.get("", [])]
+        for section, names in groups.items():
+            if section in ("", ENGINE):
+                continue
+            blocks.append(pn.Card(*[self.inputs[n] for n in names], title=section, sizing_mode="stretch_width"))
+        if ENGINE in groups:
+            blocks.append(pn.Card(*[self.inputs[n] for n in groups[ENGINE]], title="engine", collapsed=True,
+                                  sizing_mode="stretch_width"))
+        nav = pn.pane.HTML("<a href='./'>all experiments</a> · <a href='./runs'>runs</a>")
         self.layout = pn.Row(
-            pn.Column(pn.pane.HTML(f"<h2>{title}</h2>"), *own, engine, self.alert,
-                      pn.Row(self.run_button, self.stop_button), self.progress, self.status, width=340),
+            pn.Column(nav, pn.pane.HTML(f"<h2>{title}</h2>"), *blocks, self.alert,
+                      pn.Row(self.run_button, self.stop_button), self.progress, self.status, width=360),
             pn.Column(self.plot, self.views, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
@@ -99,10 +148,10 @@ class ExperimentPage:
 
         return go.Figure(layout={"height": 320, "xaxis": {"visible": False}, "yaxis": {"visible": False},
                                  "annotations": [{"text": "press Run", "showarrow": False,
-                                                                   "xref": "paper", "yref": "paper"}]})
+                                                  "xref": "paper", "yref": "paper"}]})
 
     def values(self) -> dict[str, Any]:
-        return {name: w.value for name, w in self.inputs.items()}
+        return {name: widget_value(w) for name, w in self.inputs.items()}
 
     def validate(self) -> Config | None:
         try:
@@ -125,7 +174,7 @@ class ExperimentPage:
         cfg = self.validate()
         if cfg is None or (self.thread is not None and self.thread.is_alive()):
             return
-        self.control, self.run_id, self._last_row = Control(), None, None
+        self.control, self.run_id, self._follower = Control(), None, None
         self._series, self._drawn = Series(), -1
         self.views.objects = []
         self.run_button.disabled, self.stop_button.disabled = True, False
@@ -151,39 +200,40 @@ class ExperimentPage:
         self.stop_button.disabled = True
 
     def refresh(self) -> None:
-        """Periodic: read new metrics, redraw; when the run is over, draw views and stop polling."""
-        from workbench import runs
+        """Periodic: read what is new through the run follower, redraw; when the run is over, draw views."""
+        import panel as pn
+
+        from workbench.follow import RunFollower
 
         from .curves import static_figure
-        from .dashboards import _clock, _label
         from .views import render
 
         ctl = self.control
         if ctl is None:
             return
-        self.run_id = ctl.run_id
         done = self.thread is not None and not self.thread.is_alive()
-        if self.run_id is not None:
-            frame = runs.metrics(self.run_id, since=self._last_row)
-            if len(frame):
-                self._last_row = int(frame["id"].iloc[-1])
-                self._series.add_frame(_label(runs.get(self.run_id)), frame)
-            if self._series.version != self._drawn:
-                self.plot.object = static_figure(self._series, title=f"{self.method} {self.run_id}")
+        if ctl.run_id is not None:
+            self.run_id = ctl.run_id
+            if self._follower is None:
+                self._follower = RunFollower(self.run_id)
+            update = self._follower.poll()
+            if len(update.metrics):
+                self._series.add_frame(run_label(update.record), update.metrics)
+            if self._series.version != self._drawn or done:
+                self.plot.object = static_figure(self._series, title=f"{self.method} {self.run_id}",
+                                                 min_points=2 if done else 1)
                 self._drawn = self._series.version
-            status = runs.get(self.run_id)["status"]
             if ctl.total:
                 self.progress.max = ctl.total
                 self.progress.value = min(ctl.step + 1, ctl.total)
             elapsed = time.time() - ctl.started_at if ctl.started_at else 0.0
-            self.status.object = (f"<b>{status}</b> · run <code>{self.run_id}</code> · step {ctl.step + 1}/{ctl.total}"
-                                  f" · {ctl.steps_per_second():.1f} step/s · {_clock(elapsed)} elapsed")
+            smoke = f" · <span class='wb-smoke'>{SMOKE}</span>" if update.record.get("smoke") else ""
+            self.status.object = (f"<b>{update.status}</b>{smoke} · run <code>{self.run_id}</code> · step "
+                                  f"{ctl.step + 1}/{ctl.total} · {ctl.steps_per_second():.1f} step/s · "
+                                  f"{clock(elapsed)} elapsed")
         if done:
-            import panel as pn
-
             if self.run_id is not None:
-                self.views.objects = [pn.pane.Plotly(fig, sizing_mode="stretch_width")
-                                      for _t, fig in render(self.method, self.run_id)]
+                self.views.objects = [_pane(fig) for _t, fig in render(self.method, self.run_id)]
             elif ctl.reason:
                 self.status.object = f"<span style='color:#c0392b'>{html.escape(ctl.reason)}</span>"
             self.stop_button.disabled = True
@@ -193,10 +243,99 @@ class ExperimentPage:
                 self._callback = None
 
 
-def build_app(only: list[str] | None = None) -> dict[str, Any]:
-    """``{route: page factory}`` for ``pn.serve``: an index page and one page per experiment."""
+def _pane(fig: Any) -> Any:
     import panel as pn
 
+    if not hasattr(fig, "to_plotly_json") and hasattr(fig, "_repr_html_"):
+        return pn.pane.HTML(fig._repr_html_(), sizing_mode="stretch_width")
+    return pn.pane.Plotly(fig, sizing_mode="stretch_width")
+
+
+class RunsBrowser:
+    """The stored runs: filter by method and status, pick runs, compare their curves."""
+
+    def __init__(self) -> None:
+        import panel as pn
+
+        from workbench.registry import experiments
+
+        self.method = pn.widgets.Select(label="method", options=["all", *experiments()], value="all", width=180)
+        self.status = pn.widgets.Select(label="status", options=["all", "running", "completed", "stopped", "failed",
+                                                                "crashed"], value="all", width=140)
+        self.picker = pn.widgets.MultiSelect(label="runs (pick several)", options={}, size=12,
+                                             sizing_mode="stretch_width", css_classes=["wb-run-picker"])
+        self.compare_button = pn.widgets.Button(label="Compare", color="primary", css_classes=["wb-compare"])
+        self.table = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.plot = pn.Column(sizing_mode="stretch_width", css_classes=["wb-compare-plot"])
+        for w in (self.method, self.status):
+            w.param.watch(lambda _e: self.refresh(), "value")
+        self.compare_button.on_click(lambda _e: self.compare())
+        self.layout = pn.Column(
+            pn.pane.HTML("<a href='./'>all experiments</a><h2>Runs</h2>"),
+            pn.Row(self.method, self.status), self.picker, self.compare_button, self.plot, self.table,
+            sizing_mode="stretch_width")
+        self.refresh()
+
+    def refresh(self) -> None:
+        from workbench import runs
+
+        df = runs.list(method=None if self.method.value == "all" else self.method.value,
+                       status=None if self.status.value == "all" else self.status.value)
+        records = df.to_dict("records")[::-1] if len(df) else []
+        self.picker.options = {f"{r['id']}  {r['method']}  {r['status']}" + (f" ({SMOKE})" if r.get("smoke") else ""):
+                               r["id"] for r in records}
+        self.table.object = runs_html(records, limit=None)
+
+    def compare(self, run_ids: list[str] | None = None) -> Any:
+        import panel as pn
+
+        from .runlist import compare_figure
+
+        ids = list(run_ids if run_ids is not None else self.picker.value)
+        if not ids:
+            self.plot.objects = [pn.pane.HTML("<i>pick one or more runs</i>")]
+            return None
+        fig = compare_figure(ids)
+        self.plot.objects = [pn.pane.Plotly(fig, sizing_mode="stretch_width")]
+        return fig
+
+
+def runs_html(records: list[dict], limit: int | None = 12) -> str:
+    """An HTML table of runs (newest first): id, method, status (smoke marked), started, summary."""
+    if not records:
+        return "<p><i>no runs yet</i></p>"
+    rows = []
+    for r in records[:limit] if limit else records:
+        smoke = f" <span class='wb-smoke'>{SMOKE}</span>" if r.get("smoke") else ""
+        rows.append(f"<tr><td><code>{html.escape(str(r['id']))}</code></td><td>{html.escape(str(r['method']))}</td>"
+                    f"<td>{html.escape(str(r['status']))}{smoke}</td><td>{str(r['created_at'])[:19]}</td>"
+                    f"<td>{html.escape(summary_text(r.get('summary')))}</td></tr>")
+    return ("<table><thead><tr><th>run</th><th>method</th><th>status</th><th>started</th><th>summary</th></tr></thead>"
+            "<tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def index_page(names: list[str]) -> Any:
+    """The workbench's index: experiments (links to their pages) and the most recent runs."""
+    import panel as pn
+
+    from workbench import runs
+    from workbench.registry import experiments
+
+    known = experiments()
+    items = "".join(f"<li><a href='./{n}'><b>{html.escape(known[n].title or n)}</b></a> <code>{n}</code>"
+                    f"<br><span style='color:#555'>{html.escape((known[n].description or '').strip()[:240])}</span>"
+                    f"</li>" for n in names)
+    df = runs.list()
+    recent = runs_html(df.to_dict("records")[::-1] if len(df) else [], limit=12)
+    return pn.pane.HTML(
+        f"<style>{_PAGE_CSS}</style><div class='wb-index'><h1>Workbench</h1>"
+        f"<p style='color:#666'>machine-learning methods from papers: run them, watch them, compare runs</p>"
+        f"<h2>Experiments</h2><ul>{items}</ul><h2>Recent runs</h2>{recent}"
+        f"<p><a href='./runs'>all runs: browse and compare</a></p></div>", sizing_mode="stretch_width")
+
+
+def build_app(only: list[str] | None = None) -> dict[str, Any]:
+    """``{route: page factory}`` for ``pn.serve``: the index at ``/``, the runs browser, one page per experiment."""
     from workbench.registry import experiments
 
     known = experiments()
@@ -204,12 +343,7 @@ def build_app(only: list[str] | None = None) -> dict[str, Any]:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(known)}")
-
-    def index() -> Any:
-        links = "".join(f"<li><a href='./{n}'>{html.escape(known[n].title or n)}</a> ({n})</li>" for n in names)
-        return pn.pane.HTML(f"<h1>Workbench</h1><ul>{links}</ul>")
-
-    routes: dict[str, Any] = {"index": index}
+    routes: dict[str, Any] = {"/": lambda: index_page(names), "runs": lambda: RunsBrowser().layout}
     for name in names:
         routes[name] = (lambda n: lambda: ExperimentPage(n).layout)(name)
     return routes
@@ -222,13 +356,14 @@ def free_port() -> int:
 
 
 def serve(port: int = 5006, only: list[str] | None = None, show: bool = False, threaded: bool = False) -> Any:
-    """Serve the app on 127.0.0.1 with inline resources; prints the URL. Blocks unless ``threaded``."""
+    """Serve the app on 127.0.0.1 with every resource local; prints the URL. Blocks unless ``threaded``."""
     os.environ["BOKEH_RESOURCES"] = "server"  # bokeh/panel JS and CSS served by this server, not a CDN
     import panel as pn
 
+    pn.config.inline = True
     port = port or free_port()
     routes = build_app(only)
-    print(f"workbench app: http://127.0.0.1:{port}/  (pages: {', '.join(r for r in routes if r != 'index')})",
-          flush=True)
+    pages = [r for r in routes if r not in ("/", "runs")]
+    print(f"workbench app: http://127.0.0.1:{port}/  (experiments: {', '.join(pages)}; runs: /runs)", flush=True)
     return pn.serve(routes, address="127.0.0.1", port=port, show=show, threaded=threaded, title="Workbench",
                     websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], print_url=False)

@@ -1,14 +1,23 @@
-"""Live metric curves: several metrics (one panel each), several runs overlaid, log-scale toggle.
+"""Live metric curves the way TensorBoard and W&B draw them: one panel per metric, runs (and methods within a
+run) overlaid, a legend that toggles a run in every panel, EMA smoothing, a metric filter, a log-y toggle.
 
-The data model (:class:`Series`) is separate from drawing, so the same code draws a static
-``go.Figure`` (exports, reports, headless runs) and updates a live ``go.FigureWidget``. Live updates
-are throttled (at most one redraw per ``min_interval`` seconds), long curves are downsampled to at most
-``max_points`` points per trace (min/max per bucket, so spikes survive), and every redraw goes through
-one ``batch_update`` so a 100k-step run sends a bounded message a few times a second.
+The data model (:class:`Series`) is separate from drawing, so the same code draws a static ``go.Figure``
+(exports, reports, headless runs) and updates a live ``go.FigureWidget``.
+
+Panels: a metric ``<group>/<rest>`` whose ``<rest>`` also occurs under another group (``uniform/test/accuracy``,
+``rho_loss/test/accuracy``) is drawn in the panel ``<rest>`` as the trace ``<group>``; any other metric is a panel
+of its own (``train/loss``). See :func:`panels`.
+
+Live updates are throttled (at most one redraw per ``min_interval`` seconds), long curves are downsampled to
+at most ``max_points`` points per trace (min/max per bucket, so spikes survive). A redraw that only extends
+curves sends one restyle; a redraw that adds panels or traces rebuilds the figure with whole-object layout
+updates (never a parent and its child attribute in one message, which plotly.js rejects).
 """
 from __future__ import annotations
 
+import fnmatch
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +27,9 @@ import numpy as np
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
+PANEL_HEIGHT = 220   # px of one panel's plotting area
+ROW_GAP = 70         # px between rows: x tick labels of one row, the title of the next
+TOP, BOTTOM = 34, 48  # px margins (room for the first row's titles; the x tick labels and axis title)
 
 
 def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +57,25 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarra
     keep.append(n - 1)
     idx = np.unique(np.asarray(keep))
     return x[idx], y[idx]
+
+
+def ema(y: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: the exponential moving average s_t = w·s_{t-1} + (1-w)·y_t, debiased by
+    dividing by 1 - w^n (n = finite points so far), so the first points are not pulled towards 0.
+    Non-finite values pass through unchanged and do not enter the average."""
+    y = np.asarray(y, dtype=float)
+    if weight <= 0 or len(y) == 0:
+        return y
+    out = np.empty_like(y)
+    last, n = 0.0, 0
+    for i, v in enumerate(y):
+        if not math.isfinite(v):
+            out[i] = v
+            continue
+        n += 1
+        last = weight * last + (1 - weight) * v
+        out[i] = last / (1 - weight ** n) if weight < 1 else v
+    return out
 
 
 @dataclass
@@ -78,49 +109,140 @@ class Series:
         return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 
 
-def _grid(n: int, cols: int) -> list[tuple[list[float], list[float]]]:
-    """Axis domains (x, y) for ``n`` panels in a grid of ``cols`` columns, first panel top-left."""
+def panels(names: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """``{panel title: [(metric name, group), ...]}``: metrics sharing a name under several groups overlaid.
+
+    ``a/test/accuracy`` and ``b/test/accuracy`` → panel ``test/accuracy`` with groups ``a`` and ``b``;
+    ``train/loss`` with no sibling under another group stays the panel ``train/loss`` (group ``""``).
+    Panels keep the order in which their first metric appears.
+    """
+    names = list(dict.fromkeys(names))
+    prefixes: dict[str, set[str]] = {}
+    for name in names:
+        head, sep, rest = name.partition("/")
+        if sep and rest:
+            prefixes.setdefault(rest, set()).add(head)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name in names:
+        head, sep, rest = name.partition("/")
+        if sep and rest and len(prefixes.get(rest, ())) > 1:
+            out.setdefault(rest, []).append((name, head))
+        else:
+            out.setdefault(name, []).append((name, ""))
+    return out
+
+
+def matches(panel: str, pattern: str) -> bool:
+    """The metric filter: a glob (``*accuracy*``), a regular expression, or a plain substring (case-insensitive)."""
+    pattern = pattern.strip()
+    if not pattern:
+        return True
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(panel.lower(), pattern.lower())
+    try:
+        return re.search(pattern, panel, re.I) is not None
+    except re.error:
+        return pattern.lower() in panel.lower()
+
+
+def grid_domains(n: int, cols: int) -> tuple[list[tuple[list[float], list[float]]], int]:
+    """Axis domains (x, y) of ``n`` panels in ``cols`` columns (first panel top-left) and the figure height.
+
+    Heights are fixed in pixels (``PANEL_HEIGHT`` per row, ``ROW_GAP`` between rows for tick labels and the
+    next row's titles), converted to fractions of the plotting area, so panels never overlap whatever ``n``.
+    """
     cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
-    gx, gy = 0.08, 0.30 / rows if rows > 1 else 0.0
-    w, h = (1 - gx * (cols - 1)) / cols, (1 - gy * (rows - 1)) / rows
+    area = rows * PANEL_HEIGHT + (rows - 1) * ROW_GAP
+    gx = 0.1 if cols > 1 else 0.0
+    w = (1 - gx * (cols - 1)) / cols
     out = []
     for i in range(n):
         r, c = divmod(i, cols)
         x0 = c * (w + gx)
-        y1 = 1 - r * (h + gy)
-        out.append(([x0, x0 + w], [max(0.0, y1 - h), y1]))
-    return out
+        y1 = 1 - r * (PANEL_HEIGHT + ROW_GAP) / area
+        y0 = y1 - PANEL_HEIGHT / area
+        out.append(([round(x0, 6), round(min(1.0, x0 + w), 6)], [round(max(0.0, y0), 6), round(min(1.0, y1), 6)]))
+    return out, area
+
+
+def _label(run: str, group: str, several_runs: bool) -> str:
+    if not group:
+        return run
+    return f"{group} · {run}" if several_runs else group
 
 
 def figure_spec(series: Series, metrics: list[str] | None = None, log_y: bool = False, max_points: int = 2000,
-                cols: int = 2, title: str = "") -> tuple[list[dict], dict]:
-    """Plotly traces and layout (plain dicts) drawing ``series``: one panel per metric, one colour per run."""
-    names = [m for m in (metrics or series.metrics) if m in series.metrics] or list(series.metrics)
-    domains = _grid(len(names), cols)
+                cols: int = 2, title: str = "", smoothing: float = 0.0, filter: str = "",
+                min_points: int = 1) -> tuple[list[dict], dict]:
+    """Plotly traces and layout (plain dicts) drawing ``series``: one panel per metric (see :func:`panels`),
+    one colour per legend entry (a run, or a method within a run), shared by every panel.
+
+    ``metrics``: only these metric names (all when ``None``); ``filter``: only panels whose title matches;
+    ``smoothing``: EMA weight in [0, 1) (the raw curve stays faintly behind the smoothed one);
+    ``min_points``: leave out panels where no curve has that many points (a value logged once at the end
+    belongs in the summary, not on an axis of its own).
+    """
+    chosen = [m for m in (metrics or series.metrics) if m in series.metrics] or list(series.metrics)
+    several = len(series.runs) > 1
+    groups = panels(chosen)
+    shown_panels: list[tuple[str, list[tuple[str, str]]]] = []
+    for panel, members in groups.items():
+        if not matches(panel, filter):
+            continue
+        longest = max((len(series.data.get((run, name), ([], []))[0]) for name, _ in members for run in series.runs),
+                      default=0)
+        if longest >= min_points:
+            shown_panels.append((panel, members))
+    if not shown_panels and groups and not filter:  # never an empty figure for a run that logged something
+        shown_panels = list(groups.items())
+    domains, area = grid_domains(len(shown_panels), cols)
+    height = area + TOP + BOTTOM + (36 if title else 0)
+    layout: dict[str, Any] = {
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "y": 1, "yanchor": "top", "yref": "container",
+                  "pad": {"t": 8}} if title else {"text": ""},
+        "height": height, "margin": {"l": 60, "r": 20, "t": TOP + (36 if title else 0), "b": BOTTOM},
+        "legend": {"title": {"text": "click to hide / show"}, "groupclick": "togglegroup"},
+        "annotations": [], "uirevision": "keep", "hovermode": "closest", "autosize": True,
+    }
     traces: list[dict] = []
-    layout: dict[str, Any] = {"title": {"text": title} if title else None, "height": max(300, 260 * max(1, math.ceil(len(names) / max(1, cols)))),
-                              "margin": {"l": 50, "r": 20, "t": 40 if title else 25, "b": 40},
-                              "legend": {"orientation": "h", "y": -0.12}, "annotations": [],
-                              "uirevision": "keep"}
-    shown: set[str] = set()
-    for i, (name, (xd, yd)) in enumerate(zip(names, domains)):
+    colours: dict[str, str] = {}
+    for i, ((panel, members), (xd, yd)) in enumerate(zip(shown_panels, domains)):
         sx = "" if i == 0 else str(i + 1)
-        layout[f"xaxis{sx}"] = {"domain": xd, "anchor": f"y{sx}", "title": {"text": "step"} if yd[0] < 0.05 else None}
-        layout[f"yaxis{sx}"] = {"domain": yd, "anchor": f"x{sx}", "type": "log" if log_y else "linear"}
-        layout["annotations"].append({"text": f"<b>{name}</b>", "x": (xd[0] + xd[1]) / 2, "y": yd[1],
+        last_row = yd[0] <= 1e-6 or i + cols >= len(shown_panels)
+        layout[f"xaxis{sx}"] = {"domain": xd, "anchor": f"y{sx}", "automargin": False,
+                                "title": {"text": "step" if last_row else ""}}
+        layout[f"yaxis{sx}"] = {"domain": yd, "anchor": f"x{sx}", "type": "log" if log_y else "linear",
+                                "automargin": i % max(1, min(cols, len(shown_panels))) == 0}  # left column only
+        layout["annotations"].append({"text": f"<b>{panel}</b>", "x": (xd[0] + xd[1]) / 2, "y": yd[1],
                                       "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
-                                      "showarrow": False})
-        for j, run in enumerate(series.runs):
-            if (run, name) not in series.data:
-                continue
-            x, y = downsample(*series.arrays(run, name), max_points)
-            traces.append({"type": "scatter", "mode": "lines+markers" if len(x) < 30 else "lines",
-                           "x": x, "y": y, "name": run, "legendgroup": run,
-                           "showlegend": run not in shown, "line": {"color": PALETTE[j % len(PALETTE)]},
-                           "marker": {"size": 4}, "xaxis": f"x{sx}", "yaxis": f"y{sx}",
-                           "meta": f"{run}::{name}"})
-            shown.add(run)
+                                      "showarrow": False, "font": {"size": 13}, "name": "panel-title"})
+        for run in series.runs:
+            for name, group in members:
+                if (run, name) not in series.data:
+                    continue
+                label = _label(run, group, several)
+                colour = colours.setdefault(label, PALETTE[len(colours) % len(PALETTE)])
+                x, y = series.arrays(run, name)
+                common = {"type": "scatter", "xaxis": f"x{sx}", "yaxis": f"y{sx}", "legendgroup": label}
+                if smoothing > 0 and len(y) > 2:
+                    rx, ry = downsample(x, y, max_points)
+                    traces.append({**common, "mode": "lines", "x": rx, "y": ry, "name": label, "showlegend": False,
+                                   "line": {"color": colour, "width": 1}, "opacity": 0.25, "hoverinfo": "skip",
+                                   "meta": f"{run}::{name}::raw"})
+                    y = ema(y, smoothing)
+                x, y = downsample(x, y, max_points)
+                traces.append({**common, "mode": "lines+markers" if len(x) < 30 else "lines", "x": x, "y": y,
+                               "name": label, "showlegend": False, "line": {"color": colour, "width": 2},
+                               "marker": {"size": 5}, "meta": f"{run}::{name}",
+                               "hovertemplate": f"{label}<br>{panel}<br>step %{{x}}: %{{y:.4g}}<extra></extra>"})
+    seen: set[str] = set()
+    for t in traces:  # one legend entry per label (its first smoothed/plain curve)
+        if t["meta"].endswith("::raw") or t["legendgroup"] in seen:
+            continue
+        t["showlegend"] = True
+        seen.add(t["legendgroup"])
+    layout["showlegend"] = bool(seen) and (len(seen) > 1 or several)
     return traces, layout
 
 
@@ -132,26 +254,49 @@ def static_figure(series: Series, **kw: Any) -> Any:
     return go.Figure(data=traces, layout=layout)
 
 
+def panel_titles(layout: Any) -> list[str]:
+    """The panel titles of a figure drawn by :func:`figure_spec` (tests, and the browser checks)."""
+    anns = layout.get("annotations", []) if isinstance(layout, dict) else (layout.annotations or [])
+    out = []
+    for a in anns:
+        name, text = (a.get("name"), a.get("text")) if isinstance(a, dict) else (a.name, a.text)
+        if name == "panel-title":
+            out.append(re.sub(r"</?b>", "", text or ""))
+    return out
+
+
 class LiveCurves:
-    """A ``FigureWidget`` kept in step with a :class:`Series`, redrawn at most every ``min_interval`` s."""
+    """A ``FigureWidget`` kept in step with a :class:`Series`, redrawn at most every ``min_interval`` s,
+    with its controls: smoothing slider, metric filter and log-y toggle."""
 
     def __init__(self, metrics: list[str] | None = None, log_y: bool = False, max_points: int = 2000,
-                 min_interval: float = 0.3, cols: int = 2) -> None:
+                 min_interval: float = 0.3, cols: int = 2, smoothing: float = 0.0) -> None:
         import ipywidgets as W
         import plotly.graph_objects as go
 
         self.series = Series()
         self.metrics = metrics
         self.max_points, self.min_interval, self.cols = max_points, min_interval, cols
-        self.figure = go.FigureWidget(layout={"height": 300, "margin": {"l": 50, "r": 20, "t": 25, "b": 40}})
+        self.figure = go.FigureWidget(layout={"height": 300, "margin": {"l": 60, "r": 20, "t": TOP, "b": BOTTOM},
+                                              "uirevision": "keep"})
         self.log_toggle = W.ToggleButton(value=log_y, description="log y", tooltip="logarithmic y axes",
                                          layout=W.Layout(width="80px"))
-        self.log_toggle.observe(lambda _c: self.draw(force=True), names="value")
-        self.widget = W.VBox([self.log_toggle, self.figure])
+        self.smoothing = W.FloatSlider(value=smoothing, min=0.0, max=0.99, step=0.01, description="smoothing",
+                                       readout_format=".2f", continuous_update=False,
+                                       tooltip="exponential moving average weight (0: raw curves)",
+                                       style={"description_width": "initial"}, layout=W.Layout(width="260px"))
+        self.filter = W.Text(value="", placeholder="filter metrics (glob or regex)", continuous_update=False,
+                             layout=W.Layout(width="240px"))
+        for control in (self.log_toggle, self.smoothing, self.filter):
+            control.observe(lambda _c: self.draw(force=True), names="value")
+        self.widget = W.VBox([W.HBox([self.filter, self.smoothing, self.log_toggle]), self.figure])
+        self.widget.add_class("wb-curves")
         self.draws = 0
         self._drawn_version = -1
         self._last: float | None = None
         self._keys: list[str] = []
+        self._structure: Any = None
+        self._axes: set[str] = set()
         self._lock = threading.RLock()
 
     @property
@@ -162,15 +307,20 @@ class LiveCurves:
         """Forget every curve (the next draw starts from an empty plot)."""
         with self._lock:
             self.series = Series()
-            self._keys, self._drawn_version = [], -1
+            self._drawn_version = -1
 
     def add_frame(self, run: str, frame: Any) -> None:
         with self._lock:
             self.series.add_frame(run, frame)
 
+    def spec(self, **kw: Any) -> tuple[list[dict], dict]:
+        """The traces and layout of the current view (controls applied)."""
+        return figure_spec(self.series, self.metrics, self.log_y, self.max_points, self.cols,
+                           smoothing=float(self.smoothing.value), filter=self.filter.value, **kw)
+
     def draw(self, force: bool = False) -> bool:
         """Push the series to the browser; skipped (returns False) when throttled or unchanged."""
-        with self._lock:  # the monitor thread and the log toggle (kernel thread) may both redraw
+        with self._lock:  # the monitor thread and the controls (kernel thread) may both redraw
             return self._draw(force)
 
     def _draw(self, force: bool) -> bool:
@@ -178,28 +328,37 @@ class LiveCurves:
         if not force and ((self._last is not None and now - self._last < self.min_interval)
                           or self.series.version == self._drawn_version):
             return False
-        traces, layout = figure_spec(self.series, self.metrics, self.log_y, self.max_points, self.cols)
+        traces, layout = self.spec()
         keys = [t["meta"] for t in traces]
+        structure = (keys, [k for k in layout if k.startswith(("xaxis", "yaxis"))], layout["height"],
+                     [a["text"] for a in layout["annotations"]], self.log_y, layout["showlegend"])
         fig = self.figure
-        with fig.batch_update():
-            if keys != self._keys:
-                fig.data = []
-                fig.layout.annotations = []
+        if structure != self._structure:
+            # Rebuild: drop the traces, replace the layout with whole objects (removing axes no longer drawn),
+            # add the traces. Each is its own message; none mixes a parent attribute with its children.
+            fig.data = []
+            axes = {k for k in layout if k.startswith(("xaxis", "yaxis"))}
+            gone = self._axes - axes
+            if gone:
+                fig.plotly_relayout({k: None for k in sorted(gone)})
+            fig.layout = layout
+            if traces:
                 fig.add_traces(traces)
-                self._keys = keys
-            else:
+            self._structure, self._axes = structure, axes
+        else:
+            with fig.batch_update():  # only the curves grew: one restyle message
                 for trace, spec in zip(fig.data, traces):
-                    trace.x, trace.y, trace.mode = spec["x"], spec["y"], spec["mode"]
-            fig.update_layout(layout, overwrite=False)
-            fig.layout.annotations = layout["annotations"]
-            fig.layout.height = layout["height"]
-            for key, value in layout.items():
-                if key.startswith("yaxis"):
-                    fig.layout[key].type = value["type"]
+                    trace.x, trace.y = spec["x"], spec["y"]
+                    if trace.mode != spec["mode"]:
+                        trace.mode = spec["mode"]
+        self._keys = keys
         self._last, self._drawn_version = now, self.series.version
         self.draws += 1
         return True
 
-    def static(self, title: str = "") -> Any:
-        return static_figure(self.series, metrics=self.metrics, log_y=self.log_y, max_points=self.max_points,
-                             cols=self.cols, title=title)
+    def static(self, title: str = "", min_points: int = 1) -> Any:
+        """A plain figure of what the widget shows (controls applied)."""
+        import plotly.graph_objects as go
+
+        traces, layout = self.spec(title=title, min_points=min_points)
+        return go.Figure(data=traces, layout=layout)

@@ -1,8 +1,9 @@
 """A dashboard per experiment: parameter form + run controls + live curves + the method's own views.
 
 The run trains in a background thread (the kernel stays idle, so sliders and Stop respond); a monitor
-thread polls the run store and redraws. Because the monitor reads only the store, the same dashboard
-follows a run it did not start (a ``torchrun`` job, another kernel): :func:`follow`.
+thread follows it through the run store (:class:`workbench.follow.RunFollower`) and redraws. Because the
+monitor reads only the store, the same dashboard follows a run it did not start (a ``torchrun`` job,
+another kernel): :func:`follow`. A smoke run is labelled as one in the status line and the legend.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import ipywidgets as W
 from workbench.params import Config, ConfigError
 
 from .curves import LiveCurves
+from .labels import SMOKE, clock, run_label
+from .render import output
 from .views import render
 
 FINISHED = ("completed", "stopped", "failed", "crashed")
@@ -43,16 +46,18 @@ class Dashboard:
     """Form, Start/Stop/Pause, progress, status line, live curves and views for one experiment.
 
     ``Dashboard("classify", steps=200)`` starts from the experiment's defaults updated by the values.
-    ``smoke=True`` starts from the experiment's smoke overrides (notebooks in smoke mode).
+    ``smoke=True`` starts from the experiment's smoke overrides (notebooks in smoke mode) and labels its runs
+    as smoke runs (their claims are recorded as not evaluated). ``store``: a run store other than the default.
     """
 
     def __init__(self, method: str, values: dict[str, Any] | None = None, *, smoke: bool = False,
                  poll: float = 0.25, views_every: float = 5.0, metrics: list[str] | None = None,
-                 **kw: Any) -> None:
+                 store: Any = None, **kw: Any) -> None:
         from workbench.registry import get
 
         self.experiment = get(method)
         self.method = method
+        self.smoke, self.store = smoke, store
         self.poll, self.views_every = poll, views_every
         start = {**(self.experiment.smoke if smoke else {}), **(values or {}), **kw}
         from .form import ParamForm
@@ -74,7 +79,10 @@ class Dashboard:
         self.curves = LiveCurves(metrics=metrics)
         self.views_box = W.Output()
         title = html.escape(self.experiment.title or method)
-        header = W.HTML(f"<h3 style='margin:4px 0'>{title} <small style='color:#777'>({method})</small></h3>")
+        badge = (f" <span style='background:#fcf8e3;color:#8a6d3b;border:1px solid #e0c97f;border-radius:3px;"
+                 f"padding:0 4px;font-size:12px' title='the smoke settings (seconds): claims are not evaluated'>"
+                 f"{SMOKE} settings</span>" if smoke else "")
+        header = W.HTML(f"<h3 style='margin:4px 0'>{title} <small style='color:#777'>({method})</small>{badge}</h3>")
         controls = W.VBox([W.HBox([self.start_button, self.pause_button, self.stop_button]), self.progress,
                            self.status])
         self.live_box = W.VBox([self.curves.widget, self.views_box])
@@ -91,9 +99,9 @@ class Dashboard:
         self._monitor: threading.Thread | None = None
         self._done = threading.Event()
         self._done.set()
-        self._last_row: int | None = None
         self._last_views = 0.0
         self._external = False
+        self.record: dict | None = None
 
     # display ----------------------------------------------------------------------------------
     def _ipython_display_(self) -> None:
@@ -121,7 +129,7 @@ class Dashboard:
 
         self.control = Control()
         self.run_id, self.result, self.error, self.run_status = None, None, None, "running"
-        self._external, self._last_row = False, None
+        self._external, self.record = False, None
         self._done.clear()
         self._show_live()
         self._set_running_ui(True)
@@ -137,9 +145,9 @@ class Dashboard:
 
         if self.running:
             raise RuntimeError("this dashboard is busy with a run; stop it first")
-        record = runs.get(run_id)
+        record = runs.get(run_id, store=self.store)
         self.run_id, self.control, self.result = record["id"], None, None
-        self._external, self._last_row = True, None
+        self._external, self.record = True, record
         self.run_status = record["status"]
         try:
             self.form.set(**{k: v for k, v in record["config"].items() if k in self.form.controls})
@@ -158,7 +166,7 @@ class Dashboard:
         elif self.run_id is not None:
             from workbench import runs
 
-            runs.stop(self.run_id)
+            runs.stop(self.run_id, store=self.store)
         self.stop_button.disabled = True
         self._set_status("stopping…")
 
@@ -203,18 +211,21 @@ class Dashboard:
 
     def compare(self, *run_ids: str) -> None:
         """Overlay other runs' curves on this dashboard's plot."""
-        from workbench import runs
+        from workbench.follow import RunFollower
 
         for rid in run_ids:
-            record = runs.get(rid)
-            self.curves.add_frame(_label(record), runs.metrics(record["id"]))
+            update = RunFollower(rid, store=self._store()).poll()
+            self.curves.add_frame(run_label(update.record), update.metrics)
         self._show_live()
         self.curves.draw(force=True)
 
     # static output ------------------------------------------------------------------------------
     def static_figures(self) -> list[tuple[str, Any]]:
-        """``[(title, go.Figure)]``: the curves, then the method's views, for the current run."""
-        out = [("curves", self.curves.static(title=f"{self.method} {self.run_id or ''}".strip()))]
+        """``[(title, figure)]``: the curves, then the method's views and the claims table, for the current run."""
+        label = f"{self.method} {self.run_id or ''}".strip()
+        if self.record is not None and self.record.get("smoke"):
+            label += f" ({SMOKE})"
+        out = [("curves", self.curves.static(title=label, min_points=2))]
         if self.run_id is not None:
             out += render(self.method, self.run_id)
         return out
@@ -223,17 +234,24 @@ class Dashboard:
         from IPython.display import HTML
 
         if self.run_id is not None:
+            smoke = f" · <b>{SMOKE}</b>" if self.record is not None and self.record.get("smoke") else ""
             _show(HTML(f"<p><b>{html.escape(self.method)}</b> run <code>{self.run_id}</code>: "
-                       f"<b>{html.escape(str(self.run_status))}</b></p>"))
+                       f"<b>{html.escape(str(self.run_status))}</b>{smoke}</p>"))
         for _title, fig in self.static_figures():
             _show(fig)
+
+    def _store(self) -> Any:
+        from workbench import runs
+
+        return self.store or runs.store()
 
     # background work ------------------------------------------------------------------------------
     def _work(self, cfg: Config) -> None:
         import workbench
 
         try:
-            self.result = workbench.run(self.method, cfg, control=self.control, progress=False)
+            self.result = workbench.run(self.method, cfg, smoke=self.smoke, control=self.control, progress=False,
+                                        store=self.store)
             self.run_id = self.result.run_id
         except Exception as err:  # noqa: BLE001 - shown in the status line, never a traceback
             self.error = f"{type(err).__name__}: {err}"
@@ -246,55 +264,55 @@ class Dashboard:
                                          name=f"wb-watch-{self.method}")
         self._monitor.start()
 
+    def _worker_done(self) -> bool:
+        return self._worker is not None and not self._worker.is_alive()
+
     def _watch(self) -> None:
-        from workbench import runs
+        from workbench.follow import RunFollower
 
         try:
             if self.control is not None:
                 self.control.started.wait()
                 self.run_id = self.control.run_id or self.run_id
+            if self.run_id is None:  # the run never started (a bad config, a failure before the store)
+                return
+            follower = RunFollower(self.run_id, store=self._store())
             failures = 0
             while True:
                 try:
-                    finished = self._poll(runs)
+                    update = follower.poll()
                     failures = 0
                 except Exception as err:  # noqa: BLE001 - e.g. a busy database: try again, don't lose the run
                     failures += 1
-                    worker_done = self._worker is not None and not self._worker.is_alive()
-                    if failures >= MAX_POLL_FAILURES or (worker_done and not self._external):
+                    if failures >= MAX_POLL_FAILURES or (self._worker_done() and not self._external):
                         raise
                     self._set_status(f"<i>reading the run store failed ({html.escape(str(err))}); retrying</i>")
-                    finished = False
-                if finished:
+                    time.sleep(self.poll)
+                    continue
+                done = update.finished if self._external else self._worker_done()
+                self._apply(update, final=False)
+                if done:
                     break
                 time.sleep(self.poll)
-            self._poll(runs)
-            self.curves.draw(force=True)
-            self._refresh_views()
+            self._apply(follower.poll(), final=True)  # whatever was committed after the last look
         except Exception as err:  # noqa: BLE001
             self.error = self.error or f"{type(err).__name__}: {err}"
         finally:
             self._finish()
 
-    def _poll(self, runs: Any) -> bool:
-        """Read new metrics and the status from the store; True once the run has ended."""
-        if self.run_id is None:
-            return self._worker is not None and not self._worker.is_alive()
-        frame = runs.metrics(self.run_id, since=self._last_row)
-        if len(frame):
-            self._last_row = int(frame["id"].iloc[-1])
-            self.curves.add_frame(_label(runs.get(self.run_id)), frame)
-        self.curves.draw()
-        record = runs.get(self.run_id)
-        self.run_status = record["status"]
-        self._update_progress(record, frame)
-        if time.monotonic() - self._last_views > self.views_every:
+    def _apply(self, update: Any, final: bool) -> None:
+        """Draw one update of the follower: new metrics, status and progress, views when something new arrived."""
+        self.record = update.record
+        if len(update.metrics):
+            self.curves.add_frame(run_label(update.record), update.metrics)
+        self.curves.draw(force=final)
+        self.run_status = update.status
+        self._update_progress(update.record)
+        stale = time.monotonic() - self._last_views > self.views_every
+        if final or (stale and (update.artifacts or len(update.metrics))):
             self._refresh_views()
-        if self._external:
-            return record["status"] in FINISHED
-        return self._worker is not None and not self._worker.is_alive()
 
-    def _update_progress(self, record: dict, frame: Any) -> None:
+    def _update_progress(self, record: dict) -> None:
         ctl = self.control
         if ctl is not None:
             step, total = ctl.step + (1 if ctl.steps_done else 0), ctl.total
@@ -310,12 +328,15 @@ class Dashboard:
         if total:
             self.progress.max, self.progress.value = max(total, 1), min(step, total)
         elapsed = time.time() - started if started else 0.0
-        bits = [f"<b>{record['status']}</b>", f"run <code>{record['id']}</code>"]
+        bits = [f"<b>{record['status']}</b>"]
+        if record.get("smoke"):
+            bits.append(f"<b style='color:#8a6d3b'>{SMOKE}</b>")
+        bits.append(f"run <code>{record['id']}</code>")
         if phase:
             bits.append(html.escape(phase))
         bits.append(f"step {step}/{total}" if total else f"step {step}")
         bits.append(f"{rate:.1f} step/s")
-        bits.append(f"{_clock(elapsed)} elapsed")
+        bits.append(f"{clock(elapsed)} elapsed")
         if ctl is not None and ctl.paused:
             bits.append("<b>paused</b>")
         self._set_status(" · ".join(bits))
@@ -324,19 +345,14 @@ class Dashboard:
         self._last_views = time.monotonic()
         if self.run_id is None or headless():  # nobody watches: views go to the static output at the end
             return
-        from .render import plotly_bundle
-
         # plain plotly outputs (JupyterLab draws them natively): no FigureWidget, so no plotly.js bundle per view
-        self.views_box.outputs = tuple({"output_type": "display_data", "data": plotly_bundle(fig), "metadata": {}}
-                                       for _title, fig in render(self.method, self.run_id))
+        self.views_box.outputs = tuple(output(fig) for _title, fig in render(self.method, self.run_id))
 
     def _finish(self) -> None:
         if self.result is not None:
             self.run_status = self.result.status
         elif self.run_id is not None:
-            from workbench import runs
-
-            self.run_status = runs.get(self.run_id)["status"]
+            self.run_status = self._store().get(self.run_id)["status"]
         self._set_running_ui(False)
         self._show_static_in_widget()
         if self.error:
@@ -352,12 +368,8 @@ class Dashboard:
         (plain plotly outputs, which a notebook saved with its widget state keeps)."""
         if headless() or self.run_id is None:
             return
-        from .render import plotly_bundle
-
         try:
-            outputs = [{"output_type": "display_data", "data": plotly_bundle(fig), "metadata": {}}
-                       for _title, fig in self.static_figures()]
-            self.static_out.outputs = tuple(outputs)
+            self.static_out.outputs = tuple(output(fig) for _title, fig in self.static_figures())
             self.live_box.layout.display = "none"
             self.static_out.layout.display = None
         except Exception as err:  # noqa: BLE001 - a static copy must never break the dashboard
@@ -393,18 +405,6 @@ def display_widget(widget: Any, fallback_html: str) -> None:
     display(bundle, raw=True)
 
 
-def _label(record: dict) -> str:
-    """A short legend label: method and the run id without its date ("classify 142501-a3f9c2")."""
-    rid = record["id"]
-    short = rid[9:] if len(rid) > 16 and rid[8] == "-" else rid[:16]
-    return f"{record['method']} {short}"
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:04.1f}"
-
-
 def dashboard(method: str, values: dict[str, Any] | None = None, *, smoke: bool = False, **kw: Any) -> Dashboard:
     """Build (and return) the dashboard of ``method``; the notebook displays it as the cell's value."""
     return Dashboard(method, values, smoke=smoke, **kw)
@@ -414,6 +414,6 @@ def follow(run_id: str, **kw: Any) -> Dashboard:
     """A dashboard following the stored run ``run_id`` (from another process or kernel) until it ends."""
     from workbench import runs
 
-    record = runs.get(run_id)
+    record = runs.get(run_id, store=kw.get("store"))
     dash = Dashboard(record["method"], **kw)
     return dash.follow(record["id"])

@@ -1,5 +1,6 @@
 """``workbench demo``: run every registered experiment's quick default and write one offline HTML report
-(one section per experiment: its key figures and the table of paper claims it checked)."""
+(one section per experiment: its key curves, one panel per metric with the methods overlaid, its key views
+and the table of paper claims it checked; a smoke run is labelled as one)."""
 from __future__ import annotations
 
 import html
@@ -7,50 +8,44 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from .labels import SMOKE, claims_html, run_label
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{margin-bottom:0} .meta{color:#666} section{margin:2.5em 0;border-top:1px solid #ddd;padding-top:1em}
-table.claims{border-collapse:collapse;margin:1em 0} table.claims td,table.claims th{border:1px solid #ccc;padding:4px 8px}
-td.yes{color:#1e7e34;font-weight:bold} td.no{color:#c0392b;font-weight:bold} pre.error{background:#fdecea;padding:8px;white-space:pre-wrap}
+pre.error{background:#fdecea;padding:8px;white-space:pre-wrap} .smoke{color:#8a6d3b;font-weight:bold}
 """
 
 
 def _figure_html(fig: Any, first: bool) -> str:
+    if not hasattr(fig, "to_plotly_json") and hasattr(fig, "_repr_html_"):  # an HTML view (a table)
+        return fig._repr_html_()
     import plotly.io as pio
 
     return pio.to_html(fig, include_plotlyjs=bool(first), full_html=False, include_mathjax=False,
                        default_width="100%", validate=False)
 
 
-def claims_table(claims: list[dict]) -> str:
-    """An HTML table of (claim, measured, holds) rows."""
-    if not claims:
-        return "<p><i>no claims checked</i></p>"
-    rows = []
-    for c in claims:
-        holds = c.get("holds")
-        mark, cls = ("yes", "yes") if holds else (("no", "no") if holds is not None else ("n/a", ""))
-        rows.append(f"<tr><td>{html.escape(str(c['claim']))}</td><td>{html.escape(str(c.get('measured', '')))}</td>"
-                    f"<td class='{cls}'>{mark}</td><td>{html.escape(str(c.get('detail') or ''))}</td></tr>")
-    return ("<table class='claims'><tr><th>claim</th><th>measured</th><th>holds</th><th>detail</th></tr>"
-            + "".join(rows) + "</table>")
+def claims_table(claims: list[dict], smoke: bool = False) -> str:
+    """An HTML table of (claim, measured, holds, detail) rows, complete (see :func:`widgets.labels.claims_html`)."""
+    return claims_html(claims, smoke=smoke)
 
 
 def section_figures(method: str, run_id: str) -> list[tuple[str, Any]]:
-    """The key figures of one run: curves of its key metrics, then the method's key views."""
-    from workbench import runs
-
-    from .curves import Series, static_figure
-    from .dashboards import _label
-    from .views import render
-
+    """The key figures of one run: curves of its key metrics (one panel per metric, methods overlaid), then
+    the method's key views."""
+    from workbench.follow import RunFollower
     from workbench.registry import get
 
-    exp, metrics = get(method), runs.metrics(run_id)
+    from .curves import Series, static_figure
+    from .views import render
+
+    exp, update = get(method), RunFollower(run_id).poll()
+    metrics = update.metrics
     series = Series()
-    series.add_frame(_label(runs.get(run_id)), metrics[metrics.name.map(exp.is_key_metric)])
-    figs = [("training curves", static_figure(series, title="training curves"))] if series.metrics else []
-    return figs + render(method, run_id, key_only=True)
+    series.add_frame(run_label(update.record), metrics[metrics.name.map(exp.is_key_metric)])
+    figs = [("training curves", static_figure(series, title="training curves", min_points=2))] if series.metrics else []
+    return figs + render(method, run_id, key_only=True, claims=False)
 
 
 def build_report(results: list[dict], title: str = "Workbench demo") -> str:
@@ -68,6 +63,8 @@ def build_report(results: list[dict], title: str = "Workbench demo") -> str:
         if r.get("run_id"):
             meta = f"run <code>{html.escape(r['run_id'])}</code>, " + meta
             rec = runs.get(r["run_id"])
+            if rec.get("smoke"):
+                meta += f" · <span class='smoke'>{SMOKE}</span> (claims not evaluated)"
             items = (rec.get("summary") or {}).items()
             key = [(k, v) for k, v in items if get(r["method"]).is_key_metric(k)] or list(items)
             summary = ", ".join(f"{k} = {v:.4g}" if isinstance(v, (int, float)) else f"{k} = {v}" for k, v in key)
@@ -77,7 +74,7 @@ def build_report(results: list[dict], title: str = "Workbench demo") -> str:
         if r.get("error"):
             out.append(f"<pre class='error'>{html.escape(str(r['error'])[-3000:])}</pre>")
         if r.get("run_id"):
-            out.append("<h3>Claims checked</h3>" + claims_table(runs.claims(r["run_id"])))
+            out.append("<h3>Claims checked</h3>" + claims_table(runs.claims(r["run_id"]), smoke=bool(rec.get("smoke"))))
             for fig_title, fig in section_figures(r["method"], r["run_id"]):
                 out.append(f"<h3>{html.escape(fig_title)}</h3>" + _figure_html(fig, first))
                 first = False

@@ -1,51 +1,94 @@
 """A parameter form generated from an experiment's declared parameters (ipywidgets 8).
 
-One control per :class:`~workbench.params.Param`: a checkbox for booleans, a dropdown for choices, a
-(log-)slider for bounded numbers, a text box otherwise. The doc line is the tooltip, the unit sits beside
-the control, and an invalid value is shown in red next to its control, never as a traceback.
+One control per :class:`~workbench.params.Param`, chosen by the shared mapping in :mod:`widgets.declared`
+(checkbox, dropdown, checkboxes for a multi-choice parameter, (log-)slider over the soft range, number box,
+text). The doc line is the tooltip, the unit sits beside the control, each parameter group is a section
+(the engine's seed/device/... folded away), and an invalid value is shown in red next to its control, never
+as a traceback.
 """
 from __future__ import annotations
 
+import html
 import math
 from typing import Any, Callable
 
 import ipywidgets as W
+import traitlets
 
 from workbench.params import Config, ConfigError, Param
 
-from .declared import engine_names, ordered
+from .declared import ENGINE, MAX_INT_SLIDER, ControlSpec, control_spec, sections  # noqa: F401 (re-exported)
 
-#: Largest integer range drawn as a slider; wider ranges get a bounded text box.
-MAX_INT_SLIDER = 10_000
 _ERROR_STYLE = "color:#c0392b;font-size:0.85em"
 
 
-def control_for(param: Param, value: Any) -> W.ValueWidget:
-    """The ipywidget for one declared parameter, set to ``value``."""
-    common: dict[str, Any] = dict(description=param.name, tooltip=param.doc or param.name,
-                                  style={"description_width": "initial"})
-    kind = param.kind
-    lo, hi = param.bounds if param.bounds is not None else (None, None)
-    if kind is bool:
+class CheckboxGroup(W.VBox):
+    """One checkbox per choice; ``value`` is the tuple of ticked choices (in declaration order)."""
+
+    value = traitlets.Tuple()
+    disabled = traitlets.Bool(False)
+
+    def __init__(self, options: tuple[Any, ...], value: tuple[Any, ...], description: str = "",
+                 tooltip: str = "") -> None:
+        self.options = tuple(options)
+        self.boxes = [W.Checkbox(value=o in value, description=str(o), indent=False,
+                                 layout=W.Layout(width="auto", margin="0 12px 0 0")) for o in self.options]
+        title = W.HTML(f"<span title='{html.escape(tooltip)}'>{html.escape(description)}</span>",
+                       layout=W.Layout(min_width="90px"))
+        super().__init__([title, W.HBox(self.boxes, layout=W.Layout(flex_flow="row wrap"))])
+        self.description, self.tooltip = description, tooltip
+        self.value = tuple(value)
+        self._syncing = False
+        for box in self.boxes:
+            box.observe(self._ticked, names="value")
+
+    def _ticked(self, _change: dict) -> None:
+        if not self._syncing:
+            self.value = tuple(o for o, b in zip(self.options, self.boxes) if b.value)
+
+    @traitlets.observe("value")
+    def _value_set(self, change: dict) -> None:
+        self._syncing = True
+        try:
+            for o, b in zip(self.options, self.boxes):
+                b.value = o in change["new"]
+        finally:
+            self._syncing = False
+
+    @traitlets.observe("disabled")
+    def _disabled_set(self, change: dict) -> None:
+        for b in self.boxes:
+            b.disabled = change["new"]
+
+
+def build(spec: ControlSpec, value: Any) -> W.DOMWidget:
+    """The ipywidget for ``spec``, set to ``value``."""
+    common: dict[str, Any] = dict(description=spec.label, tooltip=spec.tooltip, style={"description_width": "initial"})
+    kind = spec.kind
+    if kind == "checkboxes":
+        return CheckboxGroup(spec.options, tuple(value), description=spec.label, tooltip=spec.tooltip)
+    if kind == "checkbox":
         return W.Checkbox(value=bool(value), indent=False, **common)
-    if param.choices is not None:
-        return W.Dropdown(options=list(param.choices), value=value, **common)
-    if kind is int:
-        if lo is not None and hi is not None and hi - lo <= MAX_INT_SLIDER:
-            return W.IntSlider(value=value, min=int(lo), max=int(hi), step=int(param.step or 1),
-                               continuous_update=False, **common)
+    if kind == "dropdown":
+        return W.Dropdown(options=list(spec.options), value=value, **common)
+    if kind == "int_slider":
+        return W.IntSlider(value=value, min=spec.lo, max=spec.hi, step=spec.step, continuous_update=False, **common)
+    if kind == "int_box":  # unbounded box: a value out of range is shown in red beside it, never clamped
         return W.IntText(value=value, **common)
-    if kind is float:
-        if lo is not None and hi is not None:
-            if param.log and lo > 0:
-                return W.FloatLogSlider(value=value, base=10, min=math.log10(lo), max=math.log10(hi),
-                                        step=param.step or 0.05, continuous_update=False, readout_format=".2e",
-                                        **common)
-            step = param.step or (hi - lo) / 100
-            return W.FloatSlider(value=value, min=lo, max=hi, step=step, continuous_update=False,
-                                 readout_format=".3g", **common)
+    if kind == "log_slider":
+        return W.FloatLogSlider(value=value, base=10, min=math.log10(spec.lo), max=math.log10(spec.hi),
+                                step=spec.step, continuous_update=False, readout_format=spec.fmt, **common)
+    if kind == "float_slider":
+        return W.FloatSlider(value=value, min=spec.lo, max=spec.hi, step=spec.step, continuous_update=False,
+                             readout_format=spec.fmt, **common)
+    if kind == "float_box":
         return W.FloatText(value=value, **common)
     return W.Text(value=str(value), continuous_update=False, **common)
+
+
+def control_for(param: Param, value: Any) -> W.DOMWidget:
+    """The ipywidget for one declared parameter, set to ``value``."""
+    return build(control_spec(param, value), value)
 
 
 class ParamForm:
@@ -66,35 +109,40 @@ class ParamForm:
             raise ConfigError(f"unknown parameter {unknown[0]!r} for {config_cls.__name__}; known: "
                               f"{', '.join(self.params)}", unknown[0])
         self._fixed = {k: values[k] for k in hide if k in values}
-        self.controls: dict[str, W.ValueWidget] = {}
+        self.controls: dict[str, W.DOMWidget] = {}
         self.messages: dict[str, W.HTML] = {}
         self.errors: dict[str, str] = {}
         self._listeners: list[Callable[["ParamForm"], None]] = []
-        rows, engine_rows = [], []
-        engine = engine_names()
-        for name in ordered(self.params):
-            param = self.params[name]
-            if name in hide:
-                continue
-            value = values.get(name, param.default)
-            try:
-                value = param.validate(value)
-            except ConfigError as err:
-                self.errors[name] = str(err)
-                value = param.default
-            ctrl = control_for(param, value)
-            msg = W.HTML("")
-            unit = W.HTML(f"<span style='color:#777'>{param.unit}</span>") if param.unit else None
-            ctrl.observe(self._changed, names="value")
-            self.controls[name], self.messages[name] = ctrl, msg
-            (engine_rows if name in engine else rows).append(W.HBox([ctrl] + ([unit] if unit else []) + [msg]))
+        boxes: dict[str, list[W.Widget]] = {}
+        for section, names in sections(self.params).items():
+            for name in names:
+                param = self.params[name]
+                if name in hide:
+                    continue
+                value = values.get(name, param.default)
+                try:
+                    value = param.validate(value)
+                except ConfigError as err:
+                    self.errors[name] = str(err)
+                    value = param.default
+                ctrl = control_for(param, value)
+                msg = W.HTML("")
+                unit = W.HTML(f"<span style='color:#777'>{html.escape(param.unit)}</span>") if param.unit else None
+                ctrl.observe(self._changed, names="value")
+                self.controls[name], self.messages[name] = ctrl, msg
+                boxes.setdefault(section, []).append(W.HBox([ctrl] + ([unit] if unit else []) + [msg]))
         self.form_message = W.HTML("")
-        children = rows
+        children: list[W.Widget] = list(boxes.pop("", []))
+        engine_rows = boxes.pop(ENGINE, [])
+        for section, rows in boxes.items():  # parameter groups (optimisation, mixing, ...): a titled section each
+            head = W.HTML(f"<div style='margin:6px 0 0 0;font-weight:600;color:#444'>{html.escape(section)}</div>")
+            children += [head, *rows]
         if engine_rows:  # seed, device, amp, ...: folded away under the experiment's own parameters
             self.engine_box = W.Accordion(children=[W.VBox(engine_rows)], selected_index=None)
-            self.engine_box.set_title(0, "engine: " + ", ".join(n for n in ordered(self.params) if n in engine))
-            children = rows + [self.engine_box]
+            self.engine_box.set_title(0, "engine: " + ", ".join(sections(self.params).get(ENGINE, [])))
+            children.append(self.engine_box)
         self.widget = W.VBox(children + [self.form_message], layout=W.Layout(grid_gap="2px"))
+        self.widget.add_class("wb-form")
         self.validate()
 
     # values ---------------------------------------------------------------------------------
@@ -162,6 +210,4 @@ class ParamForm:
 def _error_html(message: str) -> str:
     if not message:
         return ""
-    import html
-
     return f"<span style='{_ERROR_STYLE}'>&#9888; {html.escape(message)}</span>"

@@ -2,7 +2,11 @@
 
 ``$var`` and ``{expr}`` in a magic line are expanded by IPython before the magic sees it, so papermill
 parameters work: ``%wb classify --steps $steps``. Bad arguments raise ``UsageError``: IPython shows one
-line, not a traceback.
+line, not a traceback. Parameters are spelt as on the command line (``--checkpoint-every``; the Python name
+``--checkpoint_every`` is accepted too).
+
+Outside a notebook front end (terminal IPython) the magics print plain text: ``%wb_runs`` a table,
+``%%wb`` the run id, its status, summary and claims.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from workbench.params import ConfigError, parse_assignments
 
+from .declared import flag, help_lines, ordered
+
 
 def parse_param_flags(tokens: list[str], config_cls: type) -> dict[str, Any]:
     """``["--lr", "0.1", "--steps=5"]`` → ``{"lr": 0.1, "steps": 5}``, coerced by the declared params."""
@@ -31,15 +37,15 @@ def parse_param_flags(tokens: list[str], config_cls: type) -> dict[str, Any]:
         if not tok.startswith("--") or tok == "--":
             raise UsageError(f"unexpected argument {tok!r}; parameters are given as --name value")
         key, eq, value = tok[2:].partition("=")  # --name value | --name=value
-        key = key.replace("-", "_")
+        given, key = key, key.replace("-", "_")
         if key not in params:
-            raise UsageError(f"unknown parameter --{key}; known: {', '.join('--' + p for p in params)}")
+            raise UsageError(f"unknown parameter --{flag(given)}; known: {', '.join('--' + flag(p) for p in ordered(params))}")
         if not eq:
             if i + 1 >= len(tokens) or (tokens[i + 1].startswith("--") and params[key].kind is not bool):
                 if params[key].kind is bool:
                     value = "true"
                 else:
-                    raise UsageError(f"--{key} needs a value")
+                    raise UsageError(f"--{flag(key)} needs a value")
             else:
                 i += 1
                 value = tokens[i]
@@ -52,19 +58,18 @@ def parse_param_flags(tokens: list[str], config_cls: type) -> dict[str, Any]:
 
 
 def params_help(exp: Any) -> str:
-    """One line per declared parameter: flag, default, allowed values, doc."""
-    lines = [f"%wb {exp.name} [--param value ...]   {exp.title}"]
-    for name, p in exp.config.params().items():
-        if p.choices is not None:
-            allowed = "{" + ",".join(map(str, p.choices)) + "}"
-        elif p.bounds is not None:
-            lo, hi = p.bounds
-            allowed = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        else:
-            allowed = p.kind.__name__
-        unit = f" {p.unit}" if p.unit else ""
-        lines.append(f"  --{name.replace('_', '-'):<20} {p.default!r:<12} {allowed + unit:<26} {p.doc}")
-    return "\n".join(lines)
+    """One line per declared parameter (flag, default, allowed values, doc), a heading per parameter group."""
+    return "\n".join([f"%wb {exp.name} [--param value ...]   {exp.title}", *help_lines(exp.config)])
+
+
+def front_end() -> bool:
+    """True inside a kernel with a notebook front end (JupyterLab, Notebook, VS Code); False in terminal IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _experiment(name: str) -> Any:
@@ -153,7 +158,31 @@ class WorkbenchMagics(Magics):
                 raise UsageError(str(err)) from None
         if nproc:
             return self._run_distributed(exp, values, nproc, smoke)
+        if not front_end():
+            return self._run_in_terminal(exp, values, smoke)
         return self._run_here(exp, values, smoke)
+
+    def _run_in_terminal(self, exp: Any, values: dict[str, Any], smoke: bool) -> Any:
+        """Terminal IPython: a progress bar, then the run id, status, summary and claims as plain text."""
+        import workbench
+        from workbench import runs
+
+        from .labels import SMOKE, claims_text, summary_text
+
+        try:
+            cfg = exp.make_config(values, smoke=smoke)
+        except ConfigError as err:
+            raise UsageError(str(err)) from None
+        result = workbench.run(exp, cfg, smoke=smoke, progress=True)
+        print(f"run {result.run_id}: {result.status}" + (f" ({SMOKE})" if smoke else ""))
+        if result.summary:
+            print("summary: " + summary_text(result.summary, limit=None))
+        if result.error:
+            print(f"error: {result.error.strip().splitlines()[-1]}")
+        claims = runs.claims(result.run_id) if result.run_id else []
+        if claims:
+            print("claims:\n" + claims_text(claims))
+        return None
 
     def _run_here(self, exp: Any, values: dict[str, Any], smoke: bool) -> Any:
         from IPython.display import display
@@ -216,6 +245,11 @@ class WorkbenchMagics(Magics):
     def wb_runs(self, line: str) -> Any:
         """Show the runs table (tick runs, press Compare)."""
         args = parse_argstring(self.wb_runs, line)
+        if not front_end():
+            from .runlist import runs_text
+
+            print(runs_text(args.method, args.status))
+            return None
         from .runlist import RunsTable
 
         return RunsTable(args.method, args.status)
@@ -245,7 +279,12 @@ class WorkbenchMagics(Magics):
     @argument("--no-input", action="store_true", help="leave code cells out")
     @line_magic
     def wb_export(self, line: str) -> Any:
-        """Export the (saved) notebook with its outputs to a self-contained HTML or PDF report."""
+        """Export this notebook with its outputs to a self-contained HTML or PDF report.
+
+        The outputs are this kernel's live outputs (so it works in the middle of "Run All", before the notebook
+        is saved) for every cell it has run; other cells keep the outputs of the saved file. When neither holds
+        any output, nothing is written and the message says to save the notebook first.
+        """
         args = parse_argstring(self.wb_export, line)
         notebook = args.notebook or os.environ.get("JPY_SESSION_NAME") or self.shell.user_ns.get("__session__")
         if not args.notebook and _headless():
@@ -256,12 +295,21 @@ class WorkbenchMagics(Magics):
             path = Path.cwd() / path.name
         if path is None or path.suffix != ".ipynb" or not path.exists():
             raise UsageError("%wb_export does not know this notebook's file: pass --notebook PATH.ipynb (save first)")
-        notebook = path
-        from .report import export_notebook
+        import nbformat
 
-        out = export_notebook(Path(notebook), Path(args.path) if args.path else None,
-                              to="pdf" if args.pdf else "html", no_input=args.no_input)
-        print(f"wrote {out}")
+        from .report import default_out, live_outputs, write_report
+
+        nb = nbformat.read(path, as_version=4)
+        live = live_outputs(nb, self.shell)
+        if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
+            raise UsageError(f"{path.name} has no outputs to export: this kernel recorded none for its cells (run "
+                             "them, or %load_ext widgets first) and the saved file holds none. Save the notebook "
+                             "(Ctrl+S) after running it and call %wb_export again; nothing was written.")
+        out = write_report(nb, default_out(path, Path(args.path) if args.path else None, "pdf" if args.pdf else "html"),
+                           to="pdf" if args.pdf else "html", no_input=args.no_input)
+        source = (f"this kernel's live outputs of {live} cell{'s' if live != 1 else ''}" if live
+                  else "the outputs saved in the file")
+        print(f"wrote {out} ({source})")
         return None
 
 
@@ -288,5 +336,7 @@ def distributed_command(method: str, values: dict[str, Any], nproc: int, smoke: 
     if smoke:
         cmd.append("--smoke")
     for key, value in values.items():
-        cmd += [f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+        text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else (
+            str(value).lower() if isinstance(value, bool) else str(value))
+        cmd += [f"--{flag(key)}", text]
     return cmd

@@ -21,13 +21,21 @@ def strip_cdn(html: str) -> str:
 
 
 def plotly_bundle(fig: Any) -> dict:
-    """The plotly mimetype bundle of ``fig`` (what JupyterLab renders natively), JSON-clean."""
+    """The plotly mimetype bundle of ``fig`` (what JupyterLab renders natively), JSON-clean; an HTML view
+    (anything with ``_repr_html_``) gives its HTML."""
     import json
 
     import plotly.io as pio
 
+    if not hasattr(fig, "to_plotly_json") and hasattr(fig, "_repr_html_"):
+        return {"text/html": fig._repr_html_(), "text/plain": f"<{getattr(fig, 'title', '') or 'table'}>"}
     return {"application/vnd.plotly.v1+json": {**json.loads(pio.to_json(fig, validate=False)), "config": {}},
             "text/plain": f"<plotly figure: {fig.layout.title.text or 'untitled'}>"}
+
+
+def output(fig: Any) -> dict:
+    """``fig`` (a plotly figure or an HTML view) as a ``display_data`` output of an ``ipywidgets.Output``."""
+    return {"output_type": "display_data", "data": plotly_bundle(fig), "metadata": {}}
 
 
 def setup_renderer() -> None:

@@ -1,6 +1,11 @@
 """Reports: execute a notebook with parameters (nbclient, like papermill) and export it to a
-self-contained HTML (no CDN: plotly.js is embedded once by the notebook renderer; require.js, MathJax and
-the widget manager, which come from CDNs, are left out) or to PDF through headless Chromium printing."""
+self-contained HTML or to PDF through headless Chromium printing.
+
+Nothing in a report comes from the network: plotly.js is embedded once by the notebook renderer;
+require.js, MathJax and the widget manager (CDN scripts) are left out; the equations of markdown cells are
+typeset by KaTeX, inlined from the copy Panel ships, into MathML that the browser draws itself (no web
+fonts). ``live_outputs`` fills a saved notebook with this kernel's outputs, so ``%wb_export`` works in the
+middle of "Run All", before the notebook is saved."""
 from __future__ import annotations
 
 import ast
@@ -18,13 +23,47 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
 
-#: Our nbconvert template: the lab template minus everything that would load from the network.
+#: Our nbconvert template: the lab template minus everything that would load from the network, plus KaTeX.
 _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mathjax -%}{{ resources.wb_math | default('') }}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
+
+#: Typeset ``$…$``, ``$$…$$``, ``\(…\)`` and ``\[…\]`` in markdown cells once the page has loaded.
+_RENDER_MATH = r"""
+document.addEventListener("DOMContentLoaded", function () {
+  if (typeof renderMathInElement !== "function") { return; }
+  document.querySelectorAll(".jp-RenderedMarkdown, .jp-MarkdownOutput, .wb-math").forEach(function (el) {
+    renderMathInElement(el, {
+      delimiters: [{left: "$$", right: "$$", display: true}, {left: "\\[", right: "\\]", display: true},
+                   {left: "$", right: "$", display: false}, {left: "\\(", right: "\\)", display: false}],
+      output: "mathml", throwOnError: false, ignoredClasses: ["jp-OutputArea"]
+    });
+  });
+});
+"""
+
+
+def katex_dir() -> Path | None:
+    """Where the installed KaTeX lives (Panel bundles it), or ``None``."""
+    try:
+        import panel
+    except ImportError:
+        return None
+    found = sorted((Path(panel.__file__).parent / "dist" / "bundled" / "katex").glob("katex@*/dist/katex.min.js"))
+    return found[-1].parent if found else None
+
+
+def math_script() -> str:
+    """Inline ``<script>`` tags that typeset the page's LaTeX offline ("" when KaTeX is not installed)."""
+    root = katex_dir()
+    if root is None or not (root / "contrib" / "auto-render.min.js").exists():
+        return ""
+    katex = (root / "katex.min.js").read_text(encoding="utf-8")
+    auto = (root / "contrib" / "auto-render.min.js").read_text(encoding="utf-8")
+    return f"<script>{katex}</script>\n<script>{auto}</script>\n<script>{_RENDER_MATH}</script>"
 
 _REMOTE_SCRIPT = re.compile(r"<script[^>]+src=[\"']?(https?:)?//", re.I)
 _REMOTE_LINK = re.compile(r"<link[^>]+href=[\"']?(https?:)?//", re.I)
@@ -111,13 +150,46 @@ def to_html(nb: Any, no_input: bool = False) -> str:
             data = output.get("data", {})
             if WIDGET_MIME in data and len(data) > 1:
                 data.pop(WIDGET_MIME)
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"wb_math": math_script()})
     return body
+
+
+def live_outputs(nb: Any, shell: Any) -> int:
+    """Fill the code cells of ``nb`` (a saved notebook) with the outputs this IPython kernel recorded for them
+    (:mod:`widgets.record`, installed by ``%load_ext widgets``); returns how many cells were filled.
+
+    A cell is matched with the latest execution of this session whose source is the same; cells the kernel
+    never ran (or ran before ``%load_ext widgets``) keep the outputs saved in the file.
+    """
+    import nbformat
+
+    from .record import recorder
+
+    rec = recorder(shell)
+    if rec is None:
+        return 0
+    filled = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        found = rec.outputs(cell.source)
+        if found is None:
+            continue
+        outputs, count = found
+        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        cell.execution_count = count
+        filled += 1 if outputs else 0
+    return filled
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium (``$WORKBENCH_CHROMIUM``, default /usr/bin/chromium), or ``None`` when not installed."""
+    return shutil.which(CHROMIUM) or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def html_to_pdf(html_path: str | Path, pdf_path: str | Path, timeout: int = 120) -> Path:
     """Print ``html_path`` to ``pdf_path`` with headless Chromium (plots are drawn before printing)."""
-    chromium = shutil.which(CHROMIUM) or shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = chromium_path()
     if not chromium:
         raise RuntimeError(f"PDF export needs Chromium at {CHROMIUM} (apt-get install chromium), or use --to html")
     pdf_path = Path(pdf_path).resolve()
@@ -138,7 +210,7 @@ def export_notebook(notebook: str | Path, out: str | Path | None = None, to: str
 
     notebook = Path(notebook)
     nb = nbformat.read(notebook, as_version=4)
-    return write_report(nb, _default_out(notebook, out, to), to=to, no_input=no_input)
+    return write_report(nb, default_out(notebook, out, to), to=to, no_input=no_input)
 
 
 def write_report(nb: Any, out: Path, to: str = "html", no_input: bool = False) -> Path:
@@ -163,8 +235,9 @@ def report(notebook: str | Path, parameters: dict[str, Any] | None = None, out: 
     if not notebook.exists():
         raise FileNotFoundError(f"no notebook at {notebook}")
     nb = execute_notebook(notebook, parameters, timeout=timeout)
-    return write_report(nb, _default_out(notebook, out, to), to=to, no_input=no_input)
+    return write_report(nb, default_out(notebook, out, to), to=to, no_input=no_input)
 
 
-def _default_out(notebook: Path, out: str | Path | None, to: str) -> Path:
+def default_out(notebook: Path, out: str | Path | None, to: str) -> Path:
+    """``out``, or ``reports/<notebook>.<html|pdf>``."""
     return Path(out) if out else Path("reports") / f"{notebook.stem}.{to}"

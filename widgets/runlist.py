@@ -1,34 +1,57 @@
-"""The runs table (filter by method and status, select runs to compare) and the compare view."""
+"""The runs table (filter by method and status, select runs to compare) and the compare view.
+
+Runs are read through :class:`workbench.follow.RunFollower` (the one way the notebook layer reads a run);
+smoke runs are marked as such in the table and in the compare legend."""
 from __future__ import annotations
 
 import html
 from typing import Any, Iterable
 
-import ipywidgets as W
-
-from .curves import LiveCurves, Series, static_figure
+from .curves import Series, static_figure
+from .labels import SMOKE, run_label, summary_text, text_table
 
 COLUMNS = ("id", "method", "status", "created_at", "summary")
+_summary_text = summary_text
 
 
-def _summary_text(summary: Any, limit: int = 3) -> str:
-    if not isinstance(summary, dict) or not summary:
-        return ""
-    items = list(summary.items())[:limit]
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+def read_run(run_id: str, names: list[str] | None = None, store: Any = None) -> tuple[dict, Any]:
+    """``(record, metrics DataFrame)`` of a stored run (``names``: only these metrics)."""
+    from workbench.follow import RunFollower
+
+    update = RunFollower(run_id, store=store).poll()
+    frame = update.metrics
+    if names is not None:
+        frame = frame[frame["name"].isin(list(names))]
+    return update.record, frame
 
 
-def compare_figure(run_ids: Iterable[str], names: list[str] | None = None, log_y: bool = False) -> Any:
-    """A static figure overlaying the chosen runs' metrics (one panel per metric, one colour per run)."""
-    from workbench import runs
-
-    from .dashboards import _label
-
+def compare_series(run_ids: Iterable[str], names: list[str] | None = None, store: Any = None) -> Series:
+    """The metrics of the runs, one label per run (method, short id, "(smoke)")."""
     series = Series()
     for rid in run_ids:
-        record = runs.get(rid)
-        series.add_frame(_label(record), runs.metrics(record["id"], names=names))
-    return static_figure(series, metrics=names, log_y=log_y, title="compare")
+        record, frame = read_run(rid, names, store)
+        series.add_frame(run_label(record), frame)
+    return series
+
+
+def compare_figure(run_ids: Iterable[str], names: list[str] | None = None, log_y: bool = False,
+                   store: Any = None, smoothing: float = 0.0) -> Any:
+    """A static figure overlaying the chosen runs' metrics (one panel per metric, one colour per run)."""
+    return static_figure(compare_series(run_ids, names, store), metrics=names, log_y=log_y, title="compare",
+                         smoothing=smoothing, min_points=2)
+
+
+def runs_text(method: str | None = None, status: str | None = None, store: Any = None) -> str:
+    """The runs as a plain-text table (terminals, plain IPython)."""
+    from workbench import runs
+
+    df = runs.list(method=method, status=status, store=store)
+    if not len(df):
+        return "no runs"
+    rows = [{"id": r["id"], "method": r["method"], "status": r["status"] + (f" ({SMOKE})" if r.get("smoke") else ""),
+             "created": str(r["created_at"])[:19], "summary": summary_text(r["summary"])}
+            for r in df.to_dict("records")]
+    return text_table(rows, ["id", "method", "status", "created", "summary"])
 
 
 def compare(*run_ids: str, names: list[str] | None = None) -> Any:
@@ -43,6 +66,8 @@ class RunsTable:
     """A filterable table of stored runs; tick runs and press Compare to overlay their curves."""
 
     def __init__(self, method: str | None = None, status: str | None = None) -> None:
+        import ipywidgets as W
+
         from workbench.registry import experiments
 
         methods = sorted(set(experiments()) | ({method} if method else set()))
@@ -55,8 +80,8 @@ class RunsTable:
         self.compare_button = W.Button(description="Compare", icon="line-chart", disabled=True,
                                        tooltip="overlay the ticked runs")
         self.rows = W.VBox([])
-        self.checks: dict[str, W.Checkbox] = {}
-        self.curves: LiveCurves | None = None  # created on the first Compare (a FigureWidget is heavy)
+        self.checks: dict[str, Any] = {}
+        self.curves: Any = None  # created on the first Compare (a FigureWidget is heavy)
         self.plot_box = W.VBox([])
         self.method.observe(lambda _c: self.refresh(), names="value")
         self.status.observe(lambda _c: self.refresh(), names="value")
@@ -71,8 +96,10 @@ class RunsTable:
 
         df = self.frame()
         if len(df):
+            smoke = df["smoke"] if "smoke" in df else [False] * len(df)
             df = df[["id", "method", "status", "created_at"]].assign(
-                summary=[_summary_text(s) for s in self.frame()["summary"]])
+                status=[f"{s} ({SMOKE})" if k else s for s, k in zip(df["status"], smoke)],
+                summary=[summary_text(s) for s in df["summary"]])
             fallback = df.to_html(index=False, border=0, classes="wb-runs")
         else:
             fallback = "<p><i>no runs</i></p>"
@@ -84,6 +111,8 @@ class RunsTable:
         return runs.list(method=self.method.value, status=self.status.value)
 
     def refresh(self) -> None:
+        import ipywidgets as W
+
         df = self.frame()
         self.checks = {}
         header = W.HTML("<b>" + " · ".join(COLUMNS) + "</b>")
@@ -92,9 +121,10 @@ class RunsTable:
             box = W.Checkbox(value=False, indent=False, layout=W.Layout(width="24px"))
             box.observe(self._ticked, names="value")
             self.checks[rec["id"]] = box
+            smoke = f" <span style='color:#8a6d3b'>({SMOKE})</span>" if rec.get("smoke") else ""
             text = (f"<code>{html.escape(rec['id'])}</code> {html.escape(str(rec['method']))} "
-                    f"<b>{html.escape(str(rec['status']))}</b> {str(rec['created_at'])[:19]} "
-                    f"<span style='color:#555'>{html.escape(_summary_text(rec['summary']))}</span>")
+                    f"<b>{html.escape(str(rec['status']))}</b>{smoke} {str(rec['created_at'])[:19]} "
+                    f"<span style='color:#555'>{html.escape(summary_text(rec['summary']))}</span>")
             rows.append(W.HBox([box, W.HTML(text)]))
         if len(rows) == 1:
             rows.append(W.HTML("<i>no runs match</i>"))
@@ -114,9 +144,7 @@ class RunsTable:
 
     def compare(self, run_ids: Iterable[str] | None = None) -> Any:
         """Overlay the selected runs (or ``run_ids``) in the table's plot; returns the static figure."""
-        from workbench import runs
-
-        from .dashboards import _label
+        from .curves import LiveCurves
 
         ids = list(run_ids) if run_ids is not None else self.selected
         if self.curves is None:
@@ -124,8 +152,8 @@ class RunsTable:
             self.plot_box.children = [self.curves.widget]
         self.curves.reset()
         for rid in ids:
-            record = runs.get(rid)
-            self.curves.add_frame(_label(record), runs.metrics(record["id"]))
+            record, frame = read_run(rid)
+            self.curves.add_frame(run_label(record), frame)
         self.curves.draw(force=True)
         return self.curves.static(title="compare")
 

@@ -22,18 +22,21 @@ def add_param_flags(parser: argparse.ArgumentParser, config: type[Config]) -> No
 
 def _metavar(param: Param) -> str:
     if param.choices is not None:
-        return "{" + ",".join(map(str, param.choices)) + "}"
+        return ("A,B,..." if param.multiple else "{" + ",".join(map(str, param.choices)) + "}")
     return param.kind.__name__.upper()
 
 
 def _help(param: Param) -> str:
-    parts = [param.doc or "", f"(default {param.default!r}"]
-    if param.bounds is not None:
-        lo, hi = param.bounds
-        parts.append(f"; range [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
+    """The ``--help`` line of one parameter: doc, default, allowed values (``Param.allowed``), unit.
+    ``%`` is escaped: argparse formats help strings with ``%``."""
+    default = ",".join(map(str, param.default)) if isinstance(param.default, tuple) else repr(param.default)
+    parts = [param.doc or "", f"(default {default}"]
+    allowed = param.allowed()
+    if allowed and (param.bounds is not None or param.multiple):
+        parts.append(f"; {'range ' if param.bounds is not None else ''}{allowed}")
     if param.unit:
         parts.append(f"; {param.unit}")
-    return " ".join(parts[:1]) + " " + "".join(parts[1:]) + ")"
+    return (" ".join(parts[:1]) + " " + "".join(parts[1:]) + ")").replace("%", "%%")
 
 
 def _commands() -> dict[str, Any]:

@@ -113,17 +113,17 @@ def test_completes_with_claims_and_is_labelled_smoke(name, finished):
 def test_every_view_draws_the_finished_run_and_a_live_one(name, finished):
     import plotly.graph_objects as go
 
-    from widgets.views import views_for
+    from widgets.views import HTMLView, views_for
 
     res, _, live = finished[name]
     views = views_for(name)
     assert views, f"{name} has no views"
     for v in views:
         fig = v(res.run_id)  # a broken view raises here
-        assert fig is None or isinstance(fig, go.Figure), v.title
+        assert fig is None or isinstance(fig, (go.Figure, HTMLView)), v.title
         early = live.get(v.title)
         assert not isinstance(early, Exception), f"{v.title} failed on the live run: {early!r}"
-        assert early is None or isinstance(early, go.Figure), v.title
+        assert early is None or isinstance(early, (go.Figure, HTMLView)), v.title
     drawn = [v.title for v in views if v(res.run_id) is not None]
     assert drawn, f"no view of {name} draws its finished run"
 

@@ -38,7 +38,7 @@ def test_views_agree_with_the_stored_metrics(classify_run):
     rid = classify_run.run_id
     figs = dict(render("classify", rid))
     assert list(figs) == ["test accuracy and calibration", "confusion matrix", "per-class accuracy",
-                          "reliability diagram"]
+                          "reliability diagram", "claims"]  # the generic claims table comes last, for free
     summary = runs.get(rid)["summary"]
     # confusion: rows are fractions of each true class; the diagonal, weighted by class size, is the accuracy
     heat = figs["confusion matrix"].data[0]
@@ -63,7 +63,7 @@ def test_views_of_a_run_without_artifacts_draw_nothing(tiny):
 
     rid = workbench.run("wbtiny", {"steps": 2}, progress=False).run_id
     # only the curves of the metrics it shares (test/accuracy); the artifact views have nothing to draw
-    shown = render("classify", rid)
+    shown = render("classify", rid, claims=False)
     assert [t for t, _ in shown] == ["test accuracy and calibration"]
     assert [a.text for a in shown[0][1].layout.annotations] == ["<b>test/accuracy</b>"]
 

@@ -34,7 +34,8 @@ def test_start_runs_to_completion_and_draws(tiny):
     assert {t.meta.split("::")[1] for t in dash.curves.figure.data} == {"train/loss", "test/accuracy"}
     assert dash.progress.value == dash.progress.max == 12
     assert "completed" in dash.status.value
-    assert [_title(o) for o in dash.views_box.outputs] == ["bars"]
+    assert [_title(o) for o in dash.views_box.outputs] == ["bars", "claims"]
+    assert "loss decreases" in dash.views_box.outputs[1]["data"]["text/html"]  # the generic claims view
     assert not dash.start_button.disabled and dash.stop_button.disabled
 
 
@@ -157,7 +158,10 @@ def runs_rows(run_id):
 
 
 def _title(output):
-    return output["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    data = output["data"]
+    if "application/vnd.plotly.v1+json" not in data:  # an HTML view (the claims table)
+        return data["text/plain"].strip("<>")
+    return data["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
 
 
 def test_views_and_static_copies_are_plain_plotly_outputs(tiny):
@@ -165,9 +169,9 @@ def test_views_and_static_copies_are_plain_plotly_outputs(tiny):
 
     dash = Dashboard("wbtiny", steps=4, poll=0.02)
     dash.run(show=False)
-    assert [_title(o) for o in dash.views_box.outputs] == ["bars"]
+    assert [_title(o) for o in dash.views_box.outputs] == ["bars", "claims"]
     assert dash.run_status == "completed" and dash.static_out.layout.display is None
-    assert [_title(o) for o in dash.static_out.outputs] == [f"wbtiny {dash.run_id}", "bars"]
+    assert [_title(o) for o in dash.static_out.outputs] == [f"wbtiny {dash.run_id}", "bars", "claims"]
     assert dash.live_box.layout.display == "none"  # the live plots give way to the static copies
     first = dash.run_id
     dash.start(steps=6)

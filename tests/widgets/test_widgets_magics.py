@@ -47,6 +47,7 @@ def test_cell_magic_runs_to_completion(ip, tiny, capsys):
 @pytest.mark.parametrize("line, message", [
     ("wb wbtiny --steps 0", "out of range"),
     ("wb wbtiny --nope 3", "unknown parameter --nope"),
+    ("wb wbtiny --no_pe 3", "unknown parameter --no-pe; known: --steps, --lr, --delay"),
     ("wb nosuch", "unknown experiment 'nosuch'"),
     ("wb", "usage: %wb METHOD"),
     ("wb wbtiny --steps", "--steps needs a value"),
@@ -70,12 +71,14 @@ def test_cell_magic_bad_body_is_a_usage_error(ip, tiny, capsys):
     assert "UsageError" in text and "out of range" in text and "Traceback" not in text
 
 
-def test_runs_and_compare_magics(ip, tiny):
+def test_runs_and_compare_magics(ip, tiny, monkeypatch):
     import workbench
+    from widgets import magics
     from widgets.runlist import RunsTable
 
     a = workbench.run("wbtiny", {"steps": 4}, progress=False).run_id
     b = workbench.run("wbtiny", {"steps": 6}, progress=False).run_id
+    monkeypatch.setattr(magics, "front_end", lambda: True)  # as in JupyterLab
     table = ip.run_line_magic("wb_runs", "--method wbtiny")
     assert isinstance(table, RunsTable) and {a, b} <= set(table.checks)
     ip.user_ns.update(first=a, second=b)
@@ -83,19 +86,45 @@ def test_runs_and_compare_magics(ip, tiny):
     assert sorted(len(t.x) for t in fig.data if t.meta.endswith("train/loss")) == [4, 6]
 
 
-def test_export_magic(ip, tiny, tmp_path, monkeypatch):
+def test_export_magic_writes_the_live_outputs(tiny, tmp_path):
+    """In the middle of "Run All" the saved file has no outputs yet: %wb_export (in a real kernel) exports the
+    kernel's own outputs of the cells it ran."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# hello")])
-    path = tmp_path / "n.ipynb"
-    nbformat.write(nb, path)
-    out = tmp_path / "n.html"
+    from widgets.report import execute_notebook
+
+    path, out = tmp_path / "live.ipynb", tmp_path / "live.html"
+    cells = [nbformat.v4.new_code_cell("%load_ext widgets"),
+             nbformat.v4.new_code_cell("print('hello from the kernel')"),
+             nbformat.v4.new_code_cell("from IPython.display import HTML, display\ndisplay(HTML('<i>displayed</i>'))\n"
+                                       "print('printed after')\nHTML('<b>shown live</b>')"),
+             nbformat.v4.new_code_cell("print('next cell')"),
+             nbformat.v4.new_code_cell(f"%wb_export {out} --notebook {path} --no-input")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)  # saved without outputs, like a fresh Run All
+    nb = execute_notebook(path, timeout=120, cwd=tmp_path)
+    html = out.read_text()
+    assert "hello from the kernel" in html and "<b>shown live</b>" in html
+    # each output under its own cell, in the order it came
+    assert html.index("hello from the kernel") < html.index("<i>displayed</i>") < html.index("printed after") \
+        < html.index("<b>shown live</b>") < html.index("next cell")
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert "wrote" in printed and "this kernel's live outputs of 3 cells" in printed
+
+
+def test_export_magic_never_writes_an_empty_report(ip, tiny, tmp_path, monkeypatch, capsys):
+    import nbformat
+
+    cells = [nbformat.v4.new_code_cell("x_never_run_here = 1")]
+    path = tmp_path / "empty.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    out = tmp_path / "empty.html"
     monkeypatch.setenv("JPY_SESSION_NAME", str(path))
-    ip.run_line_magic("wb_export", f"{out} --no-input")
-    assert "hello" in out.read_text()
-    monkeypatch.delenv("JPY_SESSION_NAME")
     result = ip.run_cell(f"%wb_export {out}")
-    assert not result.success
+    assert not result.success and not out.exists()
+    text = "".join(capsys.readouterr())
+    assert "Save the notebook" in text and "nothing was written" in text and "wrote" not in text
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    assert not ip.run_cell(f"%wb_export {out}").success  # no notebook known
 
 
 def test_nproc_command_line():
@@ -111,4 +140,5 @@ def test_nproc_command_line():
 def test_help_lists_the_declared_parameters(ip, tiny, capsys):
     assert ip.run_line_magic("wb", "wbtiny --help") is None
     out = capsys.readouterr().out
-    assert "--steps" in out and "[1, 100000] steps" in out and "{exp,inv}" in out and "curve shape" in out
+    assert "--steps" in out and "[1, 100000] steps" in out and "exp, inv" in out and "curve shape" in out
+    assert "engine:" in out and "--checkpoint-every" in out  # groups as sections, flags spelt as on the CLI

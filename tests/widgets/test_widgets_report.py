@@ -78,7 +78,9 @@ def test_demo_writes_one_section_per_experiment_with_claims(tmp_path, tiny, caps
     assert demo(["--only", "wbtiny", "--smoke", "--out", str(out), "--no-progress"]) == 0
     html = out.read_text()
     assert html.count("<section") == 1 and "Tiny test experiment" in html
-    assert "loss decreases" in html and "<td class='yes'>yes</td>" in html  # the claims table
+    # the claims table: a smoke run says so, and its claims are "not evaluated", never yes/no
+    assert "loss decreases" in html and "<td class='na'>not evaluated (smoke run)</td>" in html
+    assert "✔ holds" not in html and "smoke run</span> (claims not evaluated)" in html
     assert html.count("plotly.js v") == 1 and remote_resources(html) == []
     assert html.count('class="plotly-graph-div"') == 2  # curves + the 'bars' view
     assert demo(["--only", "nosuch"]) == 2

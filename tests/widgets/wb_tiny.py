@@ -15,6 +15,7 @@ class TinyConfig(Config):
     shape: str = Param("exp", choices=("exp", "inv"), doc="curve shape")
     noisy: bool = Param(False, doc="unused flag (a checkbox)")
     scale: float = Param(1.0, bounds=(0.1, 2.0), step=0.1, doc="height of the loss curve (a linear slider)")
+    decay: float = Param(5e-4, bounds=(0.0, 0.1), doc="unused; a small float a slider must show as 0.0005, not 0")
 
     def check(self) -> None:
         if self.shape == "inv" and self.lr > 0.5:

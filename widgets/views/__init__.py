@@ -9,9 +9,13 @@ A method's module ``widgets/views/<method>.py`` registers its views::
         grid = runs.artifact(run_id, "robustness")   # read only stored data
         ...
 
-A view takes a run id and returns a ``plotly.graph_objects.Figure`` (or ``None`` when the run has not
-stored what it needs yet, e.g. a live run early on). Because views read only the run store, the same view
-draws a finished run, a live run, a run from another process and a run in an exported report.
+A view takes a run id and returns a ``plotly.graph_objects.Figure`` or an :class:`HTMLView` (a table, text),
+or ``None`` when the run has not stored what it needs yet (e.g. a live run early on). Because views read only
+the run store, the same view draws a finished run, a live run, a run from another process and a run in an
+exported report.
+
+Every method gets the generic view ``claims`` for free: the claims its run checked (claim, measured, holds),
+as a complete HTML table, last in :func:`render`'s list.
 """
 from __future__ import annotations
 
@@ -39,6 +43,42 @@ class View:
 
 
 _VIEWS: dict[str, dict[str, View]] = {}
+CLAIMS = "claims"
+
+
+class HTMLView:
+    """A view drawn as HTML (a table, text) rather than a plotly figure; shows itself in notebooks
+    (``_repr_html_``, ``show()``), dashboards, the Panel app and reports alike."""
+
+    def __init__(self, html: str, title: str = "") -> None:
+        self.html, self.title = html, title
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def show(self) -> None:
+        from IPython.display import HTML, display
+
+        display(HTML(self.html))
+
+    def __repr__(self) -> str:
+        return f"<HTMLView {self.title!r}>"
+
+
+def claims_view(run_id: str) -> HTMLView | None:
+    """The generic claims view: every claim the run checked, in full; smoke runs say "not evaluated"."""
+    from workbench import runs
+
+    from ..labels import claims_html
+
+    try:
+        record, claims = runs.get(run_id), runs.claims(run_id)
+    except KeyError:  # not a stored run
+        return None
+    if not claims:
+        return None
+    smoke = bool(record.get("smoke"))
+    return HTMLView(claims_html(claims, smoke=smoke), title=CLAIMS)
 
 
 def view(method: str, title: str, key: bool = True) -> Callable[[ViewFn], ViewFn]:
@@ -90,14 +130,16 @@ def views_for(method: str) -> list[View]:
     return list(_VIEWS.get(method, {}).values())
 
 
-def render(method: str, run_id: str, key_only: bool = False) -> list[tuple[str, Any]]:
-    """``[(title, figure)]`` for every view of ``method`` that can draw ``run_id`` now.
+def render(method: str, run_id: str, key_only: bool = False, claims: bool = True) -> list[tuple[str, Any]]:
+    """``[(title, figure or HTMLView)]`` for every view of ``method`` that can draw ``run_id`` now, then
+    (``claims=True``) the generic claims table.
 
     A view that returns ``None`` (nothing stored yet) is skipped; a view that raises is logged and
     shown as an empty titled figure, so one broken view never hides the others.
     """
     out: list[tuple[str, Any]] = []
-    for v in views_for(method):
+    generic = [View(method, CLAIMS, claims_view)] if claims and CLAIMS not in _VIEWS.get(method, {}) else []
+    for v in views_for(method) + generic:
         if key_only and not v.key:
             continue
         try:

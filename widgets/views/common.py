@@ -34,19 +34,21 @@ def table(value: Any) -> Any:
 
 
 def curves(run_id: str, names: Iterable[str], title: str = "", log_y: bool = False) -> Any | None:
-    """A static figure of the run's metrics ``names`` (one panel each), or ``None`` if none is logged yet."""
+    """A static figure of the run's metrics ``names``: one panel per metric, the same metric of several methods
+    (``a/test/accuracy``, ``b/test/accuracy``) overlaid in one panel; ``None`` if none is logged yet."""
     from workbench import runs
 
-    from ..curves import Series, static_figure
+    from ..curves import Series, panels, static_figure
+    from ..labels import short_id
 
     names = list(names)
     frame = runs.metrics(run_id, names=names)
     if not len(frame):
         return None
     series = Series()
-    series.add_frame(run_id[9:] if len(run_id) > 16 else run_id, frame)
-    return static_figure(series, metrics=[n for n in names if n in series.metrics], title=title, log_y=log_y,
-                         cols=len(series.metrics))
+    series.add_frame(short_id(run_id), frame)
+    shown = [n for n in names if n in series.metrics]
+    return static_figure(series, metrics=shown, title=title, log_y=log_y, cols=min(3, len(panels(shown))))
 
 
 def reliability_figure(reliability_rows: Any, title: str = "reliability diagram") -> Any:

@@ -137,30 +137,66 @@ def curves_figure(curves: dict[str, pd.Series], target: float | None, x_title: s
     return fig
 
 
+NEVER = "never reached"
+
+
+def _reached(r: dict, key: str) -> float | None:
+    """The speedup of one row, or ``None`` when the method never reached the target (speedup 0, or nan when
+    neither did; see ``workbench.goldilocks.speedup``)."""
+    v = r.get(key)
+    if v is None:
+        return None
+    v = float(v)
+    return v if np.isfinite(v) and v > 0 else None
+
+
 def speedup_figure(rows: list[dict]) -> go.Figure:
     """Speedup (steps and wall-clock) to the uniform baseline's best accuracy per method: the median over seeds as
-    bars, each seed as a dot (0 = never reached; replay is measured against uniform on the replay architecture)."""
+    bars (a seed that never reached the target counts as 0), each seed as a dot; a method whose median is 0 is
+    marked "never reached" rather than drawn as a zero bar. Replay is measured against uniform on the replay
+    architecture."""
     rows = [r for r in rows if r["method"] not in ("uniform", "replay_uniform")]
     methods = list(dict.fromkeys(r["method"] for r in rows))
-
-    def value(r: dict, key: str) -> float:
-        v = r.get(key)
-        return float(v) if v is not None and np.isfinite(float(v)) else 0.0
-
     fig = go.Figure()
+    never_at: set[str] = set()
     for key, name, color in (("speedup_steps", "in gradient steps", "royalblue"),
                              ("speedup_wallclock", "in wall-clock time", "darkorange")):
-        per = {m: [value(r, key) for r in rows if r["method"] == m] for m in methods}
-        fig.add_trace(go.Bar(x=methods, y=[float(np.median(per[m])) for m in methods], name=name, marker_color=color,
-                             offsetgroup=key))
+        per = {m: [_reached(r, key) for r in rows if r["method"] == m] for m in methods}
+        medians = {m: float(np.median([v or 0.0 for v in per[m]])) for m in methods}
+        ys = [medians[m] if medians[m] > 0 else None for m in methods]
+        texts = [f"{medians[m]:.2f}×" if medians[m] > 0 else NEVER for m in methods]
+        never_at |= {m for m in methods if medians[m] <= 0}
+        fig.add_trace(go.Bar(x=methods, y=ys, name=name, marker_color=color, offsetgroup=key, text=texts,
+                             textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}: %{text}<extra>" + name + "</extra>"))
         if any(len(v) > 1 for v in per.values()):
-            fig.add_trace(go.Scatter(x=[m for m in methods for _ in per[m]], y=[v for m in methods for v in per[m]],
+            xs = [m for m in methods for v in per[m] if v is not None]
+            fig.add_trace(go.Scatter(x=xs, y=[v for m in methods for v in per[m] if v is not None],
                                      mode="markers", name=f"{name} (each seed)", offsetgroup=key,
                                      marker=dict(color="black", size=5)))
+    for m in methods:  # no zero bar: the words, where the bar would stand
+        if m in never_at:
+            fig.add_annotation(x=m, y=0, yref="y", text=f"<i>{NEVER}</i>", showarrow=False, yanchor="bottom",
+                               font={"color": "#c0392b"})
     fig.add_hline(y=1.0, line_dash="dot", annotation_text="uniform")
     fig.update_layout(barmode="group", scattermode="group", title="Speedup to the uniform baseline's best accuracy",
-                      yaxis_title="× faster (median over seeds)", height=380)
+                      yaxis_title="× faster (median over seeds)", height=400, yaxis_rangemode="tozero")
     return fig
+
+
+def speedup_rows(run_id: str) -> pd.DataFrame | None:
+    """The stored speedup table for display: speedups and steps to target as numbers, or "never reached"."""
+    rows = _records(_artifact(run_id, "speedup"))
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    for key in ("speedup_steps", "speedup_wallclock"):
+        if key in df:
+            df[key] = [f"{v:.3f}" if v is not None else NEVER for v in (_reached(r, key) for r in rows)]
+    for key in ("steps_to_target", "seconds_to_target"):
+        if key in df:
+            df[key] = [f"{float(v):.4g}" if v is not None and np.isfinite(float(v)) else NEVER for v in df[key]]
+    return df.round(3)
 
 
 def histogram_figure(hists: dict[str, dict]) -> go.Figure:

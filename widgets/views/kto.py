@@ -28,40 +28,42 @@ def _split(name: str) -> tuple[str, str] | None:
     return (method, rest) if rest and method in COLOURS else None
 
 
+ALIGNMENT_PANELS = ("loss", "rewards/chosen", "rewards/rejected", "kl")
+
+
 @view("kto", "alignment curves")
 def alignment_curves(run_id: str) -> Any:
-    """Per method: batch loss, KTO's reference point z₀ (kl), and the implied rewards β·log πθ/πref of
-    chosen (solid) and rejected (dashed) examples, against the method's own step."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    """One panel per quantity with every method overlaid (one colour per method, click the legend to hide one):
+    batch loss, the implied rewards β·log πθ/πref of chosen and rejected examples, and KTO's reference point z₀
+    (Eq. 7), against the method's own alignment step. z₀ = max(0, batch KL estimate on mismatched pairs): when
+    it stayed 0 the whole run, its panel is left out and the title says so."""
+    from workbench import runs
+
+    from ..curves import Series, static_figure
 
     frame = _metrics(run_id)
     if not len(frame):
         return None
-    panels = ("loss", "kl", "rewards/chosen")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "kl (KTO reference point)",
-                                                        "rewards: chosen (solid) / rejected (dashed)"))
-    drawn = False
-    for name, group in frame.groupby("name", sort=False):
-        parts = _split(str(name))
-        if parts is None:
-            continue
-        method, metric = parts
-        group = group.sort_values("step")
-        style = {"color": COLOURS.get(method)}
-        if metric in panels or metric == "rewards/rejected":
-            col = 3 if metric.startswith("rewards") else panels.index(metric) + 1
-            dash = "dash" if metric == "rewards/rejected" else "solid"
-            fig.add_trace(go.Scatter(x=group["step"], y=group["value"], mode="lines", name=method,
-                                     legendgroup=method, showlegend=metric == "loss",
-                                     line={**style, "dash": dash, "width": 1.5},
-                                     hovertemplate=f"{method} {metric}<br>step %{{x}}: %{{y:.4g}}<extra></extra>"),
-                          row=1, col=col)
-            drawn = True
-    if not drawn:
+    keep = frame["name"].map(lambda n: (_split(str(n)) or ("", ""))[1] in ALIGNMENT_PANELS)
+    frame = frame[keep]
+    if not len(frame):
         return None
-    fig.update_xaxes(title_text="alignment step")
-    fig.update_layout(height=360, title={"text": "alignment curves"}, legend={"orientation": "h", "y": -0.25})
+    kl = frame[frame["name"].str.endswith("/kl")]["value"]
+    note = ""
+    if len(kl) and float(kl.abs().max()) == 0.0:
+        frame = frame[~frame["name"].str.endswith("/kl")]
+        note = (" · z₀ (KTO's reference point) stayed 0: its KL estimate on mismatched pairs was ≤ 0, "
+                "and z₀ = max(0, ·)")
+    series = Series()
+    series.add_frame(runs.get(run_id)["id"], frame)
+    fig = static_figure(series, title=f"alignment curves{note}", min_points=2)
+    for trace in fig.data:
+        trace.line.color = COLOURS.get(trace.legendgroup, trace.line.color)
+    fig.update_xaxes(title_text="")
+    import re
+
+    for a in fig.layout.annotations:
+        a.text = re.sub(r"<b>(\w+/)?kl</b>", "<b>z₀: KTO's reference point (Eq. 7)</b>", a.text or "")
     return fig
 
 

@@ -1,8 +1,10 @@
 """Views of the robustness experiments (``nfm``, ``noisymix``, ``robustness_compare``).
 
 Each ``*_figure`` function is a pure function of stored tables (DataFrames / dicts) returning a plotly
-Figure; the ``@view`` wrappers read the run store (so live, finished and remote runs look the same).
-The previewers draw corruptions and AugMix chains of a dataset image at a chosen severity.
+Figure; the ``@view`` wrappers read the run store only (so live, finished, remote and exported runs look the
+same): the corruption and AugMix previews come from the run's ``corruption_preview`` and ``augmix_preview``
+artifacts. The interactive :func:`previewer` (a notebook helper, not a view) computes corruptions and AugMix
+chains of any dataset image at a chosen severity. The claims table is the generic one every method gets.
 """
 from __future__ import annotations
 
@@ -61,8 +63,11 @@ def heatmap_figure(corruption_table: Any, baseline: str | None = None) -> Any:
     else:
         coloraxis = {"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": {"text": "accuracy"}}}
         title = "accuracy per corruption × severity"
-    fig.update_layout(title={"text": title}, coloraxis=coloraxis, height=max(360, 380 * rows))
-    fig.update_yaxes(autorange="reversed")
+    row_px = 18 * len(corruptions) + 70  # every corruption gets a readable row label
+    fig.update_layout(title={"text": title}, coloraxis=coloraxis, height=max(360, row_px * rows + 90),
+                      margin={"l": 130})
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=corruptions,
+                     ticktext=[c.replace("_", " ") for c in corruptions], tickfont={"size": 11})
     return fig
 
 
@@ -95,22 +100,6 @@ def summary_figure(summary_rows: Any) -> Any:
     for k in keys:
         fig.add_trace(go.Bar(x=df["variant"], y=df[k], name=k.replace("_", " "), texttemplate="%{y:.3f}"))
     fig.update_layout(barmode="group", title={"text": "recipes at a glance"}, height=380, yaxis={"range": [0, 1]})
-    return fig
-
-
-def claims_figure(claims: list[dict[str, Any]]) -> Any:
-    """The claims this run checked, as a table (claim, measured, holds)."""
-    import plotly.graph_objects as go
-
-    if not claims:
-        return None
-    holds = ["✔ holds" if c.get("holds") else ("✘ does not hold" if c.get("holds") is False else "?") for c in claims]
-    fig = go.Figure(go.Table(
-        columnwidth=[3, 4, 1],
-        header={"values": ["claim", "measured", "holds"], "align": "left"},
-        cells={"values": [[c["claim"] for c in claims], [str(c["measured"]) for c in claims], holds], "align": "left"},
-    ))
-    fig.update_layout(title={"text": "claims checked"}, height=120 + 60 * len(claims))
     return fig
 
 
@@ -178,6 +167,32 @@ def augmix_preview_figure(image: Any, severity: int = 3, seed: int = 0, all_ops:
     return fig
 
 
+def stored_preview_figure(preview: dict[str, Any], title: str = "", cols: int = 6) -> Any:
+    """The images of a stored preview (``{"severity", "names", "images": (n, C, H, W) in [0, 1]}``) in a grid,
+    each titled by its name (the ``corruption_preview`` and ``augmix_preview`` artifacts)."""
+    from plotly.subplots import make_subplots
+
+    images = np.asarray(preview.get("images", []), dtype=np.float32)
+    names = [str(n).replace("_", " ") for n in preview.get("names", [])]
+    if images.ndim == 3:
+        images = images[:, None]
+    if not len(images):
+        return None
+    cols = min(cols, len(images))
+    rows = (len(images) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names[:len(images)], horizontal_spacing=0.01,
+                        vertical_spacing=0.08 if rows > 1 else 0.0)
+    for i, img in enumerate(images):
+        fig.add_trace(_image_trace(img), row=i // cols + 1, col=i % cols + 1)
+    _image_axes(fig)
+    severity = preview.get("severity")
+    text = title or "preview"
+    if severity is not None:
+        text += f" (severity {severity})"
+    fig.update_layout(title={"text": text}, height=170 * rows + 70, margin={"t": 70})
+    return fig
+
+
 def _image_trace(chw: np.ndarray) -> Any:
     import plotly.graph_objects as go
 
@@ -218,12 +233,6 @@ def previewer(dataset: str = "digits", split: str = "test") -> Any:
 
 # ---------------------------------------------------------------- registered views (read the run store)
 def _views_for(method: str) -> None:
-    @view(method, "claims")
-    def _claims(run_id: str) -> Any:
-        from workbench import runs
-
-        return claims_figure(runs.claims(run_id))
-
     view(method, "recipes at a glance")(from_stored("summary", summary_figure))
     view(method, "accuracy vs noise level")(from_stored("noise_curves", noise_curves_figure))
     view(method, "robustness heatmap")(from_stored("corruption_table", heatmap_figure))
@@ -239,15 +248,10 @@ def _views_for(method: str) -> None:
         names = sorted({n for n in runs.metrics(run_id)["name"].unique() if n.endswith("/test/accuracy")})
         return curves(run_id, names, title="clean test accuracy during training") if names else None
 
-    @view(method, "corruption previewer", key=False)
-    def _preview(run_id: str) -> Any:
-        from workbench import data, runs
-
-        ds = runs.get(run_id)["config"].get("dataset", "digits")
-        if ds == "two_moons":
-            return None
-        x, _ = data.tensors(ds, "test")
-        return corruption_preview_figure(x[0], 3, 0)
+    view(method, "corruption previewer", key=False)(
+        from_stored("corruption_preview", stored_preview_figure, title="one test image under every corruption"))
+    view(method, "AugMix chains", key=False)(
+        from_stored("augmix_preview", stored_preview_figure, title="one training image: AugMix chains and mixture"))
 
 
 for _m in METHODS:

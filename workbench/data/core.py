@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,10 @@ TWO_MOONS_OPTIONS = {"n_samples": 1000, "noise": 0.1, "data_seed": 0}
 
 _lock = threading.RLock()
 _official_cache: dict[tuple[Any, ...], tuple[str, sources.Splits]] = {}
-_tensor_cache: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_tensor_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: Tensor splits kept per process (least recently used dropped first): a notebook that runs many seeds or
+#: datasets one after another must not keep every split of every one of them.
+TENSOR_CACHE_SIZE = 8
 
 
 def _check_options(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +235,8 @@ def tensors(
 ) -> tuple[Any, Any]:
     """(X, y) torch tensors of one split: X float32 N×C×H×W in [0, 1] (two_moons: N×2), y int64.
 
-    Cached per process: repeated calls return the same tensors, so treat them as read-only (clone before
-    modifying in place).
+    Cached per process (the :data:`TENSOR_CACHE_SIZE` most recently used splits): repeated calls return the same
+    tensors, so treat them as read-only (clone before modifying in place).
     """
     import torch
 
@@ -243,6 +247,9 @@ def tensors(
         if key not in _tensor_cache:
             x, y = arrays(name, split, seed, root, holdout, **options)
             _tensor_cache[key] = (torch.from_numpy(np.array(x, dtype=np.float32)), torch.from_numpy(np.array(y, dtype=np.int64)))
+            while len(_tensor_cache) > TENSOR_CACHE_SIZE:
+                _tensor_cache.popitem(last=False)
+        _tensor_cache.move_to_end(key)
         return _tensor_cache[key]
 
 

@@ -154,7 +154,7 @@ def _summary(label: str, rec: MethodRecord) -> dict[str, float]:
         f"{label}/test/accuracy": rec.accuracy[-1] if rec.accuracy else float("nan"),
         f"{label}/best_accuracy": max(rec.accuracy) if rec.accuracy else float("nan"),
         f"{label}/corrupted_share": rec.corrupted_share,
-        f"{label}/seconds_per_step": rec.elapsed / max(len(rec.selected), 1),
+        f"{label}/seconds_per_step": rec.elapsed / max(rec.n_steps, 1),
     }
 
 
@@ -209,7 +209,7 @@ def _compare_once(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData, re
         row["seed"] = seed
         row["corrupted_share"] = rec.corrupted_share
         row["noise_rate"] = float(data.corrupted.float().mean())
-        row["seconds_per_step"] = rec.elapsed / max(len(rec.selected), 1)
+        row["seconds_per_step"] = rec.elapsed / max(rec.n_steps, 1)
     return rows, records
 
 

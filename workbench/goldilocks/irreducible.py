@@ -126,8 +126,10 @@ class IrreducibleTrainer:
         return loss
 
     def restore_best(self) -> nn.Module:
+        """Load the best weights; the training part is not needed any more (its memory is released)."""
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        self.x_train = self.y_train = None
         return self.model
 
     def state_dict(self) -> dict:

@@ -1,0 +1,65 @@
+"""Helpers of the browser tests: driving JupyterLab, reading a drawn plotly layout, checking its panels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "wb-test-token"
+
+
+def open_notebook(page, base: str, name: str) -> None:
+    """Open ``name`` (relative to the Lab root) with a fresh layout and wait for its kernel to be idle."""
+    page.set_default_timeout(90_000)
+    page.goto(f"{base}/lab/tree/{name}?token={TOKEN}&reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    select = page.locator(".jp-Dialog button", has_text="Select")
+    try:  # a fresh JupyterLab may ask which kernel to start
+        select.wait_for(timeout=10_000)
+        select.click()
+    except Exception:  # noqa: BLE001 - no dialog: the kernel started by itself
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+
+def run_cell_containing(page, text: str):
+    """Select the code cell whose source contains ``text`` and run it (Shift+Enter); returns the cell."""
+    cell = page.locator(".jp-Notebook .jp-CodeCell").filter(has=page.locator(".jp-InputArea", has_text=text)).first
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    return cell
+
+
+#: The rendered layout of a plotly figure in the page: panel domains, panel titles, trace metas.
+PLOTLY_LAYOUT_JS = """el => {
+  const L = el._fullLayout;
+  const axes = Object.keys(L).filter(k => /^xaxis\\d*$/.test(k)).sort();
+  return {
+    panels: axes.map(k => ({x: L[k].domain, y: L['yaxis' + k.slice(5)].domain})),
+    titles: (L.annotations || []).filter(a => a.name === 'panel-title').map(a => a.text.replace(/<\\/?b>/g, '')),
+    drawnTitles: el.querySelectorAll('.annotation-text').length,
+    metas: el._fullData.map(t => t.meta || ''),
+    height: L.height,
+  };
+}"""
+
+
+def check_panels(layout: dict) -> list[str]:
+    """The problems of a drawn curves figure: overlapping panels, untitled panels, panels ≠ metrics shown."""
+    from widgets.curves import panels
+
+    problems = []
+    boxes = layout["panels"]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if min(a["x"][1], b["x"][1]) > max(a["x"][0], b["x"][0]) + 1e-9 and \
+                    min(a["y"][1], b["y"][1]) > max(a["y"][0], b["y"][0]) + 1e-9:
+                problems.append(f"panels overlap: {a} and {b}")
+    if len(layout["titles"]) != len(boxes):
+        problems.append(f"{len(boxes)} panels but {len(layout['titles'])} titles: {layout['titles']}")
+    if layout["drawnTitles"] < len(boxes):
+        problems.append(f"only {layout['drawnTitles']} titles drawn for {len(boxes)} panels")
+    metrics = list(dict.fromkeys(m.split("::")[1] for m in layout["metas"] if "::" in m))
+    expected = list(panels(metrics))
+    if sorted(expected) != sorted(layout["titles"]):
+        problems.append(f"panels {layout['titles']} but the metrics shown make {expected}")
+    return problems
