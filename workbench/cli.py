@@ -10,6 +10,7 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any, Sequence
 
+from .errors import SourceError
 from .params import Config, ConfigError, Param
 
 
@@ -66,15 +67,31 @@ def _cmd_run(argv: Sequence[str]) -> int:
     values = {k: v for k, v in args.items() if v is not None}
     try:
         result = engine.run(exp, values, smoke=smoke, resume=resume, progress=not quiet)
-    except ConfigError as err:
+    except (ConfigError, SourceError) as err:  # nothing ran: one line, no traceback
         print(f"workbench run: {err}", file=sys.stderr)
         return 2
     if result.run_id is None:  # a non-zero rank under torchrun
         return 0 if result.status == "completed" else 1
-    print(json.dumps({"run_id": result.run_id, "status": result.status, "summary": result.summary}, default=str))
+    print(to_json({"run_id": result.run_id, "status": result.status, "summary": result.summary}))
     if result.error:
-        print(f"run {result.run_id} {result.status}: {result.error}", file=sys.stderr)
+        more = f" (traceback: workbench runs show {result.run_id})" if result.traceback else ""
+        print(f"run {result.run_id} {result.status}: {result.error}{more}", file=sys.stderr)
     return 0 if result.status in ("completed", "stopped") else 1
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    """Strict JSON (NaN and inf become null: strict parsers reject them); other objects as strings."""
+    from .store import _jsonable
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        v = _jsonable(v)
+        return v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
+
+    return json.dumps(plain(value), indent=indent, allow_nan=False)
 
 
 def _cmd_runs(argv: Sequence[str]) -> int:
@@ -99,7 +116,7 @@ def _cmd_runs(argv: Sequence[str]) -> int:
         elif args.action == "show":
             rec = runs.get(args.run_id)
             rec["claims"] = runs.claims(rec["id"])
-            print(json.dumps(rec, indent=2, default=str))
+            print(to_json(rec, indent=2))
         elif args.action == "delete":
             runs.delete(args.run_id)
         elif args.action == "stop":
@@ -107,7 +124,8 @@ def _cmd_runs(argv: Sequence[str]) -> int:
         elif args.action == "export":
             print(runs.export(args.run_id, args.path))
     except (KeyError, ValueError) as err:
-        print(f"workbench runs {args.action}: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError's str() adds quotes
+        print(f"workbench runs {args.action}: {message}", file=sys.stderr)
         return 2
     return 0
 

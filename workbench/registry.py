@@ -16,9 +16,10 @@ BUILTIN = (
     "workbench.nfm.experiment",
     "workbench.noisymix.experiment",
     "workbench.robustness_compare.experiment",
+    "workbench.ls4.experiment",
 )
 #: Methods being written (loaded when present; moved into BUILTIN as each lands).
-_IN_PROGRESS = ("workbench.ls4.experiment", "workbench.sdebnn.experiment", "workbench.cascades.experiment",
+_IN_PROGRESS = ("workbench.sdebnn.experiment", "workbench.cascades.experiment",
                 "workbench.nft.experiment")
 
 _REGISTRY: dict[str, "Experiment"] = {}

@@ -33,7 +33,7 @@ def test_views_draw_a_stored_run(noisymix_run):
         if fig is not None:
             assert isinstance(fig, go.Figure)
             drawn[v.title] = fig
-    assert {"robustness heatmap", "robustness vs baseline", "accuracy vs noise level", "reliability diagram", "claims"} <= set(drawn)
+    assert {"robustness heatmap", "robustness vs baseline", "accuracy vs noise level", "reliability diagram"} <= set(drawn)
     assert "decision boundaries" not in drawn  # image dataset: nothing stored → None
     heat = drawn["robustness vs baseline"]
     assert len(heat.data) == 2  # augmix_jsd and noisymix minus baseline

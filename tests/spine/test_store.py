@@ -122,9 +122,9 @@ def test_concurrent_writers_processes_keep_all_rows(store):
 
 KILLED = """
 import sys, time
-sys.path.insert(0, sys.argv[2])
+sys.path.insert(0, sys.argv[2] + "/tests/spine")  # by path: an installed package may own the name 'tests'
 import workbench
-from tests.spine import toy
+import toy
 workbench.run("toy", {"steps": 10_000_000, "sleep": 0.002}, progress=False)
 """
 

@@ -1,0 +1,111 @@
+"""The ``ls4`` experiment in smoke mode: every setting runs, claims and artifacts are recorded, a stopped run resumes
+to the uninterrupted curve, bad values name the parameter."""
+import math
+
+import numpy as np
+import pytest
+
+import workbench
+from workbench import runs
+from workbench.engine import Control
+from workbench.ls4.experiment import LS4Config
+from workbench.params import ConfigError
+
+
+@pytest.fixture(scope="module")
+def smoke_run():
+    res = workbench.run("ls4", smoke=True, progress=False)
+    assert res.status == "completed", res.error
+    return res
+
+
+def test_compare_records_scores_artifacts_and_three_claims(smoke_run):
+    rid = smoke_run.run_id
+    names = {a["name"] for a in runs.artifacts(rid)}
+    for m in ("ls4", "latent_ode", "gru_vae"):
+        assert {f"samples/{m}", f"model/{m}", f"conditional/{m}", f"latents/{m}"} <= names
+        for key in ("marginal", "classification", "prediction", "interp_mse", "extrap_mse", "crps", "nll"):
+            assert math.isfinite(smoke_run.summary[f"{m}/{key}"]), (m, key)
+    assert {"kernels", "metrics", "timing", "jumps", "setup"} <= names
+    setup = runs.artifact(rid, "setup")
+    ls4_params = setup["params"]["ls4"]
+    for m in ("latent_ode", "gru_vae"):  # the parameter budget: baselines sized to LS4
+        assert abs(setup["params"][m] - ls4_params) / ls4_params < 0.2, setup["params"]
+    claims = runs.claims(rid)
+    assert len(claims) == 3 and all(c["measured"] for c in claims)
+    assert all(c["holds"] is None and "smoke" in c["detail"] for c in claims)
+    timing = runs.artifact(rid, "timing")
+    assert set(timing["length"]) == {16, 32} and set(timing["method"]) == {"ls4", "latent_ode", "gru_vae"}
+    samples = runs.artifact(rid, "samples/ls4")
+    assert np.asarray(samples["generated"]).shape == (3, 16, 1) and samples["step"] == 3
+    ckpt = runs.artifact(rid, "model/ls4")
+    assert ckpt["spec"]["model"] == "ls4" and ckpt["step"] == 3
+    metrics = set(runs.metrics(rid)["name"])
+    assert {"ls4/train/loss", "ls4/test/nelbo", "latent_ode/score/marginal", "gru_vae/test/crps"} <= metrics
+
+
+@pytest.mark.parametrize("options", [
+    {"methods": "ls4", "kernel": "dplr", "time_dim": 4, "missing_rate": 0.3, "objective": "reweighted"},
+    {"methods": "ls4", "decoder_x": False, "data": "sharp_mix", "timing_repeats": 0},
+    {"methods": "latent_ode", "adjoint": True, "ode_method": "euler", "data": "telegraph", "timing_repeats": 0},
+    {"methods": "gru_vae,ls4", "data": "sawtooth", "match_params": False, "gru_layers": 2, "timing_repeats": 0},
+], ids=["dplr-time-missing-reweighted", "no-x-conditioning", "latent-ode-adjoint", "gru-unmatched"])
+def test_settings_run_in_smoke_mode(options):
+    res = workbench.run("ls4", options, smoke=True, progress=False)
+    assert res.status == "completed", res.error
+    methods = options["methods"].split(",")
+    for m in methods:
+        assert math.isfinite(res.summary[f"{m}/nll"])
+    if "ls4" not in methods or "latent_ode" not in methods:
+        assert not runs.claims(res.run_id)  # nothing to compare
+
+
+def test_packaged_real_series_run():
+    pytest.importorskip("statsmodels")
+    res = workbench.run("ls4", {"methods": "ls4", "data": "macrodata", "timing_repeats": 0}, smoke=True,
+                        progress=False)
+    assert res.status == "completed", res.error
+    assert np.asarray(runs.artifact(res.run_id, "samples/ls4")["generated"]).shape[-1] == 5
+
+
+class _StopAfter(Control):
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.steps_done >= self.n or super().stop_requested
+
+
+def test_a_stopped_run_resumes_to_the_uninterrupted_curve():
+    cfg = {"methods": "ls4,latent_ode", "steps": 4, "checkpoint_every": 1, "timing_repeats": 0}
+    full = workbench.run("ls4", cfg, smoke=True, progress=False)
+    cut = workbench.run("ls4", cfg, smoke=True, progress=False, control=_StopAfter(6))  # inside the ODE's phase
+    assert cut.status == "stopped"
+    resumed = workbench.run("ls4", resume=cut.run_id, progress=False)
+    assert resumed.status == "completed", resumed.error
+
+    def curve(rid):
+        df = runs.metrics(rid)
+        df = df[~df["name"].str.contains("seconds|timing")]
+        return df.drop_duplicates(["step", "name"], keep="last").set_index(["name", "step"])["value"].sort_index()
+
+    a, b = curve(full.run_id), curve(cut.run_id)
+    assert list(a.index) == list(b.index)
+    assert np.allclose(a.values, b.values, rtol=1e-6, atol=1e-9)
+    for key in ("ls4/marginal", "latent_ode/classification", "ls4/crps"):
+        assert math.isclose(full.summary[key], resumed.summary[key], rel_tol=1e-6), key
+
+
+def test_bad_values_name_the_parameter():
+    with pytest.raises(ConfigError, match="timing_lengths"):
+        LS4Config(timing_lengths="128,abc")
+    with pytest.raises(ConfigError, match="tsf_path"):
+        LS4Config(data="tsf")
+    with pytest.raises(ConfigError, match="methods"):
+        LS4Config(methods=("ls4", "transformer"))
+    with pytest.raises(ConfigError, match="kernel"):
+        LS4Config(kernel="s5")
+    res = workbench.run("ls4", {"data": "tsf", "tsf_path": "/nonexistent/x.tsf"}, smoke=True, progress=False)
+    assert res.status == "failed" and "forecastingdata.org" in res.error
