@@ -2,7 +2,8 @@
 
 Runs each experiment's smoke settings with ``device=cuda``, checks that the run completes with finite
 losses, and prints a table of steps/s, seconds and peak GPU memory. Exit status 1 when any fails.
-``--device cpu`` runs the same check on the CPU (what the test suite does).
+``--device cpu`` runs the same check on the CPU (what the test suite does); ``--scale paper`` runs each
+experiment's paper preset instead (the paper's protocol: long).
 """
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from workbench import runs  # noqa: E402
 from workbench.engine import Control  # noqa: E402
 
 
-def check(name: str, device: str) -> dict:
+def check(name: str, device: str, scale: str = "smoke") -> dict:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     control = Control()
     start = time.perf_counter()
-    res = workbench.run(name, {"device": device}, smoke=True, control=control, progress=False)
+    res = workbench.run(name, {"device": device}, smoke=scale == "smoke", scale="default" if scale == "smoke" else scale,
+                        control=control, progress=False)
     seconds = time.perf_counter() - start
     df = runs.metrics(res.run_id)
     losses = df[df.name.str.contains("loss")].value
@@ -43,12 +45,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--only", nargs="*", help="experiment names (default: all registered)")
+    parser.add_argument("--scale", default="smoke", choices=("smoke", "demo", "paper"),
+                        help="which preset each experiment runs (default smoke: a few steps)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu-check: no CUDA device visible (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
     names = args.only or list(workbench.experiments())
-    rows = [check(n, args.device) for n in names]
+    rows = [check(n, args.device, args.scale) for n in names]
     print(f"{'experiment':22s} {'status':10s} {'finite':7s} {'steps':>6s} {'steps/s':>9s} {'seconds':>8s} {'peak MiB':>9s}")
     for r in rows:
         print(f"{r['experiment']:22s} {r['status']:10s} {str(r['finite losses']):7s} {r['steps']:6d} "

@@ -59,14 +59,16 @@ def _cmd_run(argv: Sequence[str]) -> int:
         return 2
     parser = argparse.ArgumentParser(prog=f"workbench run {exp.name}", description=exp.title or exp.name)
     parser.add_argument("--smoke", action="store_true", help="apply the experiment's smoke settings (seconds)")
+    parser.add_argument("--scale", choices=("default", "demo", "paper"), default="default",
+                        help="start from a preset: demo (minutes on a CPU) or paper (the paper's protocol, for a GPU)")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_param_flags(parser, exp.config)
     args = vars(parser.parse_args(argv[1:]))
-    smoke, resume, quiet = args.pop("smoke"), args.pop("resume"), args.pop("no_progress")
+    smoke, resume, quiet, scale = args.pop("smoke"), args.pop("resume"), args.pop("no_progress"), args.pop("scale")
     values = {k: v for k, v in args.items() if v is not None}
     try:
-        result = engine.run(exp, values, smoke=smoke, resume=resume, progress=not quiet)
+        result = engine.run(exp, values, smoke=smoke, scale=scale, resume=resume, progress=not quiet)
     except (ConfigError, SourceError) as err:  # nothing ran: one line, no traceback
         print(f"workbench run: {err}", file=sys.stderr)
         return 2

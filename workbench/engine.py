@@ -92,9 +92,12 @@ def _distributed(device_name: str) -> tuple[int, int, int]:
 
 
 def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = None, *, smoke: bool = False,
-        control: Control | None = None, resume: str | None = None, progress: bool = True,
+        scale: str = "default", control: Control | None = None, resume: str | None = None, progress: bool = True,
         store: Store | None = None) -> RunResult:
     """Run one experiment to its end and record it; returns the run's id, status and summary.
+
+    ``scale`` starts from one of the experiment's presets (``demo``: minutes on a CPU; ``paper``: the paper's
+    protocol, for a GPU) before ``config``; ``smoke=True`` is the seconds-long preset, and labels the run.
 
     A bad config raises :class:`ConfigError`, and a missing data set or model found by the experiment's
     ``preflight`` a :class:`~workbench.errors.SourceError`, before anything runs. Every other way a run can end
@@ -124,7 +127,7 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
         resume_state = store.load_artifact(resume, "checkpoint")
         smoke = bool(record.get("smoke"))
     else:
-        cfg = exp.make_config(config, smoke=smoke)
+        cfg = exp.make_config(config, smoke=smoke, scale=scale)
     if exp.preflight is not None:  # missing data or models: one clear line, and nothing is created
         exp.preflight(cfg)
     control = control or Control()

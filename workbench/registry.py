@@ -22,6 +22,9 @@ BUILTIN = (
 _IN_PROGRESS = ("workbench.sdebnn.experiment", "workbench.cascades.experiment",
                 "workbench.nft.experiment")
 
+#: The scales every experiment can run at (``--scale``): its defaults, seconds, minutes on a CPU, the paper's.
+SCALES = ("default", "smoke", "demo", "paper")
+
 _REGISTRY: dict[str, "Experiment"] = {}
 _loaded = False
 
@@ -31,7 +34,8 @@ class Experiment:
     """A registered experiment: declared config + ``run(cfg, ctx) -> summary``.
 
     smoke: overrides that make it finish in seconds (tests, notebooks in smoke mode).
-    demo: overrides for ``workbench demo`` (the quick default of the report).
+    demo: overrides for ``workbench demo`` (the quick default of the report: minutes on 2 CPU cores).
+    paper: overrides that follow the paper's own protocol and scale (for a GPU); ``--scale paper``.
     key_metrics: shell-style patterns (``fnmatch``) of the metrics a report's curves show; empty shows all.
     distributed: the run is correct under ``torchrun`` (batches sharded, metrics reduced, one writer); when
         False the engine refuses a multi-process launch at once, saying ``distributed_note`` (what is missing).
@@ -48,6 +52,7 @@ class Experiment:
     description: str = ""
     smoke: dict[str, Any] = field(default_factory=dict)
     demo: dict[str, Any] = field(default_factory=dict)
+    paper: dict[str, Any] = field(default_factory=dict)
     key_metrics: tuple[str, ...] = ()
     distributed: bool = False
     distributed_note: str = ""
@@ -59,13 +64,21 @@ class Experiment:
 
         return not self.key_metrics or any(fnmatchcase(name, pat) for pat in self.key_metrics)
 
-    def make_config(self, values: dict[str, Any] | Config | None = None, smoke: bool = False) -> Config:
-        """Validated config from defaults, then smoke overrides, then ``values``."""
+    def preset(self, scale: str) -> dict[str, Any]:
+        """The overrides of a scale: ``default`` (none), ``smoke``, ``demo`` or ``paper``."""
+        presets = {"default": {}, "smoke": self.smoke, "demo": self.demo, "paper": self.paper}
+        if scale not in presets:
+            raise ConfigError(f"parameter 'scale' = {scale!r} is not allowed; allowed: {', '.join(SCALES)}", "scale")
+        return dict(presets[scale])
+
+    def make_config(self, values: dict[str, Any] | Config | None = None, smoke: bool = False,
+                    scale: str = "default") -> Config:
+        """Validated config from defaults, then the scale's (or smoke) overrides, then ``values``."""
         if isinstance(values, Config):  # an explicit config is used as it is (``smoke`` only labels the run)
             if type(values) is not self.config:
                 raise ConfigError(f"{self.name}: expected a {self.config.__name__}, got {type(values).__name__}")
             return values
-        merged = {**(self.smoke if smoke else {}), **(values or {})}
+        merged = {**self.preset("smoke" if smoke else scale), **(values or {})}
         try:
             return self.config(**merged)
         except ConfigError as err:

@@ -150,3 +150,18 @@ def test_third_party_methods_register_through_the_entry_point(monkeypatch):
     monkeypatch.setattr(registry, "entry_points",
                         lambda group: loaded.append(group) or ([EntryPoint()] if group == "workbench.experiments" else []))
     assert "toy" in registry.experiments() and loaded == ["workbench.experiments"]
+
+
+def test_scales_are_presets_under_the_given_values():
+    from workbench.registry import Experiment
+
+    from . import toy
+
+    exp = Experiment(name="scaled", config=toy.ToyConfig, run=toy.run, smoke={"steps": 2}, demo={"steps": 50},
+                     paper={"steps": 5000, "lr": 0.01})
+    assert exp.make_config(scale="paper").steps == 5000 and exp.make_config(scale="paper").lr == 0.01
+    assert exp.make_config({"steps": 7}, scale="paper").steps == 7  # the given values win
+    assert exp.make_config(scale="demo").steps == 50 and exp.make_config(smoke=True).steps == 2
+    assert exp.make_config().steps == toy.ToyConfig.params()["steps"].default
+    with pytest.raises(ConfigError, match="scale"):
+        exp.make_config(scale="huge")
