@@ -1,14 +1,15 @@
-"""kto: tokens/s of one KTO training step (policy forward on the batch and its mismatched pairs, reference
-forward without gradient, backward, Adam step).
+"""kto: tokens/s of one KTO training step (policy forward on the batch and its mismatched pairs, the reference's
+log-probs, backward, Adam step), with the reference run every step ("live") or its log-probs computed once
+("cached": the workbench's ``reference_cache``, TRL's ``precompute_ref_log_probs``).
 
-    python benchmarks/kto.py [--threads 1] [--steps 20] [--batch 16] [--seq 64] [--no-trl]
+    python benchmarks/kto.py [--threads 1] [--steps 10] [--rounds 5] [--batch 16] [--seq 64] [--no-trl]
 
 Models: the toy world's tiny transformer, and a small GPT-2-shaped Hugging Face model built locally
 (random weights, word-level tokenizer; no download). When ``trl`` is importable (the optional ``bench``
-extra), the same HF model and batch also go through TRL's ``KTOTrainer`` and the ratio
-workbench/TRL is printed from the same process (both in float32: TRL's bf16 default is switched off;
-the two step in turn, median of N). Tokens = prompt + completion tokens of the batch's
-examples (the mismatched KL pairs are extra work both implementations do).
+extra), the same HF model and batch also go through TRL's ``KTOTrainer`` (both in float32: TRL's bf16
+default is switched off). All candidates step in turn within a round (median of ``--steps``); the ratios
+workbench/TRL are reported as the median over ``--rounds`` rounds with their range. Tokens = prompt +
+completion tokens of the batch's examples (the mismatched KL pairs are extra work both implementations do).
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from workbench.kto import toyworld as W  # noqa: E402
-from workbench.kto.train import LossParams, kto_step, tokenise_unpaired  # noqa: E402
+from workbench.kto.train import (LossParams, fix_kl_pairs, kl_chunks, kto_step,  # noqa: E402
+                                 precompute_reference, tokenise_unpaired)
 from workbench.lm import CausalLM, TinyLM  # noqa: E402
 
 
@@ -40,13 +42,16 @@ def batch_rows(n: int, words: int, seed: int = 0) -> tuple[list[str], list[str],
 
 
 class WorkbenchStep:
-    """One KTO step of the workbench implementation on a fixed batch."""
+    """One KTO step of the workbench implementation on a fixed batch (reference log-probs cached or live)."""
 
-    def __init__(self, lm: CausalLM, rows: tuple[list[str], list[str], list[bool]]):
+    def __init__(self, lm: CausalLM, rows: tuple[list[str], list[str], list[bool]], cache: bool = False):
         self.policy, self.reference = copy.deepcopy(lm).train(), lm.eval()
         self.data = tokenise_unpaired(self.policy, *rows)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=1e-5)
         self.idx = list(range(len(self.data)))
+        if cache:  # the batch is one chunk: mismatched pairs rotate within it, as in the live path
+            fix_kl_pairs(self.data, [self.idx])
+            precompute_reference(self.reference, self.data, [self.idx])
         self.tokens = sum(len(p) + len(c) for p, c in zip(self.data.prompt_ids, self.data.completion_ids))
 
     def __call__(self) -> None:
@@ -59,7 +64,7 @@ class WorkbenchStep:
 class TRLStep:
     """One step of TRL's KTOTrainer (training_step + optimizer step) on the same model and batch."""
 
-    def __init__(self, model_dir: str, rows: tuple[list[str], list[str], list[bool]]):
+    def __init__(self, model_dir: str, rows: tuple[list[str], list[str], list[bool]], precompute: bool = False):
         from datasets import Dataset
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from trl import KTOConfig, KTOTrainer
@@ -69,6 +74,7 @@ class TRLStep:
         cfg = KTOConfig(output_dir=tempfile.mkdtemp(prefix="wb-bench-trl-"), per_device_train_batch_size=len(prompts),
                         learning_rate=1e-5, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
                         max_length=256, dataloader_num_workers=0, beta=0.1, disable_tqdm=True,
+                        precompute_ref_log_probs=precompute,
                         bf16=False)  # TRL defaults to bf16 autocast (also on CPU): compare in float32
         self.trainer = KTOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir),
                                   ref_model=AutoModelForCausalLM.from_pretrained(model_dir), args=cfg,
@@ -84,9 +90,14 @@ class TRLStep:
         self.trainer.optimizer.zero_grad(set_to_none=True)
 
 
-def interleaved(steps: dict[str, Callable[[], None]], n: int) -> dict[str, float]:
+def rounds(steps: dict[str, Callable[[], None]], n: int, r: int) -> list[dict[str, float]]:
+    """``r`` rounds of :func:`interleaved` (median seconds per call of each candidate, per round)."""
+    return [interleaved(steps, n, warm=i == 0) for i in range(r)]
+
+
+def interleaved(steps: dict[str, Callable[[], None]], n: int, warm: bool = True) -> dict[str, float]:
     """Median seconds per call, calling the candidates in turn (so a busy machine hurts them alike)."""
-    for fn in steps.values():  # warm-up
+    for fn in steps.values() if warm else ():  # warm-up
         fn()
     times: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(n):
@@ -100,7 +111,8 @@ def interleaved(steps: dict[str, Callable[[], None]], n: int) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10, help="interleaved steps per round (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (the ratios' median and range over them)")
     parser.add_argument("--batch", type=int, default=16, help="examples per step (the KL batch doubles the work)")
     parser.add_argument("--seq", type=int, default=64, help="completion words for the HF model")
     parser.add_argument("--no-trl", action="store_true")
@@ -112,7 +124,7 @@ def main() -> None:
 
     tiny = TinyLM(W.tokenizer(), n_layer=2, d_model=64, n_head=4, context=W.CONTEXT)
     step = WorkbenchStep(tiny, batch_rows(args.batch, 9))
-    sec = interleaved({"tiny": step}, args.steps)["tiny"]
+    sec = interleaved({"tiny": step}, args.steps * args.rounds)["tiny"]
     print(f"{'tiny transformer (workbench)':34s} {tiny.num_parameters():9d} {step.tokens:8d} {sec * 1e3:8.1f} "
           f"{step.tokens / sec:10.0f}")
 
@@ -125,21 +137,27 @@ def main() -> None:
                           n_head=4, n_positions=args.seq + 8)
     hf = HFLM.from_pretrained(model_dir, device="cpu")
     rows = batch_rows(args.batch, args.seq)
-    candidates: dict[str, Callable[[], None]] = {"workbench": WorkbenchStep(hf, rows)}
-    tokens = candidates["workbench"].tokens
+    candidates: dict[str, Callable[[], None]] = {"workbench live": WorkbenchStep(hf, rows),
+                                                 "workbench cached": WorkbenchStep(hf, rows, cache=True)}
+    tokens = candidates["workbench live"].tokens
     if not args.no_trl:
         try:
-            candidates["trl"] = TRLStep(model_dir, rows)
+            candidates["TRL live"] = TRLStep(model_dir, rows)
+            candidates["TRL precomputed"] = TRLStep(model_dir, rows, precompute=True)
         except ImportError:
             print("trl is not installed (pip install 'workbench[bench]'): no TRL comparison")
-    secs = interleaved(candidates, args.steps)
-    print(f"{'GPT-2-shaped 4x256 (workbench)':34s} {hf.num_parameters():9d} {tokens:8d} "
-          f"{secs['workbench'] * 1e3:8.1f} {tokens / secs['workbench']:10.0f}")
-    if "trl" in secs:
-        print(f"{'GPT-2-shaped 4x256 (TRL KTOTrainer)':34s} {hf.num_parameters():9d} {tokens:8d} "
-              f"{secs['trl'] * 1e3:8.1f} {tokens / secs['trl']:10.0f}")
-        print(f"workbench / TRL tokens/s ratio: {secs['trl'] / secs['workbench']:.2f} (median of {args.steps} "
-              "interleaved steps)")
+    per_round = rounds(candidates, args.steps, args.rounds)
+    for name in candidates:
+        sec = statistics.median(r[name] for r in per_round)
+        print(f"{'GPT-2-shaped 4x256 (' + name + ')':34s} {hf.num_parameters():9d} {tokens:8d} {sec * 1e3:8.1f} "
+              f"{tokens / sec:10.0f}")
+    pairs = [("workbench live", "TRL live"), ("workbench cached", "TRL precomputed"), ("workbench cached", "TRL live"),
+             ("workbench cached", "workbench live")]
+    for mine, theirs in pairs:
+        if mine in candidates and theirs in candidates:
+            ratios = sorted(r[theirs] / r[mine] for r in per_round)
+            print(f"tokens/s {mine} / {theirs}: {statistics.median(ratios):.2f} "
+                  f"(range {ratios[0]:.2f}-{ratios[-1]:.2f} over {args.rounds} rounds of {args.steps} interleaved steps)")
 
 
 if __name__ == "__main__":

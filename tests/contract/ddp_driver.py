@@ -23,3 +23,9 @@ for name, exp in workbench.experiments().items():
 if rank == 0:
     with open(out, "w") as fh:
         json.dump(results, fh)
+
+import torch.distributed as dist  # noqa: E402
+
+if dist.is_initialized():  # leave together: a rank exiting while the other still talks to it aborts
+    dist.barrier()
+    dist.destroy_process_group()

@@ -102,3 +102,65 @@ def test_evaluate_reference_against_itself(models):
     assert len(ev.rows) == 12 and all(r["desirable"] == (r["score"] >= 1) for r in ev.rows)
     assert all(r["score"] == W.sentiment_score(r["completion"]) for r in ev.rows)
     assert ev.reward_rate == pytest.approx(sum(r["desirable"] for r in ev.rows) / 12)
+
+
+def test_cached_reference_gives_the_same_step_as_a_live_reference(models):
+    """precompute_reference on the training batches: at πθ = πref the losses are exactly 0.5·λ again (bit-identical
+    shapes), and after updates cached and live steps agree (the reference is fixed)."""
+    from workbench.kto.train import fix_kl_pairs, kl_chunks, precompute_reference
+
+    ref, _ = models
+    pol = copy.deepcopy(ref)
+    live, _ = data(ref)
+    cached, _ = data(ref)
+    chunks = kl_chunks(len(cached), 3, torch.Generator().manual_seed(0))
+    assert sorted(i for c in chunks for i in c) == list(range(6)) and all(len(c) == 3 for c in chunks)
+    fix_kl_pairs(cached, chunks)
+    fix_kl_pairs(live, chunks)  # the same pairs, reference run every step
+    precompute_reference(ref, cached, chunks)
+    for chunk in chunks:  # each row's mismatched completion comes from its own batch, rotated by one
+        assert [cached.kl_completion_ids[i] for i in chunk] == [cached.completion_ids[chunk[j]] for j in (2, 0, 1)]
+    s = LossParams.bind(beta=0.3, desirable_weight=1.5, undesirable_weight=0.8)
+    _, m_cached, l_cached = kto_step(pol, ref, cached, chunks[0], s)
+    _, m_live, l_live = kto_step(pol, ref, live, chunks[0], s)
+    d = cached.desirable[chunks[0]]
+    assert torch.equal(l_cached, torch.where(d, 0.75, 0.4)) and torch.equal(l_cached, l_live)
+    opt = torch.optim.SGD(pol.parameters(), lr=0.5)
+    for _ in range(3):
+        loss, _, _ = kto_step(pol, ref, cached, chunks[1], s)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for chunk in chunks:
+        a, ma, _ = kto_step(pol, ref, cached, chunk, s)
+        b, mb, _ = kto_step(pol, ref, live, chunk, s)
+        assert float(a) == pytest.approx(float(b), abs=1e-6) and ma["kl"] == pytest.approx(mb["kl"], abs=1e-6)
+
+
+def test_cached_reference_for_pairs_matches_the_live_reference(models):
+    from workbench.kto.train import paired_step, precompute_reference
+
+    ref, _ = models
+    pol = copy.deepcopy(ref)
+    _, live = data(ref)
+    _, cached = data(ref)
+    precompute_reference(ref, cached, [[0, 1], [2]])
+    for p in pol.parameters():
+        p.data.add_(0.01 * torch.randn_like(p))
+    for method in ("dpo", "ipo"):
+        a, _, la = paired_step(method, pol, ref, cached, [0, 1, 2], LossParams.bind())
+        b, _, lb = paired_step(method, pol, ref, live, [0, 1, 2], LossParams.bind())
+        assert torch.allclose(la, lb, atol=1e-6)
+
+
+def test_fused_gelu_is_the_same_function():
+    pytest.importorskip("transformers")
+    from transformers.activations import NewGELUActivation
+
+    from workbench.lm.hf import fuse_gelu
+
+    net = nn.Sequential(nn.Linear(4, 8), NewGELUActivation(), nn.Linear(8, 2))
+    x = torch.randn(16, 4) * 3
+    before = net(x)
+    assert fuse_gelu(net) == 1 and isinstance(net[1], nn.GELU)
+    assert torch.allclose(net(x), before, atol=1e-6)

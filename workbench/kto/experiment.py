@@ -27,8 +27,8 @@ from workbench.context import RunContext, RunState
 from workbench.kto import data as D
 from workbench.kto import toyworld as W
 from workbench.kto.losses import check_kto_weights, csft_prompt, ratio_rule_desirable_weight
-from workbench.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, evaluate, method_step,
-                                 tokenise_paired, tokenise_unpaired)
+from workbench.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, evaluate, fix_kl_pairs,
+                                 kl_chunks, method_step, precompute_reference, tokenise_paired, tokenise_unpaired)
 from workbench.lm.core import CausalLM, TinyLM
 from workbench.params import Config, ConfigError, Param
 from workbench.registry import Experiment, register
@@ -41,6 +41,8 @@ class KTOConfig(LossParams, Config):
                         doc="alignment loss, or 'all' to compare every loss and check the paper's claims")
     ratio_rule: bool = Param(True, doc="when λ_D·n_D/(λ_U·n_U) falls outside [1, 4/3], set λ_D so that it equals 1")
     lr: float = Param(1e-3, bounds=(1e-6, 1.0), log=True, unit="lr", doc="alignment learning rate (Adam)")
+    reference_cache: bool = Param(True, doc="compute the reference's log-probs once (KTO's mismatched pairs fixed "
+                                            "per batch, as TRL does); off: a reference forward every step")
     align_steps: int = Param(150, bounds=(1, 1_000_000), unit="steps", doc="optimizer steps per method")
     batch_size: int = Param(32, bounds=(2, 4096), unit="examples", doc="examples (or pairs) per step; KTO needs ≥ 2")
     desirable_share: float = Param(1.0, bounds=(0.01, 1.0), step=0.01, doc="share of desirable unpaired rows kept")
@@ -208,6 +210,17 @@ def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
         for key, ds in (("unpaired", chosen), (DROP, dropped)):
             prepared[key] = tokenise_unpaired(policy, ds["prompt"], ds["completion"], ds["label"])
             prepared[key + "/counts"] = D.counts(ds)
+        if cfg.reference_cache:  # fixed mismatched pairs per batch, reference log-probs computed once
+            order = torch.Generator().manual_seed(cfg.seed + 4099)
+            for key in ("unpaired", DROP):
+                if len(prepared[key]) >= 2:
+                    chunks = prepared[key + "/chunks"] = kl_chunks(len(prepared[key]), cfg.batch_size, order)
+                    fix_kl_pairs(prepared[key], chunks)
+                    precompute_reference(reference, prepared[key], chunks)
+            n_pairs = len(prepared["paired"])
+            if n_pairs:
+                precompute_reference(reference, prepared["paired"],
+                                     [range(i, min(i + cfg.batch_size, n_pairs)) for i in range(0, n_pairs, cfg.batch_size)])
         n_raw_d, n_raw = sum(raw_ds["label"]), len(raw_ds)
         store["summary"] = {"samples": n_raw, "reference_desirable_share": n_raw_d / max(1, n_raw),
                             "pairs": len(pair_ds), "unpaired": len(chosen), "dropped_unpaired": len(dropped)}
@@ -224,6 +237,21 @@ def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
             store["results"].setdefault(method, {})["weights"] = {"desirable": lam_d, "undesirable": lam_u,
                                                                   "note": note}
         return settings_for[method]
+
+    def next_batch(method: str) -> list[int]:
+        """The rows of the method's next batch (a fixed chunk for the KTO family with the reference cache)."""
+        data_key = DROP if method == DROP else "unpaired"
+        if (method in KTO_METHODS or method == DROP) and data_key + "/chunks" in prepared:
+            chunks = prepared[data_key + "/chunks"]
+            stream = f"chunks/{method}"
+            if stream not in streams:
+                streams[stream] = ctx.batches(len(chunks), 1, name=stream)
+            return list(chunks[int(next(streams[stream])[0])])
+        idx = next(indices(method)).tolist()
+        if method == "sft":  # desirable rows only
+            rows = prepared["unpaired"].desirable.nonzero().flatten().tolist()
+            idx = [rows[i] for i in idx]
+        return idx
 
     def indices(method: str) -> IndexBatches:
         if method in PAIRED_METHODS:
@@ -273,10 +301,7 @@ def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
             value_head.load_state_dict(fresh_value)
             opt.load_state_dict(fresh_opt)
             ctx.log(0, **{f"{method}/eval/reward_rate": store["reference"]["reward_rate"], f"{method}/eval/kl": 0.0})
-        idx = next(indices(method)).tolist()
-        if method == "sft":  # desirable rows only
-            rows = prepared["unpaired"].desirable.nonzero().flatten().tolist()
-            idx = [rows[i] for i in idx]
+        idx = next_batch(method)
         data = prepared[DROP] if method == DROP else prepared["unpaired"]
         with ctx.autocast():
             loss, metrics, losses = method_step("kto" if method == DROP else method, policy, reference, data,

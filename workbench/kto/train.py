@@ -43,12 +43,20 @@ class LossParams(ParamGroup):
 
 @dataclass
 class Unpaired:
-    """Tokenised (prompt, completion + eos, label) rows; ``csft_prompt_ids`` carry the control token."""
+    """Tokenised (prompt, completion + eos, label) rows; ``csft_prompt_ids`` carry the control token.
+
+    After :func:`fix_kl_pairs` each row has a fixed mismatched completion (``kl_completion_ids``) and after
+    :func:`precompute_reference` the reference's log-probs of both (``ref_logps``, ``ref_kl_logps``), so a
+    training step needs no reference forward.
+    """
 
     prompt_ids: list[list[int]]
     completion_ids: list[list[int]]
     desirable: Tensor
     csft_prompt_ids: list[list[int]] = field(default_factory=list)
+    kl_completion_ids: list[list[int]] | None = None
+    ref_logps: Tensor | None = None
+    ref_kl_logps: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -56,9 +64,13 @@ class Unpaired:
 
 @dataclass
 class Paired:
+    """Tokenised (prompt, chosen + eos, rejected + eos) pairs; ``ref_*`` after :func:`precompute_reference`."""
+
     prompt_ids: list[list[int]]
     chosen_ids: list[list[int]]
     rejected_ids: list[list[int]]
+    ref_chosen: Tensor | None = None
+    ref_rejected: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -84,12 +96,72 @@ def _take(rows: list[list[int]], idx: Sequence[int]) -> list[list[int]]:
 
 
 def _forward(policy: CausalLM, reference: CausalLM, prompts: list[list[int]], completions: list[list[int]],
-             hidden: bool = False) -> tuple[LogProbs, LogProbs]:
+             hidden: bool = False, cached: Tensor | None = None) -> tuple[LogProbs, Tensor]:
+    """The policy's log-probs (with gradient) and the reference's summed log-probs: ``cached`` (precomputed for
+    these rows) or one reference forward on the same batch."""
     batch = policy.collate(prompts, completions)
     pol = policy.batch_logps(batch, return_hidden=hidden)
-    with torch.no_grad():
-        ref = reference.batch_logps(batch)
-    return pol, ref
+    if cached is not None:
+        return pol, cached.to(pol.logps.device)
+    with torch.inference_mode():
+        ref = reference.batch_logps(batch).logps
+    return pol, ref.clone()
+
+
+def kl_chunks(n: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """The rows in one fixed random order, cut into batches of ``batch_size`` (a last batch of one joins the one
+    before): with :func:`fix_kl_pairs` every batch's mismatched completions are its own completions rotated by one
+    (the set the paper recommends), fixed for the run so that the reference's log-probs can be computed once."""
+    if n < 2:
+        raise ValueError(f"KTO needs at least 2 rows, got {n}")
+    order = torch.randperm(n, generator=generator).tolist()
+    chunks = [order[i: i + batch_size] for i in range(0, n, batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) < 2:
+        chunks[-2].extend(chunks.pop())
+    return chunks
+
+
+def fix_kl_pairs(data: Unpaired, chunks: Sequence[Sequence[int]]) -> None:
+    """Give each row the completion of the row before it in its chunk (rotation by one, as in training batches)."""
+    kl: list[list[int]] = [[] for _ in range(len(data))]
+    for chunk in chunks:
+        for row, partner in zip(chunk, L.mismatched_indices(len(chunk)).tolist()):
+            kl[row] = data.completion_ids[chunk[partner]]
+    data.kl_completion_ids = kl
+
+
+@torch.no_grad()
+def precompute_reference(reference: CausalLM, data: Unpaired | Paired, batches: Sequence[Sequence[int]]) -> None:
+    """The reference's summed log-probs of every row, computed once, batch by batch (use the training batches:
+    the same shapes give bit-identical numbers to a live reference forward, so the policy still equals the
+    reference exactly at the start). The reference is fixed, so nothing is lost (TRL's ``precompute_ref_log_probs``)."""
+    def logps(prompts: list[list[int]], completions: list[list[int]]) -> Tensor:
+        with torch.inference_mode():
+            return reference.batch_logps(reference.collate(prompts, completions)).logps.float().cpu()
+
+    n = len(data)
+    if isinstance(data, Paired):
+        chosen, rejected = torch.zeros(n), torch.zeros(n)
+        for idx in batches:
+            idx = list(idx)
+            prompts = _take(data.prompt_ids, idx)
+            both = logps(prompts + prompts, _take(data.chosen_ids, idx) + _take(data.rejected_ids, idx))
+            chosen[idx], rejected[idx] = both[: len(idx)], both[len(idx):]
+        data.ref_chosen, data.ref_rejected = chosen, rejected
+        return
+    main, kl = torch.zeros(n), torch.zeros(n)
+    for idx in batches:
+        idx = list(idx)
+        prompts = _take(data.prompt_ids, idx)
+        main[idx] = logps(prompts, _take(data.completion_ids, idx))
+        if data.kl_completion_ids is not None:
+            kl[idx] = logps(prompts, _take(data.kl_completion_ids, idx))
+    data.ref_logps = main
+    data.ref_kl_logps = kl if data.kl_completion_ids is not None else None
+
+
+def _cached(values: Tensor | None, idx: Sequence[int]) -> Tensor | None:
+    return None if values is None else values[list(idx)]
 
 
 def _reward_metrics(pol_c: Tensor, ref_c: Tensor, pol_r: Tensor, ref_r: Tensor, beta: float) -> dict[str, float]:
@@ -114,28 +186,32 @@ StepResult = tuple[Tensor, dict[str, float], Tensor]
 
 
 def kto_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams) -> StepResult:
-    """KTO (Eq. 8) with the reference point estimated on the batch's mismatched pairs."""
+    """KTO (Eq. 8) with the reference point estimated on mismatched pairs: each row's fixed pair
+    (:func:`fix_kl_pairs`) or, without them, the batch's completions rotated by one."""
     idx = list(idx)
-    n = len(idx)
-    mis = L.mismatched_indices(n).tolist()
     prompts, completions = _take(data.prompt_ids, idx), _take(data.completion_ids, idx)
-    pol, ref = _forward(policy, reference, prompts, completions)
-    with torch.no_grad():  # z0 is detached: no graph (and no backward) through the mismatched pairs
-        kl_pol, kl_ref = _forward(policy, reference, prompts, [completions[j] for j in mis])
+    if data.kl_completion_ids is not None:
+        kl_completions = _take(data.kl_completion_ids, idx)
+    else:
+        kl_completions = [completions[j] for j in L.mismatched_indices(len(idx)).tolist()]
+    pol, ref = _forward(policy, reference, prompts, completions, cached=_cached(data.ref_logps, idx))
+    with torch.inference_mode():  # z0 is detached: no graph (and no backward) through the mismatched pairs
+        kl_pol, kl_ref = _forward(policy, reference, prompts, kl_completions, cached=_cached(data.ref_kl_logps, idx))
+        kl_pol_logps, kl_ref = kl_pol.logps.clone(), kl_ref.clone()
     d = data.desirable[idx].to(pol.logps.device)
-    losses, kl = L.kto_loss(pol.logps, ref.logps, d, kl_pol.logps, kl_ref.logps, s.beta,
-                            s.desirable_weight, s.undesirable_weight)
+    losses, kl = L.kto_loss(pol.logps, ref, d, kl_pol_logps, kl_ref, s.beta, s.desirable_weight, s.undesirable_weight)
     metrics = {"loss": float(losses.detach().mean()), "kl": float(kl),
-               **_unpaired_metrics(pol.logps, ref.logps, d, s.beta)}
+               **_unpaired_metrics(pol.logps, ref, d, s.beta)}
     return losses.mean(), metrics, losses.detach()
 
 
 def kto_z0_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams) -> StepResult:
     idx = list(idx)
-    pol, ref = _forward(policy, reference, _take(data.prompt_ids, idx), _take(data.completion_ids, idx))
+    pol, ref = _forward(policy, reference, _take(data.prompt_ids, idx), _take(data.completion_ids, idx),
+                        cached=_cached(data.ref_logps, idx))
     d = data.desirable[idx].to(pol.logps.device)
-    losses = L.kto_z0_loss(pol.logps, ref.logps, d, s.beta, s.desirable_weight, s.undesirable_weight)
-    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref.logps, d, s.beta)}
+    losses = L.kto_z0_loss(pol.logps, ref, d, s.beta, s.desirable_weight, s.undesirable_weight)
+    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref, d, s.beta)}
     return losses.mean(), metrics, losses.detach()
 
 
@@ -144,23 +220,28 @@ def sft_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequenc
     """SFT on the rows ``idx`` (the caller passes desirable rows only); CSFT on control-token prompts."""
     idx = list(idx)
     prompts = _take(data.csft_prompt_ids if csft else data.prompt_ids, idx)
-    pol, ref = _forward(policy, reference, prompts, _take(data.completion_ids, idx))
+    pol, ref = _forward(policy, reference, prompts, _take(data.completion_ids, idx),
+                        cached=None if csft else _cached(data.ref_logps, idx))
     losses = L.sft_loss(pol.logps, pol.lengths.to(pol.logps.dtype))
     d = data.desirable[idx].to(pol.logps.device)
-    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref.logps, d, s.beta)}
+    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref, d, s.beta)}
     return losses.mean(), metrics, losses.detach()
 
 
 def ppo_offline_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams,
                      value_head: nn.Module) -> StepResult:
     idx = list(idx)
-    pol, ref = _forward(policy, reference, _take(data.prompt_ids, idx), _take(data.completion_ids, idx), hidden=True)
+    batch = policy.collate(_take(data.prompt_ids, idx), _take(data.completion_ids, idx))
+    pol = policy.batch_logps(batch, return_hidden=True)
+    with torch.inference_mode():  # per-token reference log-probs: not cached (the cache holds sums)
+        ref = reference.batch_logps(batch)
+    ref_tokens = ref.token_logps.clone()
     d = data.desirable[idx].to(pol.logps.device)
     values = value_head(pol.hidden.detach().float()).squeeze(-1)
     rewards = torch.where(d, 1.0, -1.0).to(values.dtype)
-    losses = L.ppo_offline_loss(pol.token_logps, ref.token_logps, values, rewards, pol.mask, s.ppo_clip,
+    losses = L.ppo_offline_loss(pol.token_logps, ref_tokens, values, rewards, pol.mask, s.ppo_clip,
                                 s.ppo_value_weight)
-    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref.logps, d, s.beta)}
+    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref.logps.clone(), d, s.beta)}
     return losses.mean(), metrics, losses.detach()
 
 
@@ -170,8 +251,10 @@ def paired_step(method: str, policy: CausalLM, reference: CausalLM, data: Paired
     idx = list(idx)
     n = len(idx)
     prompts = _take(data.prompt_ids, idx)
-    pol, ref = _forward(policy, reference, prompts + prompts, _take(data.chosen_ids, idx) + _take(data.rejected_ids, idx))
-    pc, pr, rc, rr = pol.logps[:n], pol.logps[n:], ref.logps[:n], ref.logps[n:]
+    cached = None if data.ref_chosen is None else torch.cat([data.ref_chosen[idx], data.ref_rejected[idx]])
+    pol, ref = _forward(policy, reference, prompts + prompts, _take(data.chosen_ids, idx) + _take(data.rejected_ids, idx),
+                        cached=cached)
+    pc, pr, rc, rr = pol.logps[:n], pol.logps[n:], ref[:n], ref[n:]
     if method == "dpo":
         losses = L.dpo_loss(pc, pr, rc, rr, s.beta)
     elif method == "cdpo":
