@@ -44,8 +44,8 @@ def test_config_errors():
         exp.make_config({"d_model": 30, "n_head": 4})
     with pytest.raises(ConfigError, match="max_new_tokens"):
         exp.make_config({"max_new_tokens": 40})
-    with pytest.raises(ConfigError, match="model"):
-        exp.make_config({"data": "some/file.jsonl"})
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        exp.make_config({"data": "some/file.jsonl", "max_new_tokens": 200, "max_context": 128})
     with pytest.raises(ConfigError, match="method"):
         exp.make_config({"method": "rlhf"})
 
@@ -69,8 +69,8 @@ def test_external_data_with_hf_model(tmp_path, rows):
     path = tmp_path / "feedback.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     res = workbench.run("kto", {"data": str(path), "model": model_dir, "method": "kto", "align_steps": 3,
-                                "batch_size": 4, "eval_samples": 4, "eval_every": 3, "max_new_tokens": 4},
-                        progress=False)
+                                "batch_size": 4, "eval_samples": 4, "eval_every": 3, "max_new_tokens": 4,
+                                "heldout": 0.0}, progress=False)
     assert res.status == "completed", res.error
     assert res.summary["kto/kl"] == res.summary["kto/kl"]  # finite KL estimate
     assert "kto/rewards/chosen" in set(runs.metrics(res.run_id)["name"])
@@ -101,10 +101,42 @@ def test_resume_mid_alignment_matches_an_uninterrupted_run():
     assert resumed.summary == pytest.approx(full.summary, abs=1e-6)
 
 
-def test_rate_at_kl_interpolates_along_the_path():
-    from workbench.kto.experiment import _rate_at_kl
+def test_frontier_comparison_at_matched_kl():
+    from workbench.kto.experiment import frontier_comparison
 
-    path = [[0.0, 0.2], [4.0, 0.6], [2.0, 0.5], [8.0, 0.9]]
-    assert _rate_at_kl(path, 3.0) == pytest.approx(0.55)
-    assert _rate_at_kl(path, 20.0) == pytest.approx(0.9)
-    assert _rate_at_kl([], 1.0) != _rate_at_kl([], 1.0)  # nan
+    kto = [[1.0, 0.5, 10], [3.0, 0.7, 20], [5.0, 0.8, 30]]
+    dpo = [[2.0, 0.4, 10], [4.0, 0.9, 20], [9.0, 0.95, 30]]
+    measured, holds, _ = frontier_comparison(kto, dpo)
+    # matched KL in [2, 5]: at 2 → KTO 0.6 vs DPO 0.4; 3 → 0.7 vs 0.65; 4 → 0.75 vs 0.9 (−0.15); 5 → 0.8 vs 0.91
+    assert holds is False and "from -0.15" in measured and "in [2.00, 5.00]" in measured
+    assert frontier_comparison(kto, [[2.0, 0.4], [4.0, 0.75]])[1] is True  # −0.0 at KL 4: a match
+    far = frontier_comparison([[1.0, 0.5]], [[7.0, 0.9]])
+    assert far[1] is None and "no matched KL" in far[0]  # never extrapolated from the reference point
+
+
+def test_user_data_on_the_tiny_model_with_heldout_metrics_and_a_reward(tmp_path):
+    """A user's own unpaired feedback, offline: a word tokenizer and a reference pretrained on the data, held-out
+    implied rewards every evaluation, and the desirable rate from a reward callable."""
+    import torch
+
+    from workbench.kto import toyworld as W
+
+    reviews = W.generate_reviews(80, torch.Generator().manual_seed(3))
+    rows = [{"prompt": p, "completion": c, "label": W.is_desirable(c, 1)} for p, c in reviews]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    res = workbench.run("kto", {"data": str(path), "method": "kto", "align_steps": 4, "eval_every": 2,
+                                "batch_size": 8, "eval_samples": 8, "max_new_tokens": 6, "pretrain_steps": 10,
+                                "heldout": 0.25, "d_model": 32, "n_head": 2, "n_layer": 1,
+                                "reward": "workbench.kto.toyworld:reward", "reward_threshold": 1}, progress=False)
+    assert res.status == "completed", res.error
+    names = set(runs.metrics(res.run_id)["name"])
+    assert {"kto/heldout/rewards/accuracy", "kto/heldout/rewards/margins", "kto/heldout/logps_change/chosen",
+            "kto/eval/kl_se", "pretrain/loss"} <= names
+    assert 0.0 <= res.summary["kto/reward_rate"] <= 1.0  # measured by the reward callable
+    assert runs.artifact(res.run_id, "data_summary")["heldout"] == 20
+    claims = {c["claim"]: c for c in runs.claims(res.run_id)}
+    assert any("held-out desirable completions" in k for k in claims)
+    frontier = runs.artifact(res.run_id, "frontier")
+    steps = [r["step"] for r in (frontier.to_dict("records") if hasattr(frontier, "to_dict") else frontier)]
+    assert steps == [0, 2, 4]  # the reference and every evaluation

@@ -96,9 +96,9 @@ def test_evaluate_reference_against_itself(models):
 
     ref, _ = models
     prompts = W.prompts(12)
-    ev = evaluate(ref, ref, prompts, prompts, torch.Generator().manual_seed(0), 8, W.sentiment_score,
+    ev = evaluate(ref, ref, prompts, prompts, torch.Generator().manual_seed(0), 8, lambda p, c: W.sentiment_score(c),
                   threshold=1, keep_rows=12)
-    assert abs(ev.kl) < 1e-4  # log πθ − log πref of the same model: only float noise
+    assert abs(ev.kl) < 1e-4 and ev.kl_se < 1e-4  # log πθ − log πref of the same model: only float noise
     assert len(ev.rows) == 12 and all(r["desirable"] == (r["score"] >= 1) for r in ev.rows)
     assert all(r["score"] == W.sentiment_score(r["completion"]) for r in ev.rows)
     assert ev.reward_rate == pytest.approx(sum(r["desirable"] for r in ev.rows) / 12)
@@ -164,3 +164,43 @@ def test_fused_gelu_is_the_same_function():
     before = net(x)
     assert fuse_gelu(net) == 1 and isinstance(net[1], nn.GELU)
     assert torch.allclose(net(x), before, atol=1e-6)
+
+
+def test_heldout_metrics_by_hand(models):
+    """Implied rewards, margin and ranking accuracy on held-out rows, checked against their definitions."""
+    from workbench.kto.train import _ranking_accuracy, heldout_metrics, precompute_reference
+
+    ref, _ = models
+    pol = copy.deepcopy(ref)
+    un, _ = data(ref)
+    precompute_reference(ref, un, [list(range(6))])
+    at_start = heldout_metrics(pol, un, beta=0.5)
+    assert at_start["rewards/chosen"] == 0 and at_start["rewards/margins"] == 0
+    assert at_start["rewards/accuracy"] == 0.5  # all ties
+    for p in pol.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    m = heldout_metrics(pol, un, beta=0.5)
+    live = pol.score(PROMPTS, COMPLETIONS, add_eos=True).logps
+    r = 0.5 * (live - un.ref_logps)
+    d = torch.tensor(LABELS)
+    assert m["rewards/chosen"] == pytest.approx(float(r[d].mean()), abs=1e-5)
+    assert m["rewards/margins"] == pytest.approx(float(r[d].mean() - r[~d].mean()), abs=1e-5)
+    assert m["logps_change/rejected"] == pytest.approx(float((live - un.ref_logps)[~d].mean()), abs=1e-5)
+    # accuracy: same-prompt pairs only (<food>: rows 0 good, 4 bad; <movie>: row 5 good, 1 bad)
+    expected = ((r[0] > r[4]).float() + (r[5] > r[1]).float()) / 2
+    assert m["rewards/accuracy"] == pytest.approx(float(expected))
+    # no prompt with both kinds: all desirable/undesirable pairs (the AUC)
+    auc = _ranking_accuracy(torch.tensor([3.0, 1.0, 2.0]), torch.tensor([True, False, False]), [(1,), (2,), (3,)])
+    assert auc == 1.0
+
+
+def test_rewards_from_a_callable_or_refused_clearly():
+    from workbench.kto.rewards import desirable, load_reward
+    from workbench.params import ConfigError
+
+    fn = load_reward("operator:contains")  # any callable(prompt, completion)
+    assert fn("<food> great", "great") is True and fn("<food>", "bad") is False
+    assert desirable([True, False, 2.0, -1.0], threshold=0.5) == [True, False, True, False]
+    for bad in ("nosuchmodule:f", "workbench.kto.toyworld:nosuch", "no-colon"):
+        with pytest.raises(ConfigError, match="parameter 'reward'"):
+            load_reward(bad)

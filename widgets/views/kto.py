@@ -76,20 +76,26 @@ def frontier(run_id: str) -> Any:
     frame = _metrics(run_id)
     if not len(frame):
         return None
-    evals = frame[frame["name"].str.endswith("/eval/reward_rate") | frame["name"].str.endswith("/eval/kl")]
+    evals = frame[frame["name"].str.contains(r"/eval/(?:reward_rate|kl|kl_se)$")]
     if not len(evals):
         return None
     evals = evals.assign(method=evals["name"].str.split("/").str[0],
                          metric=evals["name"].str.split("/").str[-1])
-    wide = evals.pivot_table(index=["method", "step"], columns="metric", values="value", aggfunc="last").reset_index()
+    wide = evals.pivot_table(index=["method", "step"], columns="metric", values="value", aggfunc="last",
+                             dropna=False).reset_index()
+    if "reward_rate" not in wide or not wide["reward_rate"].notna().any():
+        return None  # no reward function (user data without --reward): the held-out view measures alignment
     fig = go.Figure()
     for method, group in wide.groupby("method", sort=False):
-        group = group.dropna().sort_values("step")
+        group = group.dropna(subset=["kl", "reward_rate"]).sort_values("step")
         if not len(group):
             continue
         colour = COLOURS.get(method)
+        se = group["kl_se"].fillna(0) if "kl_se" in group else None
         fig.add_trace(go.Scatter(x=group["kl"], y=group["reward_rate"], mode="lines+markers", name=method,
                                  legendgroup=method, line={"color": colour, "width": 1}, marker={"size": 5},
+                                 error_x=None if se is None else {"type": "data", "array": se, "thickness": 1,
+                                                                  "width": 2, "color": colour},
                                  customdata=group["step"],
                                  hovertemplate=f"{method}<br>step %{{customdata}}<br>KL %{{x:.3g}} nats"
                                                "<br>desirable %{y:.1%}<extra></extra>"))
@@ -104,9 +110,35 @@ def frontier(run_id: str) -> Any:
         if len(base):
             fig.add_hline(y=float(base["reward_rate"].iloc[0]), line={"dash": "dot", "color": COLOURS["reference"]},
                           annotation_text="reference", annotation_position="bottom right")
-    fig.update_layout(title={"text": "desirable rate vs sampled KL(πθ‖πref)"}, height=420,
-                      xaxis={"title": {"text": "sampled KL (nats per completion)"}},
+    fig.update_layout(title={"text": "desirable rate vs sampled KL(πθ‖πref) (bars: ± 1 standard error of the KL)"},
+                      height=420, xaxis={"title": {"text": "sampled KL (nats per completion)"}},
                       yaxis={"title": {"text": "desirable rate of samples"}, "range": [0, 1.02]})
+    return fig
+
+
+HELDOUT_PANELS = ("rewards/accuracy", "rewards/margins", "logps_change/chosen", "logps_change/rejected")
+
+
+@view("kto", "held-out implied rewards")
+def heldout_rewards(run_id: str) -> Any:
+    """What alignment did to feedback rows never trained on, with no reward function: the implied-reward
+    accuracy (desirable ranked above undesirable; 0.5 = chance), the reward margin, and how far each method moved
+    the log-probability of held-out desirable and undesirable completions from the reference's."""
+    from workbench import runs
+
+    from ..curves import Series, static_figure
+
+    frame = _metrics(run_id)
+    if not len(frame):
+        return None
+    frame = frame[frame["name"].map(lambda n: any(str(n).endswith("/heldout/" + p) for p in HELDOUT_PANELS))]
+    if not len(frame):
+        return None
+    series = Series()
+    series.add_frame(runs.get(run_id)["id"], frame)
+    fig = static_figure(series, title="held-out implied rewards (β·log πθ/πref) and log-prob changes", min_points=1)
+    for trace in fig.data:
+        trace.line.color = COLOURS.get(trace.legendgroup, trace.line.color)
     return fig
 
 
@@ -121,12 +153,13 @@ def samples_table(run_id: str) -> Any:
     df = table(rows)
     if not len(df):
         return None
-    fill = ["#d9f2d9" if bool(d) else ("#f7dede" if d is not None and d == d else "white")
-            for d in df["desirable"]]
+    fill = ["white" if d is None or d != d else ("#d9f2d9" if bool(d) else "#f7dede") for d in df["desirable"]]
     columns = ["source", "prompt", "completion", "score", "desirable"]
     values = [df[c].astype(str).tolist() for c in columns]
     fig = go.Figure(go.Table(header={"values": columns, "fill_color": "#eeeeee", "align": "left"},
                              cells={"values": values, "fill_color": [fill] * len(columns), "align": "left"},
                              columnwidth=[1.2, 1, 5, 0.8, 1]))
-    fig.update_layout(title={"text": "sampled completions (green: desirable)"}, height=min(900, 120 + 26 * len(df)))
+    judged = df["desirable"].map(lambda d: d is not None and d == d).any()
+    title = "sampled completions (green: desirable)" if judged else "sampled completions (no reward function: not judged)"
+    fig.update_layout(title={"text": title}, height=min(900, 120 + 26 * len(df)))
     return fig

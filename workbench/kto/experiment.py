@@ -8,9 +8,14 @@ split the pairs back into unpaired rows (the data for KTO, SFT, CSFT and offline
 KL(πθ‖πref). ``method = "all"`` runs every loss plus KTO with most desirable rows dropped
 (``drop_share``, λ_D by the ratio rule) and records the paper's claims.
 
-Any feedback dataset (``data`` = a local JSONL/JSON/Parquet file or a hub id with (prompt, chosen,
-rejected) or (prompt, completion, label) columns) with a Hugging Face causal LM (``model`` = a local
-directory or hub id) runs the same loop; without a rule there is no reward rate, only the KL.
+Any feedback dataset (``data`` = a local JSONL/JSON/Parquet/CSV file or a hub id with (prompt, chosen,
+rejected) or (prompt, completion, label) columns) runs the same loop, with a Hugging Face causal LM (``model`` =
+a local directory or hub id) or the tiny transformer (a word tokenizer and a reference pretrained on the data's
+own completions, offline). A share of the rows (``heldout``) is kept aside: at every evaluation each policy's
+implied rewards β·log πθ/πref of the held-out desirable and undesirable completions, their margin and ranking
+accuracy, and its log-probs of both are measured, which needs no reward function. With ``reward`` (a Python
+callable ``module:function`` over prompt and completion, or a reward model directory) the samples get a
+desirable rate too, for user data or the toy world.
 """
 from __future__ import annotations
 
@@ -27,9 +32,12 @@ from workbench.context import RunContext, RunState
 from workbench.kto import data as D
 from workbench.kto import toyworld as W
 from workbench.kto.losses import check_kto_weights, csft_prompt, ratio_rule_desirable_weight
+from workbench.kto.losses import BAD_TOKEN, GOOD_TOKEN
 from workbench.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, evaluate, fix_kl_pairs,
-                                 kl_chunks, method_step, precompute_reference, tokenise_paired, tokenise_unpaired)
+                                 heldout_metrics, kl_chunks, method_step, precompute_reference, tokenise_paired,
+                                 tokenise_unpaired)
 from workbench.lm.core import CausalLM, TinyLM
+from workbench.lm.tokenizer import WordTokenizer
 from workbench.params import Config, ConfigError, Param
 from workbench.registry import Experiment, register
 
@@ -49,15 +57,24 @@ class KTOConfig(LossParams, Config):
     undesirable_share: float = Param(1.0, bounds=(0.01, 1.0), step=0.01, doc="share of undesirable unpaired rows kept")
     drop_share: float = Param(0.9, bounds=(0.0, 0.99), step=0.01,
                               doc="comparison only: share of desirable rows dropped in the extra KTO run")
-    data: str = Param("toy", doc="'toy' (synthetic reviews) or a local JSONL/JSON/Parquet file or hub dataset id")
+    data: str = Param("toy", doc="'toy' (synthetic reviews) or a local JSONL/JSON/Parquet/CSV file or hub dataset id")
     data_split: str = Param("train", doc="split of a hub dataset")
-    model: str = Param("tiny", doc="'tiny' (pretrained here) or a Hugging Face causal LM: local directory or hub id")
+    model: str = Param("tiny", doc="'tiny' (pretrained here, on the data's completions for user data) or a Hugging "
+                                   "Face causal LM: local directory or hub id")
+    heldout: float = Param(0.1, bounds=(0.0, 0.5), step=0.05,
+                           doc="share of the feedback rows kept aside to measure implied rewards (0: none)")
+    reward: str = Param("", doc="desirable rate of samples: '' (the toy rule; none for user data), 'module:function' "
+                                "(a callable over prompt and completion) or a reward model directory")
+    reward_threshold: float = Param(0.0, bounds=(-1e6, 1e6), soft=(-5.0, 5.0),
+                                    doc="a numeric reward ≥ this counts as desirable (bool rewards are the verdict)")
     threshold: int = Param(2, bounds=(-9, 9), doc="toy reward rule: desirable when #positive − #negative ≥ threshold")
     align_samples: int = Param(2048, bounds=(8, 1_000_000), unit="samples",
                               doc="completions sampled from πref and labelled")
     eval_samples: int = Param(256, bounds=(4, 100_000), unit="samples", doc="samples per evaluation")
     eval_every: int = Param(50, bounds=(1, 1_000_000), unit="steps", doc="evaluate every N alignment steps")
     max_new_tokens: int = Param(12, bounds=(1, 4096), unit="tokens", doc="longest sampled completion")
+    max_context: int = Param(128, bounds=(16, 4096), unit="tokens",
+                             doc="tiny model on user data: longest prompt + completion kept (longer rows are cut)")
     pretrain_steps: int = Param(800, bounds=(0, 1_000_000), unit="steps", doc="pretraining steps of the tiny reference")
     pretrain_reviews: int = Param(8000, bounds=(16, 10_000_000), unit="reviews", doc="synthetic reviews to pretrain on")
     pretrain_lr: float = Param(3e-3, bounds=(1e-6, 1.0), log=True, unit="lr", doc="pretraining learning rate (AdamW)")
@@ -69,11 +86,12 @@ class KTOConfig(LossParams, Config):
     def check(self) -> None:
         if self.d_model % self.n_head:
             raise ConfigError(f"parameter 'n_head' = {self.n_head} must divide d_model = {self.d_model}", "n_head")
-        if self.model == "tiny" and self.max_new_tokens > W.MAX_SAMPLED:
+        if self.model == "tiny" and self.data == "toy" and self.max_new_tokens > W.MAX_SAMPLED:
             raise ConfigError(f"parameter 'max_new_tokens' = {self.max_new_tokens} must be ≤ {W.MAX_SAMPLED} for the "
                               "tiny model (its context)", "max_new_tokens")
-        if self.data != "toy" and self.model == "tiny":
-            raise ConfigError("parameter 'model' must name a Hugging Face causal LM when data is not 'toy'", "model")
+        if self.model == "tiny" and self.data != "toy" and self.max_new_tokens >= self.max_context:
+            raise ConfigError(f"parameter 'max_new_tokens' = {self.max_new_tokens} must be smaller than max_context = "
+                              f"{self.max_context}", "max_new_tokens")
 
 
 def preflight(cfg: KTOConfig) -> None:
@@ -84,15 +102,27 @@ def preflight(cfg: KTOConfig) -> None:
         from workbench.lm.hf import check_model
 
         check_model(cfg.model)
+    if cfg.reward:
+        from workbench.kto.rewards import load_reward
+
+        load_reward(cfg.reward)
 
 
-def _pretrain(cfg: KTOConfig, ctx: RunContext) -> TinyLM:
-    tok = W.tokenizer()
+def _pretrain(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | None = None) -> TinyLM:
+    """The tiny reference: on synthetic reviews (toy world), or on ``corpus``, the user's (prompt, completion)
+    training rows, with a word tokenizer built from them (the CSFT control tokens as specials)."""
+    if corpus is None:
+        tok, context = W.tokenizer(), W.CONTEXT
+        reviews = W.generate_reviews(cfg.pretrain_reviews, ctx.generator("pretrain-data"))
+    else:
+        tok = WordTokenizer.from_corpus([t for row in corpus for t in row], specials=(GOOD_TOKEN, BAD_TOKEN))
+        longest = max(len(tok.split(p)) + len(tok.split(c)) for p, c in corpus) + 3  # <bos>, control, <eos>
+        context = min(cfg.max_context, longest + cfg.max_new_tokens)
+        reviews = corpus
     torch.manual_seed(cfg.seed)
-    lm = TinyLM(tok, cfg.n_layer, cfg.d_model, cfg.n_head, context=W.CONTEXT).to(ctx.device)
-    reviews = W.generate_reviews(cfg.pretrain_reviews, ctx.generator("pretrain-data"))
-    prompt_ids = [lm.encode_prompt(p) for p, _ in reviews]
-    completion_ids = [lm.encode(c) + [lm.eos_id] for _, c in reviews]
+    lm = TinyLM(tok, cfg.n_layer, cfg.d_model, cfg.n_head, context=context).to(ctx.device)
+    prompt_ids = [lm.encode_prompt(p)[: context // 2] for p, _ in reviews]
+    completion_ids = [(lm.encode(c) + [lm.eos_id])[: context - len(p)] for (_, c), p in zip(reviews, prompt_ids)]
     opt = torch.optim.AdamW(lm.parameters(), lr=cfg.pretrain_lr, weight_decay=0.01)
     ctx.track(reference=lm, pretrain_opt=opt)
     batches = ctx.batches(len(reviews), cfg.pretrain_batch, name="pretrain_batches")
@@ -112,28 +142,49 @@ def _pretrain(cfg: KTOConfig, ctx: RunContext) -> TinyLM:
     return lm.eval()
 
 
-def _toy_feedback(cfg: KTOConfig, ctx: RunContext, reference: CausalLM):
-    """Sample from πref, label by rule, pair within topic, split the pairs back into unpaired rows."""
+def _toy_feedback(cfg: KTOConfig, ctx: RunContext, reference: CausalLM) -> tuple[Any, Any]:
+    """Sample from πref and label by rule: (training rows, held-out rows)."""
     from datasets import Dataset
 
     prompts = W.prompts(cfg.align_samples)
     samples = reference.sample(prompts, max_new_tokens=cfg.max_new_tokens, generator=ctx.generator("align-data"))
     labels = [W.is_desirable(s.text, cfg.threshold) for s in samples]
     raw = Dataset.from_dict({"prompt": prompts, "completion": [s.text for s in samples], "label": labels})
-    pairs = D.unpaired_to_paired(raw, seed=cfg.seed)
-    return raw, pairs
+    return _split_heldout(raw, cfg.heldout, cfg.seed)
+
+
+def _reward(cfg: KTOConfig, ctx: RunContext) -> tuple[Any, float]:
+    """The reward deciding the desirable rate and its threshold: ``cfg.reward`` when given, else the toy rule
+    (toy data) or none (user data)."""
+    if cfg.reward:
+        from workbench.kto.rewards import load_reward
+
+        return load_reward(cfg.reward, device=str(ctx.device)), cfg.reward_threshold
+    if cfg.data == "toy":
+        return (lambda prompt, completion: W.sentiment_score(completion)), float(cfg.threshold)
+    return None, 0.0
 
 
 def _external_feedback(cfg: KTOConfig):
+    """The user's rows as unpaired feedback (paired data split into its two halves)."""
     ds = D.load_feedback(cfg.data, cfg.data_split)
-    if D.feedback_kind(ds) == "paired":
-        return D.paired_to_unpaired(ds), ds
-    return ds, D.unpaired_to_paired(ds, seed=cfg.seed)
+    return D.paired_to_unpaired(ds) if D.feedback_kind(ds) == "paired" else ds
 
 
-def _reference(cfg: KTOConfig, ctx: RunContext) -> CausalLM:
+def _split_heldout(ds: Any, share: float, seed: int) -> tuple[Any, Any]:
+    """(training rows, held-out rows): a seeded random ``share`` of the rows kept aside (at least one of each kind
+    when there are enough)."""
+    n = len(ds)
+    k = int(round(share * n))
+    if k == 0 or n - k < 4:
+        return ds, ds.select([])
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7)).tolist()
+    return ds.select(sorted(order[k:])), ds.select(sorted(order[:k]))
+
+
+def _reference(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | None = None) -> CausalLM:
     if cfg.model == "tiny":
-        return _pretrain(cfg, ctx)
+        return _pretrain(cfg, ctx, corpus)
     from workbench.lm.hf import HFLM
 
     lm = HFLM.from_pretrained(cfg.model, device=ctx.device)
@@ -157,29 +208,35 @@ def _kto_weights(cfg: KTOConfig, n_d: int, n_u: int, ratio_rule: bool) -> tuple[
 
 def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
     toy = cfg.data == "toy"
-    reference = _reference(cfg, ctx)
+    user_rows = None if toy else _split_heldout(_external_feedback(cfg), cfg.heldout, cfg.seed)
+    corpus = None if toy else list(zip(user_rows[0]["prompt"], user_rows[0]["completion"]))
+    reference = _reference(cfg, ctx, corpus)
     for p in reference.parameters():
         p.requires_grad_(False)
 
     # ---- feedback data (rebuilt on resume, then overwritten by the checkpointed copy) -------------
     store = ctx.state("data")
     if toy:  # every method sees the same completions: KTO's unpaired rows are the split pairs
-        raw, pairs = _toy_feedback(cfg, ctx, reference)
+        raw, heldout = _toy_feedback(cfg, ctx, reference)
+        pairs = D.unpaired_to_paired(raw, seed=cfg.seed)
         unpaired = D.paired_to_unpaired(pairs)
     else:
-        raw, pairs = _external_feedback(cfg)
+        raw, heldout = user_rows
+        pairs = D.unpaired_to_paired(raw, seed=cfg.seed)
         unpaired = raw
     store["raw"] = raw.to_dict()
     store["pairs"] = pairs.to_dict()
     store["unpaired"] = unpaired.to_dict()
+    store["heldout"] = heldout.to_dict()
     store["results"] = {}
 
     methods = list(METHODS) + [DROP] if cfg.method == "all" else [cfg.method]
     if toy:
         eval_prompts = W.prompts(cfg.eval_samples)
-    else:  # cycle through the data's prompts
-        eval_prompts = (list(unpaired["prompt"]) * cfg.eval_samples)[: cfg.eval_samples]
-    reward = W.sentiment_score if toy else None
+    else:  # cycle through the held-out prompts (the training ones when nothing is held out)
+        source_prompts = list(heldout["prompt"]) or list(unpaired["prompt"])
+        eval_prompts = (source_prompts * cfg.eval_samples)[: cfg.eval_samples]
+    reward, reward_threshold = _reward(cfg, ctx)
 
     policy = copy.deepcopy(reference)
     for p in policy.parameters():
@@ -221,9 +278,15 @@ def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
             if n_pairs:
                 precompute_reference(reference, prepared["paired"],
                                      [range(i, min(i + cfg.batch_size, n_pairs)) for i in range(0, n_pairs, cfg.batch_size)])
+        held = Dataset.from_dict(store["heldout"])
+        if len(held):
+            prepared["heldout"] = tokenise_unpaired(policy, held["prompt"], held["completion"], held["label"])
+            precompute_reference(reference, prepared["heldout"], [range(i, min(i + 64, len(held)))
+                                                                    for i in range(0, len(held), 64)])
         n_raw_d, n_raw = sum(raw_ds["label"]), len(raw_ds)
         store["summary"] = {"samples": n_raw, "reference_desirable_share": n_raw_d / max(1, n_raw),
-                            "pairs": len(pair_ds), "unpaired": len(chosen), "dropped_unpaired": len(dropped)}
+                            "pairs": len(pair_ds), "unpaired": len(chosen), "dropped_unpaired": len(dropped),
+                            "heldout": len(held)}
 
     settings_for: dict[str, LossParams] = {}
 
@@ -272,19 +335,22 @@ def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
         pol_prompts = [csft_prompt(p, True) for p in eval_prompts] if method == "csft" else eval_prompts
         policy.eval()
         ev = evaluate(policy, reference, eval_prompts, pol_prompts, ctx.generator(f"eval/{method}/{step}"),
-                      cfg.max_new_tokens, reward, cfg.threshold, source=method)
+                      cfg.max_new_tokens, reward, reward_threshold, source=method)
+        held = heldout_metrics(policy, prepared["heldout"], settings(method).beta) if "heldout" in prepared else {}
         policy.train()
-        ctx.log(step, **{f"{method}/eval/reward_rate": ev.reward_rate, f"{method}/eval/kl": ev.kl})
+        ctx.log(step, **{f"{method}/eval/reward_rate": ev.reward_rate, f"{method}/eval/kl": ev.kl,
+                         f"{method}/eval/kl_se": ev.kl_se, **{f"{method}/heldout/{k}": v for k, v in held.items()}})
         result = store["results"].setdefault(method, {})
-        result["final"] = {"reward_rate": ev.reward_rate, "kl": ev.kl, "step": step}
-        result.setdefault("path", [[0.0, store["reference"]["reward_rate"]]]).append([ev.kl, ev.reward_rate])
+        result["final"] = {"reward_rate": ev.reward_rate, "kl": ev.kl, "kl_se": ev.kl_se, "step": step,
+                           **{f"heldout/{k}": v for k, v in held.items()}}
+        result.setdefault("path", [[0.0, store["reference"]["reward_rate"], 0]]).append([ev.kl, ev.reward_rate, step])
         ctx.artifact("samples", store["reference_rows"] + ev.rows, kind="table")
         if step == cfg.align_steps:
             ctx.artifact(f"samples/{method}", ev.rows, kind="table")
 
     # ---- reference evaluation ------------------------------------------------------------------
     ref_eval = evaluate(reference, reference, eval_prompts, eval_prompts, ctx.generator("eval/reference"),
-                        cfg.max_new_tokens, reward, cfg.threshold, source="reference")
+                        cfg.max_new_tokens, reward, reward_threshold, source="reference")
     store["reference"] = {"reward_rate": ref_eval.reward_rate, "kl": 0.0}
     store["reference_rows"] = ref_eval.rows
 
@@ -322,16 +388,19 @@ def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
 
 def _finish(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]) -> dict[str, float]:
     results, ref_rate = store["results"], store["reference"]["reward_rate"]
-    frontier = [{"method": "reference", "reward_rate": ref_rate, "kl": 0.0}]
-    frontier += [{"method": m, **{k: results[m]["final"][k] for k in ("reward_rate", "kl")}}
-                 for m in methods if "final" in results.get(m, {})]
+    frontier = [{"method": "reference", "step": 0, "reward_rate": ref_rate, "kl": 0.0}]
+    for m in methods:  # every evaluation of every method: the measured (KL, reward rate) path
+        frontier += [{"method": m, "step": int(step), "reward_rate": rate, "kl": kl}
+                     for kl, rate, step in results.get(m, {}).get("path", [])[1:]]
     ctx.artifact("frontier", frontier, kind="table")
     ctx.artifact("weights", {m: results[m].get("weights") for m in methods if m in results}, kind="json")
     summary: dict[str, float] = {"reference/reward_rate": ref_rate}
-    for row in frontier[1:]:
-        summary[f"{row['method']}/reward_rate"] = row["reward_rate"]
-        summary[f"{row['method']}/kl"] = row["kl"]
+    for m in methods:
+        for key, value in results.get(m, {}).get("final", {}).items():
+            if key != "step":
+                summary[f"{m}/{key}"] = value
     rate = {m: results[m]["final"]["reward_rate"] for m in methods if "final" in results.get(m, {})}
+    final = {m: results[m]["final"] for m in methods if "final" in results.get(m, {})}
 
     deviations = {m: results[m]["start_deviation"] for m in methods if "start_deviation" in results.get(m, {})}
     if deviations:
@@ -340,38 +409,60 @@ def _finish(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]
         ctx.claim("At the start (πθ = πref) every KTO loss equals 0.5·λ exactly",
                   f"max |loss − 0.5·λ| = {worst:.2g} over the first batch of {', '.join(deviations)}",
                   worst <= tol, "per-example losses of the first step, before any update")
-    if cfg.data == "toy" and "kto" in rate and "dpo" in rate:
+    has_rate = {m for m, r in rate.items() if not math.isnan(r)}
+    if {"kto", "dpo"} <= has_rate:
         margin = 0.2
         ok = rate["kto"] >= ref_rate + margin and rate["dpo"] >= ref_rate + margin
         ctx.claim("KTO and DPO both raise the desirable rate far above the reference's",
                   f"reference {ref_rate:.2f}; KTO {rate['kto']:.2f}; DPO {rate['dpo']:.2f}", ok,
                   f"'far above' = at least +{margin:.2f} absolute after {cfg.align_steps} steps")
-        kto_kl = results["kto"]["final"]["kl"]
-        dpo_at = _rate_at_kl(results["dpo"].get("path", []), kto_kl)
-        ctx.claim("At equal sampled KL, KTO matches or beats DPO (paper: KTO ≥ DPO from 1B to 30B)",
-                  f"KTO {rate['kto']:.2f} at KL {kto_kl:.2f}; DPO {dpo_at:.2f} at the same KL "
-                  f"(final DPO {rate['dpo']:.2f} at KL {results['dpo']['final']['kl']:.2f})",
-                  rate["kto"] >= dpo_at - 0.05,
-                  "DPO's desirable rate interpolated along its evaluation path at KTO's final KL; "
-                  "within 0.05 counts as a match")
-    if cfg.data == "toy" and DROP in rate:
+        measured, holds, detail = frontier_comparison(results["kto"]["path"][1:], results["dpo"]["path"][1:])
+        ctx.claim("At equal sampled KL, KTO matches or beats DPO (paper: KTO ≥ DPO from 1B to 30B)", measured, holds,
+                  detail)
+    if DROP in has_rate:
         lam = results[DROP]["weights"]["desirable"]
         ok = rate[DROP] >= ref_rate + 0.1
         ctx.claim(f"KTO with {cfg.drop_share:.0%} of the desirable examples dropped still improves clearly",
                   f"reference {ref_rate:.2f} → {rate[DROP]:.2f} (λ_D = {lam:.3g})", ok,
                   "λ_D set by the ratio rule λ_D·n_D = λ_U·n_U; 'clearly' = at least +0.10 absolute")
+    accuracy = {m: f["heldout/rewards/accuracy"] for m, f in final.items() if "heldout/rewards/accuracy" in f}
+    if "kto" in accuracy:
+        margin = final["kto"].get("heldout/rewards/margins", float("nan"))
+        ctx.claim("After KTO, the implied reward ranks held-out desirable completions above undesirable ones",
+                  f"KTO accuracy {accuracy['kto']:.2f}, margin {margin:.3g}; "
+                  + ", ".join(f"{m} {a:.2f}" for m, a in accuracy.items() if m != "kto"),
+                  accuracy["kto"] > 0.5,
+                  f"{store['summary']['heldout']} held-out rows never trained on; accuracy = share of (desirable, "
+                  "undesirable) pairs of a prompt ranked right by β·log πθ/πref (0.5 = chance)")
     return summary
 
 
-def _rate_at_kl(path: list[list[float]], kl: float) -> float:
-    """Desirable rate along an evaluation path [(kl, rate), ...] at ``kl`` (linear interpolation; clamped at
-    the ends, so a KL beyond the path gives its last rate)."""
+def frontier_comparison(kto: list[list[float]], dpo: list[list[float]], tol: float = 0.05) -> tuple[str, bool | None, str]:
+    """Compare two measured (KL, reward rate[, step]) paths at matched KL: at every KL where both have measured
+    points on either side (the overlap of their measured ranges), each method's rate is interpolated between its
+    own neighbouring measurements (never from the reference point). Holds when KTO is within ``tol`` of DPO or
+    above at every matched KL; None when the measured KL ranges do not overlap."""
     import numpy as np
 
-    if not path:
-        return float("nan")
-    kls, rates = zip(*sorted(path))
-    return float(np.interp(kl, kls, rates))
+    def curve(path: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+        pts = sorted((float(p[0]), float(p[1])) for p in path)
+        return np.array([k for k, _ in pts]), np.array([r for _, r in pts])
+
+    (kk, kr), (dk, dr) = curve(kto), curve(dpo)
+    if len(kk) == 0 or len(dk) == 0:
+        return "no evaluations", None, ""
+    lo, hi = max(kk.min(), dk.min()), min(kk.max(), dk.max())
+    ranges = f"KTO measured at KL {kk.min():.2f}–{kk.max():.2f}, DPO at {dk.min():.2f}–{dk.max():.2f}"
+    if lo > hi:
+        return f"no matched KL: {ranges}", None, ("the two measured paths do not overlap in KL; more evaluations "
+                                                 "(eval_every) or other β values would give a common range")
+    grid = np.unique(np.concatenate([kk[(kk >= lo) & (kk <= hi)], dk[(dk >= lo) & (dk <= hi)]]))
+    gap = np.interp(grid, kk, kr) - np.interp(grid, dk, dr)
+    worst = int(np.argmin(gap))
+    measured = (f"at {len(grid)} matched KL value(s) in [{lo:.2f}, {hi:.2f}]: KTO − DPO reward rate from "
+                f"{gap.min():+.2f} (KL {grid[worst]:.2f}) to {gap.max():+.2f}; {ranges}")
+    return measured, bool(gap.min() >= -tol), (f"each method's rate interpolated between its own measured "
+                                               f"checkpoints; within {tol} counts as a match")
 
 
 EXPERIMENT = register(Experiment(
@@ -382,7 +473,7 @@ EXPERIMENT = register(Experiment(
     run=run,
     smoke={"pretrain_steps": 20, "pretrain_reviews": 256, "align_samples": 128, "align_steps": 3, "batch_size": 8,
            "eval_samples": 16, "eval_every": 3, "d_model": 32, "n_head": 2, "n_layer": 1, "threshold": 1},
-    demo={"pretrain_steps": 500, "align_steps": 80, "eval_every": 40, "align_samples": 1024, "eval_samples": 192},
+    demo={"pretrain_steps": 500, "align_steps": 80, "eval_every": 20, "align_samples": 1024, "eval_samples": 192},
     key_metrics=("*/loss", "*/eval/reward_rate", "*/eval/kl"),
     distributed_note="the policies are trained one after another on one process; data-parallel alignment is "
                      "not implemented",

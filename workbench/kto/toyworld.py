@@ -75,6 +75,11 @@ def sentiment_score(text: str) -> int:
     return sum(w in _POS_WORDS for w in words) - sum(w in _NEG_WORDS for w in words)
 
 
+def reward(prompt: str, completion: str) -> int:
+    """The toy rule as a reward over (prompt, completion), for ``--reward workbench.kto.toyworld:reward``."""
+    return sentiment_score(completion)
+
+
 def is_desirable(text: str, threshold: int = 2) -> bool:
     """Desirable when #positive − #negative ≥ ``threshold``."""
     return sentiment_score(text) >= threshold

@@ -290,25 +290,79 @@ def method_step(method: str, policy: CausalLM, reference: CausalLM, unpaired: Un
 class Evaluation:
     reward_rate: float
     kl: float
+    kl_se: float
     rows: list[dict]
 
 
 @torch.no_grad()
 def evaluate(policy: CausalLM, reference: CausalLM, prompts: Sequence[str], policy_prompts: Sequence[str],
-             generator: torch.Generator, max_new_tokens: int, reward: Callable[[str], float] | None,
+             generator: torch.Generator, max_new_tokens: int, reward: Callable[[str, str], float | bool] | None,
              threshold: float = 2, keep_rows: int = 16, source: str = "policy") -> Evaluation:
-    """Sample from the policy, then reward rate (share desirable) and sampled KL(πθ‖πref).
+    """Sample from the policy, then the reward rate (share desirable) and the sampled KL(πθ‖πref) with its
+    standard error.
 
-    KL̂ = mean over samples y ~ πθ(·|x) of log πθ(y|x) − log πref(y|x) (a Monte Carlo estimate of the
-    sequence-level KL). ``policy_prompts`` may differ from ``prompts`` (CSFT's control token).
+    KL̂ = mean over samples y ~ πθ(·|x) of log πθ(y|x) − log πref(y|x), a Monte Carlo estimate of the
+    sequence-level KL: unbiased but, per sample, of either sign, so a small KL can come out negative; its standard
+    error says by how much it can. ``reward(prompt, completion)`` returns a bool (the verdict) or a number
+    (desirable when ≥ ``threshold``). ``policy_prompts`` may differ from ``prompts`` (CSFT's control token).
     """
+    from workbench.kto.rewards import desirable as verdicts
+
     samples = policy.sample(list(policy_prompts), max_new_tokens=max_new_tokens, generator=generator)
     ref = reference.score(list(prompts), [x.text for x in samples], add_eos=[x.ended for x in samples])
-    kl = float(torch.tensor([x.logp for x in samples]).sub(ref.logps).mean())
-    scores = [reward(x.text) if reward is not None else float("nan") for x in samples]
-    desirable = [sc >= threshold for sc in scores]
+    log_ratio = torch.tensor([x.logp for x in samples], dtype=torch.float64) - ref.logps.double()
+    kl = float(log_ratio.mean())
+    kl_se = float(log_ratio.std(unbiased=True) / len(log_ratio) ** 0.5) if len(log_ratio) > 1 else float("nan")
+    scores = [reward(p, x.text) if reward is not None else float("nan") for p, x in zip(prompts, samples)]
+    desirable = verdicts(scores, threshold) if reward is not None else [None] * len(samples)  # None: no reward
     rate = sum(desirable) / len(desirable) if reward is not None else float("nan")
-    rows = [{"source": source, "prompt": p, "completion": x.text, "score": sc, "desirable": dsr,
-             "logp": round(x.logp, 3)}
+    rows = [{"source": source, "prompt": p, "completion": x.text,
+             "score": float(sc) if not isinstance(sc, bool) else sc, "desirable": dsr, "logp": round(x.logp, 3)}
             for p, x, sc, dsr in list(zip(prompts, samples, scores, desirable))[:keep_rows]]
-    return Evaluation(rate, kl, rows)
+    return Evaluation(rate, kl, kl_se, rows)
+
+
+@torch.no_grad()
+def heldout_metrics(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64) -> dict[str, float]:
+    """What alignment did to held-out feedback, without a reward function (TRL's names): the implied rewards
+    β·log πθ/πref of desirable and undesirable completions, their margin, the implied reward accuracy (how often a
+    desirable completion outranks an undesirable one of the same prompt; of any prompt when no prompt has both),
+    and the policy's log-probs of each kind with their change from the reference. ``data.ref_logps`` must hold
+    the reference's log-probs (:func:`precompute_reference`)."""
+    if data.ref_logps is None:
+        raise ValueError("heldout_metrics needs the reference's log-probs: call precompute_reference first")
+    n = len(data)
+    pol = torch.zeros(n)
+    was = policy.training
+    policy.eval()
+    for start in range(0, n, batch_size):
+        idx = list(range(start, min(n, start + batch_size)))
+        batch = policy.collate(_take(data.prompt_ids, idx), _take(data.completion_ids, idx))
+        pol[idx] = policy.batch_logps(batch).logps.float().cpu()
+    policy.train(was)
+    d = data.desirable.cpu()
+    reward = beta * (pol - data.ref_logps)
+    out: dict[str, float] = {}
+    for kind, mask in (("chosen", d), ("rejected", ~d)):
+        if mask.any():
+            out[f"rewards/{kind}"] = float(reward[mask].mean())
+            out[f"logps/{kind}"] = float(pol[mask].mean())
+            out[f"logps_change/{kind}"] = float((pol - data.ref_logps)[mask].mean())
+    if d.any() and (~d).any():
+        out["rewards/margins"] = out["rewards/chosen"] - out["rewards/rejected"]
+        out["rewards/accuracy"] = _ranking_accuracy(reward, d, [tuple(p) for p in data.prompt_ids])
+    return out
+
+
+def _ranking_accuracy(reward: Tensor, desirable: Tensor, prompts: list[tuple[int, ...]]) -> float:
+    """Share of (desirable, undesirable) pairs with the same prompt where the desirable one has the higher reward
+    (ties count half); when no prompt has both kinds, over all pairs (the AUC)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p, []).append(i)
+    pairs = [(g, b) for rows in groups.values() for g in rows if desirable[g] for b in rows if not desirable[b]]
+    if not pairs:
+        pairs = [(g, b) for g in desirable.nonzero().flatten().tolist() for b in (~desirable).nonzero().flatten().tolist()]
+    good = torch.tensor([reward[g] for g, _ in pairs])
+    bad = torch.tensor([reward[b] for _, b in pairs])
+    return float(((good > bad).float() + 0.5 * (good == bad).float()).mean())
