@@ -109,6 +109,7 @@ def test_frontier_comparison_at_matched_kl():
     measured, holds, _ = frontier_comparison(kto, dpo)
     # matched KL in [2, 5]: at 2 → KTO 0.6 vs DPO 0.4; 3 → 0.7 vs 0.65; 4 → 0.75 vs 0.9 (−0.15); 5 → 0.8 vs 0.91
     assert holds is False and "from -0.15" in measured and "in [2.00, 5.00]" in measured
+    assert frontier_comparison(kto, dpo, samples=20)[1] is True  # −0.15 is within 2 standard errors of 20 samples
     assert frontier_comparison(kto, [[2.0, 0.4], [4.0, 0.75]])[1] is True  # −0.0 at KL 4: a match
     far = frontier_comparison([[1.0, 0.5]], [[7.0, 0.9]])
     assert far[1] is None and "no matched KL" in far[0]  # never extrapolated from the reference point

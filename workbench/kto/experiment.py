@@ -71,7 +71,8 @@ class KTOConfig(LossParams, Config):
     align_samples: int = Param(2048, bounds=(8, 1_000_000), unit="samples",
                               doc="completions sampled from πref and labelled")
     eval_samples: int = Param(256, bounds=(4, 100_000), unit="samples", doc="samples per evaluation")
-    eval_every: int = Param(50, bounds=(1, 1_000_000), unit="steps", doc="evaluate every N alignment steps")
+    eval_every: int = Param(25, bounds=(1, 1_000_000), unit="steps",
+                            doc="evaluate every N alignment steps (each evaluation is a point of the KL frontier)")
     max_new_tokens: int = Param(12, bounds=(1, 4096), unit="tokens", doc="longest sampled completion")
     max_context: int = Param(128, bounds=(16, 4096), unit="tokens",
                              doc="tiny model on user data: longest prompt + completion kept (longer rows are cut)")
@@ -416,7 +417,8 @@ def _finish(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]
         ctx.claim("KTO and DPO both raise the desirable rate far above the reference's",
                   f"reference {ref_rate:.2f}; KTO {rate['kto']:.2f}; DPO {rate['dpo']:.2f}", ok,
                   f"'far above' = at least +{margin:.2f} absolute after {cfg.align_steps} steps")
-        measured, holds, detail = frontier_comparison(results["kto"]["path"][1:], results["dpo"]["path"][1:])
+        measured, holds, detail = frontier_comparison(results["kto"]["path"][1:], results["dpo"]["path"][1:],
+                                                      samples=cfg.eval_samples)
         ctx.claim("At equal sampled KL, KTO matches or beats DPO (paper: KTO ≥ DPO from 1B to 30B)", measured, holds,
                   detail)
     if DROP in has_rate:
@@ -437,11 +439,13 @@ def _finish(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]
     return summary
 
 
-def frontier_comparison(kto: list[list[float]], dpo: list[list[float]], tol: float = 0.05) -> tuple[str, bool | None, str]:
+def frontier_comparison(kto: list[list[float]], dpo: list[list[float]], tol: float = 0.05,
+                        samples: int = 0) -> tuple[str, bool | None, str]:
     """Compare two measured (KL, reward rate[, step]) paths at matched KL: at every KL where both have measured
     points on either side (the overlap of their measured ranges), each method's rate is interpolated between its
-    own neighbouring measurements (never from the reference point). Holds when KTO is within ``tol`` of DPO or
-    above at every matched KL; None when the measured KL ranges do not overlap."""
+    own neighbouring measurements (never from the reference point). Holds when KTO is above DPO, or below by at
+    most ``tol`` or two standard errors of the difference of two rates measured on ``samples`` samples each
+    (whichever is larger), at every matched KL; None when the measured KL ranges do not overlap."""
     import numpy as np
 
     def curve(path: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -457,12 +461,17 @@ def frontier_comparison(kto: list[list[float]], dpo: list[list[float]], tol: flo
         return f"no matched KL: {ranges}", None, ("the two measured paths do not overlap in KL; more evaluations "
                                                  "(eval_every) or other β values would give a common range")
     grid = np.unique(np.concatenate([kk[(kk >= lo) & (kk <= hi)], dk[(dk >= lo) & (dk <= hi)]]))
-    gap = np.interp(grid, kk, kr) - np.interp(grid, dk, dr)
-    worst = int(np.argmin(gap))
+    a, b = np.interp(grid, kk, kr), np.interp(grid, dk, dr)
+    gap = a - b
+    se = np.sqrt((a * (1 - a) + b * (1 - b)) / samples) if samples else np.zeros_like(gap)
+    allowed = np.maximum(tol, 2 * se)
+    worst = int(np.argmin(gap + allowed))
     measured = (f"at {len(grid)} matched KL value(s) in [{lo:.2f}, {hi:.2f}]: KTO − DPO reward rate from "
-                f"{gap.min():+.2f} (KL {grid[worst]:.2f}) to {gap.max():+.2f}; {ranges}")
-    return measured, bool(gap.min() >= -tol), (f"each method's rate interpolated between its own measured "
-                                               f"checkpoints; within {tol} counts as a match")
+                f"{gap.min():+.2f} to {gap.max():+.2f} (tightest at KL {grid[worst]:.2f}: {gap[worst]:+.2f}, "
+                f"allowed −{allowed[worst]:.2f}); {ranges}")
+    return measured, bool(np.all(gap >= -allowed)), (
+        f"each method's rate interpolated between its own measured checkpoints; a match when KTO is at most "
+        f"max({tol}, 2 standard errors of the difference of two rates of {samples} samples) below")
 
 
 EXPERIMENT = register(Experiment(
