@@ -6,6 +6,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["WORKBENCH_HOME"] = tempfile.mkdtemp(prefix="workbench-test-home-")
+for _name in ("WORKBENCH_STORE", "WORKBENCH_MLFLOW", "WORKBENCH_ARTIFACTS"):  # a user's team store stays out of tests
+    os.environ.pop(_name, None)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 

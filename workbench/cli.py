@@ -63,12 +63,22 @@ def _cmd_run(argv: Sequence[str]) -> int:
                         help="start from a preset: demo (minutes on a CPU) or paper (the paper's protocol, for a GPU)")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--store", metavar="URL", help=STORE_HELP)
+    parser.add_argument("--mlflow", metavar="URI", help="mirror the run to this MLflow tracking URI as it goes")
     add_param_flags(parser, exp.config)
     args = vars(parser.parse_args(argv[1:]))
     smoke, resume, quiet, scale = args.pop("smoke"), args.pop("resume"), args.pop("no_progress"), args.pop("scale")
+    where, mlflow = args.pop("store"), args.pop("mlflow")
     values = {k: v for k, v in args.items() if v is not None}
     try:
-        result = engine.run(exp, values, smoke=smoke, scale=scale, resume=resume, progress=not quiet)
+        store = open_store(where, mlflow) if where or mlflow else None
+    except Exception as err:  # a bad --store URL, a missing driver, a server that does not answer: one line
+        if not (isinstance(err, (ValueError, ImportError)) or _external(err)):
+            raise
+        print(f"workbench run: {one_line_error(err)}", file=sys.stderr)
+        return 2
+    try:
+        result = engine.run(exp, values, smoke=smoke, scale=scale, resume=resume, progress=not quiet, store=store)
     except (ConfigError, SourceError) as err:  # nothing ran: one line, no traceback
         print(f"workbench run: {err}", file=sys.stderr)
         return 2
@@ -96,40 +106,113 @@ def to_json(value: Any, indent: int | None = None) -> str:
     return json.dumps(plain(value), indent=indent, allow_nan=False)
 
 
+STORE_HELP = ("the run store: a directory, sqlite:///path/workbench.db or postgresql://user@host/db[?artifacts=DIR] "
+              "(default: $WORKBENCH_STORE, else $WORKBENCH_HOME)")
+
+
+def open_store(location: str | None = None, mlflow: str | None = None) -> Any:
+    """The store named on the command line (``None``: the default one); ``mlflow`` mirrors its runs live."""
+    from . import runs
+    from .store import Store
+
+    if location is None and mlflow is None:
+        return runs.store()
+    st = Store(location)  # a fresh one: a sink added here stays out of the cached default store
+    if mlflow is not None:
+        from .interop.to_mlflow import MlflowSink, client
+
+        client(mlflow)  # mlflow missing: an ImportError that says what to install, before anything runs
+        st.add_sink(MlflowSink.factory(mlflow))
+    return st
+
+
 def _cmd_runs(argv: Sequence[str]) -> int:
     from . import runs
 
-    parser = argparse.ArgumentParser(prog="workbench runs", description="the run store")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=STORE_HELP)
+    parser = argparse.ArgumentParser(prog="workbench runs", description="the run store", parents=[common])
     sub = parser.add_subparsers(dest="action", required=True)
-    ls = sub.add_parser("list", help="list runs")
+    ls = sub.add_parser("list", help="list runs", parents=[common])
     ls.add_argument("--method")
     ls.add_argument("--status")
     for action, helptext in (("show", "a run's record, summary and claims"), ("delete", "delete a run"),
                              ("stop", "ask a running run to stop")):
-        sub.add_parser(action, help=helptext).add_argument("run_id")
-    ex = sub.add_parser("export", help="metrics to .csv or .parquet")
+        sub.add_parser(action, help=helptext, parents=[common]).add_argument("run_id")
+    ex = sub.add_parser("export", parents=[common], help="metrics to .csv/.parquet, or the whole run to a directory, "
+                        "MLflow or TensorBoard (--to)")
     ex.add_argument("run_id")
-    ex.add_argument("path")
-    args = parser.parse_args(argv)
+    ex.add_argument("path", nargs="?", help=".csv/.parquet file; the directory for --to dir and --to tensorboard")
+    ex.add_argument("--to", choices=("file", "dir", "mlflow", "tensorboard"), default="file",
+                    help="file: metrics table (default); dir: a directory `runs import` reads; mlflow: an MLflow run; "
+                         "tensorboard: event files under PATH")
+    ex.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (a server, a database, or a path "
+                    "for a local file store; default: $MLFLOW_TRACKING_URI, else ./mlruns)")
+    ex.add_argument("--experiment", help="MLflow experiment name (default: the method's name)")
+    ex.add_argument("--checkpoints", action="store_true", help="MLflow: include checkpoint artifacts")
+    ex.add_argument("--no-images", action="store_true", help="TensorBoard: no view images even when a renderer "
+                    "is installed (workbench.images entry point)")
+    im = sub.add_parser("import", parents=[common], help="copy runs into the store from an exported directory (or "
+                        "a folder of them), another store's directory or URL")
+    im.add_argument("source")
+    im.add_argument("--run", action="append", metavar="ID", help="only this run (repeatable; id prefixes work)")
+    im.add_argument("--include-running", action="store_true", help="also runs still marked running")
+    args, extra = parser.parse_known_args(argv)
+    if args.action == "export" and args.path is None and len(extra) == 1 and not extra[0].startswith("-"):
+        args.path = extra.pop()  # `export ID --to tensorboard DIR`: the directory after the options
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        st = open_store(getattr(args, "store", None))
         if args.action == "list":
-            df = runs.list(method=args.method, status=args.status)
+            df = runs.list(method=args.method, status=args.status, store=st)
             print(df[["id", "method", "status", "created_at"]].to_string(index=False) if len(df) else "no runs")
         elif args.action == "show":
-            rec = runs.get(args.run_id)
-            rec["claims"] = runs.claims(rec["id"])
+            rec = runs.get(args.run_id, store=st)
+            rec["claims"] = runs.claims(rec["id"], store=st)
             print(to_json(rec, indent=2))
         elif args.action == "delete":
-            runs.delete(args.run_id)
+            runs.delete(args.run_id, store=st)
         elif args.action == "stop":
-            runs.stop(args.run_id)
+            runs.stop(args.run_id, store=st)
         elif args.action == "export":
-            print(runs.export(args.run_id, args.path))
-    except (KeyError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError's str() adds quotes
+            if args.to == "file":
+                if args.path is None:
+                    raise ValueError("give the .csv or .parquet path, or --to dir|mlflow|tensorboard")
+                print(runs.export(args.run_id, args.path, store=st))
+            elif args.to == "mlflow":
+                uri = args.tracking_uri or args.path
+                print(runs.export_run(args.run_id, "mlflow", store=st, tracking_uri=uri, experiment=args.experiment,
+                                      checkpoints=args.checkpoints))
+            else:
+                if args.path is None:
+                    raise ValueError(f"--to {args.to} needs the directory to write to")
+                options = {"images": None if args.no_images else "auto"} if args.to == "tensorboard" else {}
+                print(runs.export_run(args.run_id, args.to, args.path, store=st, **options))
+        elif args.action == "import":
+            done = runs.import_runs(args.source, store=st, run_ids=args.run, include_running=args.include_running)
+            for rid, outcome in done:
+                print(f"{rid} {outcome}")
+            if not done:
+                print("no runs to import")
+    except Exception as err:
+        if not (isinstance(err, (KeyError, ValueError, ImportError, FileNotFoundError)) or _external(err)):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else one_line_error(err)  # no quotes
         print(f"workbench runs {args.action}: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def _external(err: BaseException) -> bool:
+    """An error of the database driver or of MLflow (a server that does not answer, a refused URI)."""
+    return type(err).__module__.split(".")[0] in ("psycopg", "mlflow")
+
+
+def one_line_error(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else type(err).__name__
+    return text if not _external(err) else f"{type(err).__name__}: {text}"
 
 
 def _cmd_experiments(argv: Sequence[str]) -> int:
@@ -146,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = _commands()
     usage = ("usage: workbench {" + ",".join([*builtin, *sorted(plugins)]) + "} ...\n"
              "  run METHOD [--param value ...]   train one experiment and record it\n"
-             "  runs list|show|export|delete|stop the run store\n"
+             "  runs list|show|export|import|delete|stop [--store URL]  the run store\n"
              "  experiments                      the registered experiments\n"
              "  demo                             quick default of every experiment -> reports/demo.html\n"
              "  report NOTEBOOK [-p NAME VALUE]  execute a notebook and export it\n"

@@ -1,11 +1,14 @@
-"""Python API over the run store: list, get, metrics as DataFrames, compare, delete, export.
+"""Python API over the run store: list, get, metrics as DataFrames, compare, delete, export, import.
 
-Every function takes an optional ``store`` (default: the store under ``$WORKBENCH_HOME``)::
+Every function takes an optional ``store`` (default: ``$WORKBENCH_STORE``, else the store under
+``$WORKBENCH_HOME``)::
 
     from workbench import runs
     runs.list(method="classify")            # DataFrame, one row per run
     runs.metrics(run_id)                    # DataFrame: id, step, name, value, time
     runs.compare([a, b], names=["test/accuracy"])
+    runs.export_run(run_id, "mlflow", tracking_uri="file:///tmp/mlruns")   # or "tensorboard", "dir"
+    runs.import_runs("runs/", store=runs.store("postgresql://team@db/workbench"))  # a laptop's runs, shared
 """
 from __future__ import annotations
 
@@ -21,10 +24,24 @@ _STORES: dict[str, Store] = {}
 
 
 def store(home: str | Path | None = None) -> Store:
-    """The (cached) store at ``home`` or at ``$WORKBENCH_HOME``."""
-    key = str(Path(home if home is not None else default_home()).resolve())
+    """The (cached) store at ``home``: a directory, ``sqlite:///path.db`` or ``postgresql://user@host/db``;
+    by default ``$WORKBENCH_STORE``, else ``$WORKBENCH_HOME``. With ``$WORKBENCH_MLFLOW`` set to a tracking URI,
+    every run this store writes is mirrored to MLflow as it goes."""
+    import os
+
+    location = home if home is not None else (os.environ.get("WORKBENCH_STORE") or default_home())
+    text = os.fspath(location)
+    key = text if "://" in text else str(Path(text).expanduser().resolve())
+    mlflow = os.environ.get("WORKBENCH_MLFLOW")
+    if mlflow:
+        key += f"#mlflow={mlflow}"
     if key not in _STORES:
-        _STORES[key] = Store(key)
+        st = Store(text)
+        if mlflow:
+            from .interop.to_mlflow import MlflowSink
+
+            st.add_sink(MlflowSink.factory(mlflow))
+        _STORES[key] = st
     return _STORES[key]
 
 
@@ -104,6 +121,26 @@ def export(run_id: str, path: str | Path, store: Store | None = None) -> Path:
     else:
         raise ValueError(f"export path must end in .csv or .parquet, got {path.name!r}")
     return path
+
+
+def export_run(run_id: str, to: str, dest: str | Path | None = None, store: Store | None = None,
+               **options: Any) -> Any:
+    """Export one run elsewhere: ``to="dir"`` (a directory ``import_runs`` reads back; returns its path),
+    ``"mlflow"`` (``tracking_uri=``, ``experiment=``; returns the MLflow run id) or ``"tensorboard"`` (``dest``
+    the log directory; returns the run's event directory). See :mod:`workbench.interop`."""
+    from . import interop
+
+    return interop.export_run(run_id, to, dest, store=store or _default(), **options)
+
+
+def import_runs(source: str | Path | Store, store: Store | None = None, run_ids: Iterable[str] | None = None,
+                include_running: bool = False) -> builtins.list[tuple[str, str]]:
+    """Copy runs into ``store`` from an exported directory (or a folder of them), another store's directory or
+    URL, or a :class:`Store`. Returns ``(run_id, outcome)`` pairs: ``imported``, ``exists`` (left as it is) or
+    ``running`` (skipped unless ``include_running``)."""
+    from .interop.bundle import import_runs as _import
+
+    return _import(source, store or _default(), run_ids=run_ids, include_running=include_running)
 
 
 def _default() -> Store:
