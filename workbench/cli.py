@@ -82,6 +82,8 @@ def _cmd_run(argv: Sequence[str]) -> int:
     except (ConfigError, SourceError) as err:  # nothing ran: one line, no traceback
         print(f"workbench run: {err}", file=sys.stderr)
         return 2
+    finally:
+        engine.leave_process_group()
     if result.run_id is None:  # a non-zero rank under torchrun
         return 0 if result.status == "completed" else 1
     print(to_json({"run_id": result.run_id, "status": result.status, "summary": result.summary}))

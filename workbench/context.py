@@ -103,8 +103,22 @@ class RunState(dict):
         return copy.deepcopy(dict(self))
 
     def load_state_dict(self, state: dict) -> None:
-        self.clear()
-        self.update(copy.deepcopy(state))
+        """Restore in place, nested lists and dicts included, so references a method took before its phase
+        resumed (``rows = results.setdefault("rows", [])``) still see the restored values."""
+        _restore_into(self, copy.deepcopy(state))
+
+
+def _restore_into(target: dict, source: dict) -> None:
+    for key in [k for k in target if k not in source]:
+        del target[key]
+    for key, value in source.items():
+        old = target.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            _restore_into(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            old[:] = value
+        else:
+            target[key] = value
 
 
 class _GeneratorState:

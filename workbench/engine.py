@@ -91,6 +91,20 @@ def _distributed(device_name: str) -> tuple[int, int, int]:
     return dist.get_rank(), dist.get_world_size(), local
 
 
+def leave_process_group() -> None:
+    """Under torchrun, leave together: wait for every rank, then close the process group. A rank that exits
+    while another still writes the store or talks to it aborts the job ("terminate called ...")."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
 def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = None, *, smoke: bool = False,
         scale: str = "default", control: Control | None = None, resume: str | None = None, progress: bool = True,
         store: Store | None = None) -> RunResult:

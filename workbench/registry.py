@@ -19,9 +19,8 @@ BUILTIN = (
     "workbench.ls4.experiment",
     "workbench.sdebnn.experiment",
     "workbench.nft.experiment",
+    "workbench.cascades.experiment",
 )
-#: Methods being written (loaded when present; moved into BUILTIN as each lands).
-_IN_PROGRESS = ("workbench.cascades.experiment",)
 
 #: The scales every experiment can run at (``--scale``): its defaults, seconds, minutes on a CPU, the paper's.
 SCALES = ("default", "smoke", "demo", "paper")
@@ -104,12 +103,6 @@ def _load() -> None:
             if err.name is not None and module.startswith(err.name):
                 raise ImportError(f"workbench.registry.BUILTIN lists {module!r}, which does not exist") from err
             raise
-    for module in _IN_PROGRESS:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name is None or not module.startswith(err.name):
-                raise
     for ep in entry_points(group="workbench.experiments"):  # third-party methods
         ep.load()
 

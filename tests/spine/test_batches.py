@@ -30,3 +30,16 @@ def test_shards_partition_the_global_batch():
         g = next(full)
         parts = [next(s) for s in shards]
         assert sorted(torch.cat(parts).tolist()) == sorted(g.tolist())
+
+
+def test_run_state_restores_in_place_so_earlier_references_stay_live():
+    from workbench.context import RunState
+
+    state = RunState({"rows": [], "meta": {"seen": []}})
+    rows, seen = state["rows"], state["meta"]["seen"]  # taken before the phase resumes
+    saved = RunState({"rows": [1, 2], "meta": {"seen": ["a"]}, "extra": 3}).state_dict()
+    state.load_state_dict(saved)
+    rows.append(3)
+    assert state["rows"] == [1, 2, 3] and seen == ["a"] and state["extra"] == 3
+    state.load_state_dict({"rows": []})
+    assert "meta" not in state and rows == []

@@ -1,0 +1,299 @@
+"""Views of the ``cascades`` experiment: the trace viewer (one trace's tree of variables at a time,
+stepped through with a slider, accepted and rejected traces coloured, weights shown), accuracy against
+the number of samples K per inference method, accuracy over STaR rounds and against the number of
+digits. Functions of stored data only; :func:`playground` is the notebook's prompt playground
+(ipywidgets: edit a prompt, sample from the run's stored model, see the scored completion).
+"""
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from . import view
+from .common import stored, table
+
+METHOD = "cascades"
+COLOURS = {"forward": "#7f7f7f", "self_consistency": "#1f77b4", "verifier_smc": "#2ca02c",
+           "verifier_rejection": "#98df8a", "tool": "#ff7f0e", "direct": "#8c564b", "selection_inference": "#9467bd",
+           "scratchpad": "#1f77b4"}
+LABELS = {"forward": "forward sampling (one sample)", "self_consistency": "self-consistency@K",
+          "verifier_smc": "verifier-guided SMC, K particles",
+          "verifier_rejection": "verifier-guided rejection, K tries",
+          "tool": "tool use (calculator)", "direct": "direct answer (no scratchpad)",
+          "selection_inference": "selection-inference", "scratchpad": "scratchpad (one sample)"}
+ACCEPTED, REJECTED = "#2ca02c", "#d62728"
+MAX_TRACES = 60
+#: the trace viewer shows these methods first (the most structure to look at)
+ORDER = ("verifier_smc", "verifier_rejection", "self_consistency", "tool", "selection_inference", "direct")
+SHORT = {"verifier_smc": "smc", "verifier_rejection": "rej", "self_consistency": "sc", "tool": "tool",
+         "selection_inference": "si", "direct": "dir"}
+
+
+# --- the trace viewer ------------------------------------------------------------------------------
+def _lp(value: Any) -> str:
+    if value is None:
+        return "log p n/a"
+    if isinstance(value, str):
+        return f"log p {value}"
+    return f"log p {value:.3f}"
+
+
+def tree_layout(sites: list[dict]) -> list[tuple[int, int, int | None]]:
+    """(row, depth, parent row) of each site: a site hangs under its latest parent (the variables its
+    prompt used), or under the site before it when it has none; the first site is the root."""
+    index = {s["name"]: i for i, s in enumerate(sites)}
+    out: list[tuple[int, int, int | None]] = []
+    depth: list[int] = []
+    for i, s in enumerate(sites):
+        parents = [index[p] for p in s.get("parents") or [] if p in index and index[p] < i]
+        parent = max(parents) if parents else (i - 1 if i > 0 else None)
+        d = 0 if parent is None else depth[parent] + (1 if parents else 0)
+        depth.append(d)
+        out.append((i, d, parent))
+    return out
+
+
+def _short(value: Any, width: int = 28) -> str:
+    text = repr(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…'"
+
+
+def trace_traces(record: dict, trace: dict, visible: bool) -> list[Any]:
+    """Plotly traces drawing one trace as a tree: edges, then nodes labelled name = value (log p)."""
+    import plotly.graph_objects as go
+
+    sites = trace.get("sites", [])
+    layout = tree_layout(sites)
+    colour = ACCEPTED if trace.get("accepted") else REJECTED
+    ex, ey = [], []
+    for row, depth, parent in layout:
+        if parent is not None:
+            pd_ = layout[parent][1]
+            ex += [pd_, pd_, depth, None]
+            ey += [-parent, -row, -row, None]
+    edges = go.Scatter(x=ex, y=ey, mode="lines", line={"color": "#bbbbbb", "width": 1}, hoverinfo="skip",
+                       showlegend=False, visible=visible)
+    symbols = {"sample": "circle", "observe": "diamond", "factor": "square", "reject": "x", "log": "triangle-right"}
+    xs = [d for _, d, _ in layout]
+    ys = [-r for r, _, _ in layout]
+    text = [f"{s['name']} = {_short(s.get('value'))}  ({_lp(s.get('log_prob'))})" for s in sites]
+    hover = [f"<b>{html.escape(s['name'])}</b> ({s['kind']}{', observed' if s.get('observed') else ''})<br>"
+             f"value: {html.escape(repr(s.get('value')))}<br>{_lp(s.get('log_prob'))}"
+             + (f"<br>prompt: …{html.escape(str((s.get('dist') or {}).get('prompt', ''))[-60:])!s}"
+                if (s.get("dist") or {}).get("prompt") else "") for s in sites]
+    nodes = go.Scatter(x=xs, y=ys, mode="markers+text", text=text, textposition="middle right",
+                       textfont={"family": "monospace", "size": 11},
+                       marker={"size": 11, "color": [colour if s["kind"] != "observe" else "#1f77b4" for s in sites],
+                               "symbol": [symbols.get(s["kind"], "circle") for s in sites]},
+                       hovertext=hover, hoverinfo="text", showlegend=False, visible=visible)
+    return [edges, nodes]
+
+
+def _title(record: dict, trace: dict, i: int, n: int) -> str:
+    status = "accepted" if trace.get("accepted") else f"rejected{': ' + trace['reason'] if trace.get('reason') else ''}"
+    weight = trace.get("weight", 0.0)
+    return (f"{record['method']} (K={record['k']}) · {record['question']} = {record['truth']} · "
+            f"trace {i + 1}/{n}: {status}, weight {weight:.3g}, answer {trace.get('value')!r}"
+            f"{' ✓' if trace.get('correct') else ' ✗'} · method's answer {record.get('answer')!r}")
+
+
+def trace_figure(problems: list[dict], limit: int = MAX_TRACES, active: int = 0) -> Any | None:
+    """The stored traces, one at a time (slider; ``active`` shown first), each as a tree of its variables;
+    methods in ``ORDER``, at most ``limit`` traces."""
+    import plotly.graph_objects as go
+
+    rank = {m: i for i, m in enumerate(ORDER)}
+    problems = sorted(problems, key=lambda r: rank.get(r.get("method"), len(ORDER)))
+    items = [(rec, tr) for rec in problems for tr in rec.get("traces", [])][:limit]
+    if not items:
+        return None
+    active = min(max(0, active), len(items) - 1)
+    fig = go.Figure()
+    titles, depth, rows = [], 1, 1
+    for i, (rec, tr) in enumerate(items):
+        for t in trace_traces(rec, tr, visible=i == active):
+            fig.add_trace(t)
+        n = sum(1 for r, _ in items if r is rec)
+        j = sum(1 for r, _ in items[:i] if r is rec)
+        titles.append(_title(rec, tr, j, n))
+        layout = tree_layout(tr.get("sites", []))
+        depth = max(depth, max((d for _, d, _ in layout), default=0) + 1)
+        rows = max(rows, len(layout))
+    steps = []
+    for i in range(len(items)):
+        vis = [False] * (2 * len(items))
+        vis[2 * i] = vis[2 * i + 1] = True
+        rec = items[i][0]
+        steps.append({"method": "update", "label": f"{SHORT.get(rec['method'], rec['method'][:4])} {i + 1}",
+                      "args": [{"visible": vis}, {"title.text": titles[i]}]})
+    fig.update_layout(
+        title={"text": titles[active], "font": {"size": 13}}, height=max(320, 70 + 30 * rows),
+        sliders=[{"active": active, "steps": steps, "currentvalue": {"prefix": "trace "}, "pad": {"t": 30}}],
+        xaxis={"visible": False, "range": [-0.3, depth + 4.5]},
+        yaxis={"visible": False, "range": [-rows + 0.4, 0.6]},
+        margin={"l": 10, "r": 10, "t": 60, "b": 10}, plot_bgcolor="white",
+        annotations=[{"text": "green: accepted · red: rejected · blue ◆: observation", "showarrow": False,
+                      "xref": "paper", "yref": "paper", "x": 1, "y": 1.02, "xanchor": "right", "font": {"size": 11}}])
+    return fig
+
+
+@view(METHOD, "trace viewer")
+def trace_viewer(run_id: str) -> Any | None:
+    """The stored traces of the run (a few test problems per method), stepped through with the slider:
+    each variable with its value and log-prob, under the variables its prompt used."""
+    data = stored(run_id, "traces")
+    if not data:
+        return None
+    return trace_figure(data.get("problems", []))
+
+
+# --- accuracy figures --------------------------------------------------------------------------------
+def accuracy_figure(rows: Any, title: str = "exact-match accuracy against K") -> Any | None:
+    """Accuracy against K (samples, particles or tries) per inference method; single-sample methods as
+    markers at K = 1."""
+    import plotly.graph_objects as go
+
+    df = table(rows)
+    if not len(df):
+        return None
+    fig = go.Figure()
+    for method, group in df.groupby("method", sort=False):
+        group = group.drop_duplicates("k", keep="last").sort_values("k")
+        colour = COLOURS.get(method)
+        many = len(group) > 1
+        fig.add_trace(go.Scatter(
+            x=group["k"], y=group["accuracy"], mode="lines+markers" if many else "markers",
+            name=LABELS.get(method, method), line={"color": colour},
+            marker={"size": 8 if many else 12, "symbol": "circle" if many else "diamond", "color": colour},
+            customdata=group["lm_rows"] if "lm_rows" in group else None,
+            hovertemplate=f"{method}<br>K=%{{x}}: %{{y:.3f}}<br>LM rows %{{customdata}}<extra></extra>"))
+    ks = sorted(set(int(k) for k in df["k"]))
+    fig.update_layout(title={"text": title}, height=420, legend={"orientation": "h", "y": -0.22},
+                      xaxis={"title": {"text": "K (samples / particles / tries per problem)"}, "type": "log",
+                             "tickvals": ks, "ticktext": [str(k) for k in ks]},
+                      yaxis={"title": {"text": "exact-match accuracy"}, "range": [0, 1.02]})
+    return fig
+
+
+@view(METHOD, "accuracy vs K")
+def accuracy_vs_k(run_id: str) -> Any | None:
+    """The self-consistency curve and the verifier-guided curves (accuracy on held-out longer problems
+    against K), with the single-sample methods (forward, direct, tool, selection-inference) at K = 1."""
+    rows = stored(run_id, "accuracy")
+    return None if rows is None else accuracy_figure(rows)
+
+
+@view(METHOD, "STaR rounds")
+def star_rounds(run_id: str) -> Any | None:
+    """Accuracy after each STaR round (round 0: before any), and the rationales collected so far."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = stored(run_id, "star")
+    if rows is None:
+        return None
+    df = table(rows)
+    if not len(df):
+        return None
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=df["round"], y=df["rationales"], name="rationales collected (all rounds)",
+                         marker={"color": "#c7dcef"}), secondary_y=True)
+    fig.add_trace(go.Scatter(x=df["round"], y=df["accuracy"], mode="lines+markers", name="test accuracy (one sample)",
+                             line={"color": "#1f77b4", "width": 3}), secondary_y=False)
+    fig.update_layout(title={"text": "STaR: accuracy over rounds"}, height=380, legend={"orientation": "h", "y": -0.25},
+                      xaxis={"title": {"text": "STaR round"}, "dtick": 1})
+    fig.update_yaxes(title_text="exact-match accuracy", range=[0, 1.02], secondary_y=False)
+    fig.update_yaxes(title_text="rationales", secondary_y=True, showgrid=False)
+    return fig
+
+
+@view(METHOD, "accuracy vs digits", key=False)
+def accuracy_vs_digits(run_id: str) -> Any | None:
+    """Single-sample accuracy against the number of digits: direct answer, scratchpad, calculator."""
+    import plotly.graph_objects as go
+
+    rows = stored(run_id, "digits")
+    if rows is None:
+        return None
+    df = table(rows)
+    if not len(df):
+        return None
+    fig = go.Figure()
+    for name, group in df.groupby("format", sort=False):
+        group = group.sort_values("digits")
+        fig.add_trace(go.Scatter(x=group["digits"], y=group["accuracy"], mode="lines+markers",
+                                 name=LABELS.get(name, name), line={"color": COLOURS.get(name)}))
+    fig.update_layout(title={"text": "one-sample accuracy against the number of digits"}, height=380,
+                      xaxis={"title": {"text": "digits of both operands"}, "dtick": 1},
+                      yaxis={"title": {"text": "exact-match accuracy"}, "range": [0, 1.02]},
+                      legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+# --- the prompt playground (notebook only) -------------------------------------------------------------
+def completion_html(prompt: str, text: str, token_logps: list[tuple[str, float]], total: float) -> str:
+    """The prompt in grey, then each completion character shaded by its probability, and the total."""
+    spans = []
+    for tok, lp in token_logps:
+        p = math.exp(lp)
+        shade = int(255 - 120 * p)
+        spans.append(f"<span title='log p {lp:.3f}' style='background: rgb(255,{shade},{shade})'>"
+                     f"{html.escape(tok).replace(chr(10), '⏎<br>')}</span>")
+    return (f"<pre style='font-size: 13px'><span style='color:#888'>{html.escape(prompt)}</span>{''.join(spans)}</pre>"
+            f"<div>log p(completion | prompt) = <b>{total:.3f}</b> (p = {math.exp(total):.3g}); "
+            f"{len(text)} characters</div>")
+
+
+def playground(run_id: str, prompt: str | None = None) -> Any:
+    """An ipywidgets playground on the run's stored model: edit the prompt and the decoding settings,
+    sample a completion (shown with each character's probability and the total log-prob under the
+    String distribution), or type a completion and score it. The first prompt is a held-out question
+    written the way the run wrote them."""
+    import ipywidgets as w
+    import torch
+
+    from workbench import runs
+    from workbench.cascades import String
+    from workbench.cascades import arithmetic as A
+    from workbench.cascades.experiment import load_model
+
+    lm = load_model(runs.artifact(run_id, "model"))
+    if prompt is None:
+        cfg = runs.get(run_id)["config"]
+        problem = A.held_out(1, cfg.get("test_digits", 5), seed=4242, width=cfg.get("width", 0))[0]
+        prompt = A.prompt(problem, "scratchpad")
+    box = w.Textarea(value=prompt, description="prompt", layout={"width": "60%", "height": "70px"})
+    stop = w.Text(value="\\n", description="stop")
+    max_tokens = w.IntSlider(value=12, min=1, max=80, description="max tokens")
+    temperature = w.FloatLogSlider(value=1.0, base=10, min=-1.3, max=0.7, description="temperature")
+    seed = w.IntText(value=0, description="seed")
+    scored = w.Text(value="", description="completion", placeholder="type one to score it")
+    out = w.HTML()
+    sample_btn, score_btn = w.Button(description="sample", button_style="primary"), w.Button(description="score")
+
+    def dist() -> Any:
+        stops = [s.encode().decode("unicode_escape") for s in stop.value.split(",") if s]
+        return String(lm, box.value, stop=stops, max_tokens=max_tokens.value, temperature=temperature.value)
+
+    def show(text: str) -> None:
+        d = dist()
+        total = d.log_prob(text)
+        ids, running, per = lm.encode(text), 0.0, []
+        backend = d.backend
+        for i in range(len(ids)):  # each character's conditional log-prob at this temperature
+            lp = backend.token_log_probs([lm.encode_prompt(box.value)], [ids[: i + 1]], d.temperature)[0][0]
+            per.append((lm.decode(ids[i: i + 1]), lp - running))
+            running = lp
+        out.value = completion_html(box.value, text, per, total)
+
+    def on_sample(_: Any) -> None:
+        text, _lp = dist().sample_with_log_prob(torch.Generator().manual_seed(seed.value))
+        seed.value += 1
+        scored.value = text
+        show(text)
+
+    sample_btn.on_click(on_sample)
+    score_btn.on_click(lambda _: show(scored.value))
+    return w.VBox([box, w.HBox([stop, max_tokens]), w.HBox([temperature, seed]),
+                   w.HBox([sample_btn, scored, score_btn]), out])
