@@ -150,3 +150,35 @@ def test_speed_claim_needs_a_strict_majority_of_seeds():
     assert not holds and "faster in 1/2" in text and text.startswith("1.05×")
     assert _speed_claim(rows([2.0, 3.0, 0.0]), rows([1.0, 1.0, 1.0]))[1]
     assert not _speed_claim(rows([float("nan")]), rows([1.0]))[1]
+
+
+def test_accuracy_on_a_test_subset_during_training_and_the_whole_test_set_at_the_end():
+    from workbench import data as wdata
+
+    n_test = len(wdata.tensors("digits", "test")[1])
+    res = workbench.run("goldilocks", {"methods": "uniform,rho_loss", "steps": 4, "eval_points": 50}, smoke=True,
+                        progress=False)
+    assert res.status == "completed", res.error
+    m = runs.metrics(res.run_id)
+    sub = m[m["name"] == "rho_loss/test_subset/accuracy"]
+    full = m[m["name"] == "rho_loss/test/accuracy"]
+    assert list(sub["step"]) == [2, 4] and list(full["step"]) == [4]
+    # the subset accuracy counts 50 points, the final one the whole test set
+    assert all(abs(v * 50 - round(v * 50)) < 1e-9 for v in sub["value"])
+    assert abs(full["value"].iloc[0] * n_test - round(full["value"].iloc[0] * n_test)) < 1e-6
+    assert res.summary["rho_loss/test/accuracy"] == pytest.approx(full["value"].iloc[0])
+    names = set(m["name"])
+    for name in ("rho_loss/select/corrupted_share_recent", "rho_loss/diag/confidence_gap_corrupted",
+                 "rho_loss/diag/reducible_loss_corrupted", "rho_loss/diag/rho_pick_corrupted_share",
+                 "il_model/train_part/accuracy", "il_model/train_part/ece", "il_model/train_part/accuracy_clean_labels",
+                 "il_model/best_step"):
+        assert name in names, name
+    hist = runs.artifact(res.run_id, "rl_hist/rho_loss", step=4)
+    assert sum(hist["clean"]) + sum(hist["corrupted"]) == len(wdata.tensors("digits", "train", holdout=0.5)[1])
+    rel = runs.artifact(res.run_id, "il_model/reliability")
+    rows = rel.to_dict("records") if hasattr(rel, "to_dict") else rel
+    assert len(rows) == 15 and {"accuracy", "accuracy_clean_labels", "confidence", "count"} <= set(rows[0])
+    table = runs.artifact(res.run_id, "speedup")
+    rows = table.to_dict("records") if hasattr(table, "to_dict") else table
+    row = next(r for r in rows if r["method"] == "rho_loss")
+    assert row["final_test_accuracy"] == pytest.approx(full["value"].iloc[0])

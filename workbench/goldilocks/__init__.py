@@ -5,12 +5,14 @@ Public API::
 
     from workbench.goldilocks import reducible_loss_select, make_selector, Candidates, IrreducibleLossTable
 """
+from .diagnostics import ProbeSet, il_report, probe_metrics, reducible_histogram, reliability_rows, top_share
 from .irreducible import (
     IndexedDataset,
     IrreducibleLossTable,
     IrreducibleTrainer,
     fit_irreducible,
     per_point_losses,
+    predict_points,
     split_holdout,
 )
 from .noise import (
@@ -37,7 +39,8 @@ from .selection import SELECTORS, Candidates, Selection, Selector, make_selector
 from .speedup import speedup, speedup_table, steps_to_target
 
 __all__ = [
-    "IndexedDataset", "IrreducibleLossTable", "IrreducibleTrainer", "fit_irreducible", "per_point_losses",
+    "ProbeSet", "il_report", "probe_metrics", "reducible_histogram", "reliability_rows", "top_share",
+    "predict_points", "IndexedDataset", "IrreducibleLossTable", "IrreducibleTrainer", "fit_irreducible", "per_point_losses",
     "split_holdout", "NOISE_KINDS", "NoisyData", "apply_noise", "duplicate_points", "make_ambiguous",
     "structured_label_noise", "uniform_label_noise", "bald", "entropy", "grad_norm_bound", "gumbel_top_k",
     "per_point_loss", "predictive_entropy", "reducible_loss", "reducible_loss_select", "top_k_positions",

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from .scores import per_point_loss
+
 
 class IndexedDataset(Dataset):
     """A tensor data set that yields ``(index, x, y)`` so per-point tables can be looked up by index."""
@@ -53,40 +55,71 @@ def split_holdout(n: int, holdout_fraction: float, generator: torch.Generator) -
 @torch.no_grad()
 def per_point_losses(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> Tensor:
     """Cross-entropy of every point under ``model`` in eval mode (float32, on CPU), in input order."""
+    return predict_points(model, x, y, batch_size)[0]
+
+
+@torch.no_grad()
+def predict_points(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> tuple[Tensor, Tensor]:
+    """(cross-entropy of every point, softmax probabilities N×C) under ``model`` in eval mode, float32 on CPU,
+    in batches of ``batch_size`` (the model's mode is restored)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = []
+    losses, probs = [], []
     try:
         for start in range(0, y.shape[0], batch_size):
             xb = x[start : start + batch_size].to(device)
             yb = y[start : start + batch_size].to(device)
-            out.append(F.cross_entropy(model(xb).float(), yb, reduction="none").cpu())
+            logits = model(xb).float()
+            losses.append(per_point_loss(logits, yb).cpu())
+            probs.append(logits.softmax(-1).cpu())
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
+    if not losses:
+        return torch.zeros(0), torch.zeros(0, 0)
+    return torch.cat(losses), torch.cat(probs)
 
 
 class IrreducibleLossTable:
-    """Precomputed irreducible losses of the training part, looked up by a point's index."""
+    """Precomputed irreducible losses of the training part, looked up by a point's index.
+
+    ``on(device)`` gives the table on the training device, copied once (and again only when the losses are
+    replaced, e.g. restored from a checkpoint), so a step's lookup is one gather on the device.
+    """
 
     def __init__(self, losses: Tensor) -> None:
         if losses.dim() != 1:
             raise ValueError(f"irreducible losses must be 1-D (one per training point), got {tuple(losses.shape)}")
-        self.losses = losses.float().cpu()
+        self.losses = losses
+
+    @property
+    def losses(self) -> Tensor:
+        return self._losses
+
+    @losses.setter
+    def losses(self, value: Tensor) -> None:
+        self._losses = value.float().cpu()
+        self._on: Tensor | None = None
 
     @classmethod
     def compute(cls, model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> "IrreducibleLossTable":
         return cls(per_point_losses(model, x, y, batch_size))
 
     def __len__(self) -> int:
-        return int(self.losses.numel())
+        return int(self._losses.numel())
 
     def __getitem__(self, index: Tensor) -> Tensor:
-        return self.losses[index.cpu()]
+        return self._losses[index.cpu()]
+
+    def on(self, device: torch.device | str) -> Tensor:
+        """The whole table on ``device`` (cached)."""
+        device = torch.device(device)
+        if self._on is None or self._on.device != device:
+            self._on = self._losses if device.type == "cpu" else self._losses.to(device)
+        return self._on
 
     def state_dict(self) -> dict:
-        return {"losses": self.losses}
+        return {"losses": self._losses}
 
     def load_state_dict(self, state: dict) -> None:
         self.losses = state["losses"]
@@ -107,6 +140,7 @@ class IrreducibleTrainer:
         self.best_loss = float("inf")
         self.best_state: dict | None = None
         self.history: list[float] = []
+        self.best_at = 0  # 1-based number of the evaluation that gave the best loss (0: none yet)
 
     def step(self, x: Tensor, y: Tensor) -> float:
         self.model.train()
@@ -123,14 +157,29 @@ class IrreducibleTrainer:
         if loss < self.best_loss:
             self.best_loss = loss
             self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_at = len(self.history)
         return loss
 
+    @property
+    def passed_best(self) -> bool:
+        """Whether the loss on the training part rose after its best evaluation: the budget reached the early-
+        stopping point (the paper trains the irreducible-loss model to convergence and keeps the best
+        checkpoint). False while the last evaluation is still the best: more steps would lower it further."""
+        return 0 < self.best_at < len(self.history)
+
     def restore_best(self) -> nn.Module:
-        """Load the best weights; the training part is not needed any more (its memory is released)."""
+        """Load the best weights and release what only training needed: the training part, the optimizer's
+        moments and the copy of the best weights (the model now holds them)."""
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-        self.x_train = self.y_train = None
+        self.release()
         return self.model
+
+    def release(self) -> None:
+        """Drop the references to the training part, the optimizer state and the best-weights copy."""
+        self.x_train = self.y_train = None
+        self.best_state = None
+        self.opt.state.clear()
 
     def state_dict(self) -> dict:
         return {
@@ -139,6 +188,7 @@ class IrreducibleTrainer:
             "best_loss": self.best_loss,
             "best_state": self.best_state,
             "history": list(self.history),
+            "best_at": self.best_at,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -147,6 +197,7 @@ class IrreducibleTrainer:
         self.best_loss = state["best_loss"]
         self.best_state = state["best_state"]
         self.history = list(state["history"])
+        self.best_at = int(state.get("best_at", 0))
 
 
 def fit_irreducible(

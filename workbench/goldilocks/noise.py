@@ -3,7 +3,8 @@
 Each function is deterministic given its ``torch.Generator`` and records *which* points it changed, so an
 experiment can measure the share of corrupted points a selection method picks.
 
-- :func:`uniform_label_noise`: a fraction of the labels replaced by a uniformly random *different* class.
+- :func:`uniform_label_noise`: a fraction of the labels resampled uniformly, from the other classes or (as in the
+  paper's code) from all classes, so that some resampled labels stay correct.
 - :func:`structured_label_noise`: class-dependent noise, class c relabelled as ``mapping[c]`` (default c+1 mod C)
   for the same fraction of each class.
 - :func:`make_ambiguous`: inputs blended half-and-half with an input of another class (label kept).
@@ -40,22 +41,29 @@ class NoisyData:
     duplicated: Tensor  # bool: overwritten by a copy of another point
 
 
-def uniform_label_noise(y: Tensor, rate: float, num_classes: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Relabel exactly round(rate·N) points (chosen uniformly) to a uniformly random *other* class.
+def uniform_label_noise(
+    y: Tensor, rate: float, num_classes: int, generator: torch.Generator, any_class: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Resample the labels of exactly round(rate·N) points (chosen uniformly).
 
-    Returns (noisy labels, corrupted mask); every corrupted point's label differs from its clean label.
+    ``any_class=False``: the new label is a uniformly random *other* class, so every resampled label is wrong.
+    ``any_class=True``: the new label is uniform over all C classes, as in the paper's code (label noise draws
+    ``randint(num_classes)``), so a resampled label stays correct with probability 1/C and the share of wrong
+    labels is rate·(C−1)/C in expectation.
+    Returns (noisy labels, corrupted mask); ``corrupted`` marks the labels that differ from the clean ones.
     """
     _check_rate(rate)
     if num_classes < 2:
         raise ValueError(f"parameter 'num_classes' = {num_classes} must be >= 2 for label noise")
     n = y.numel()
     chosen = torch.randperm(n, generator=generator)[: _count(n, rate)]
-    shift = torch.randint(1, num_classes, (chosen.numel(),), generator=generator)
     noisy = y.clone()
-    noisy[chosen] = (y[chosen] + shift) % num_classes
-    corrupted = torch.zeros(n, dtype=torch.bool)
-    corrupted[chosen] = True
-    return noisy, corrupted
+    if any_class:
+        noisy[chosen] = torch.randint(0, num_classes, (chosen.numel(),), generator=generator)
+    else:
+        shift = torch.randint(1, num_classes, (chosen.numel(),), generator=generator)
+        noisy[chosen] = (y[chosen] + shift) % num_classes
+    return noisy, noisy != y
 
 
 def structured_label_noise(
@@ -87,6 +95,8 @@ def make_ambiguous(x: Tensor, y: Tensor, rate: float, generator: torch.Generator
     _check_rate(rate, "ambiguous_rate")
     n = y.numel()
     chosen = torch.randperm(n, generator=generator)[: _count(n, rate)]
+    if chosen.numel() == 0:  # nothing to blend: no copy of the inputs
+        return x, torch.zeros(n, dtype=torch.bool)
     out = x.clone()
     mask = torch.zeros(n, dtype=torch.bool)
     for i in chosen.tolist():
@@ -109,7 +119,9 @@ def duplicate_points(x: Tensor, y: Tensor, rate: float, generator: torch.Generat
     perm = torch.randperm(n, generator=generator)
     m = min(_count(n, rate), n - 1) if n > 1 else 0
     targets, sources = perm[:m], perm[m:]
-    src = sources[torch.randint(sources.numel(), (m,), generator=generator)] if m else sources[:0]
+    if m == 0:  # nothing to duplicate: no copy of the inputs
+        return x, y, torch.zeros(n, dtype=torch.bool)
+    src = sources[torch.randint(sources.numel(), (m,), generator=generator)]
     x2, y2 = x.clone(), y.clone()
     x2[targets] = x[src]
     y2[targets] = y[src]
@@ -127,16 +139,21 @@ def apply_noise(
     rate: float = 0.0,
     ambiguous_rate: float = 0.0,
     duplicate_rate: float = 0.0,
+    any_class: bool = False,
     generator: torch.Generator,
 ) -> NoisyData:
-    """Apply, in order, duplication, ambiguity and label noise (``kind`` in none|uniform|structured)."""
+    """Apply, in order, duplication, ambiguity and label noise (``kind`` in none|uniform|structured).
+
+    Inputs are copied only by a setting that changes them (duplication, ambiguity); otherwise ``x`` is returned
+    as given (treat it as read-only). ``any_class``: uniform noise may redraw the clean label (see
+    :func:`uniform_label_noise`)."""
     if kind not in NOISE_KINDS:
         raise ValueError(f"parameter 'noise' = {kind!r} is not allowed; allowed: {', '.join(NOISE_KINDS)}")
     x, y, duplicated = duplicate_points(x, y, duplicate_rate, generator)
     x, ambiguous = make_ambiguous(x, y, ambiguous_rate, generator)
     true_y = y.clone()
     if kind == "uniform":
-        y, corrupted = uniform_label_noise(y, rate, num_classes, generator)
+        y, corrupted = uniform_label_noise(y, rate, num_classes, generator, any_class=any_class)
     elif kind == "structured":
         y, corrupted = structured_label_noise(y, rate, num_classes, generator)
     else:

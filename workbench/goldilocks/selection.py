@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .scores import (
@@ -74,8 +75,11 @@ class Selector:
         raise NotImplementedError
 
     def choose(self, scores: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
-        """Positions of the selected candidates (default: deterministic top-k, ties to the earlier position)."""
-        return top_k_positions(scores, k)
+        """Positions of the selected candidates (default: deterministic top-k, ties to the earlier position).
+
+        No separate NaN check on this path (it costs kernels and a host sync per step): a NaN score comes from a
+        NaN output of the model, whose training loss the run refuses when it is logged."""
+        return top_k_positions(scores, k, check_nan=False)
 
     def select(
         self,
@@ -89,16 +93,20 @@ class Selector:
         _check_k(k, len(cand))
         if self.uses_irreducible and cand.irreducible_loss is None:
             raise ValueError(f"selection method '{self.name}' needs the irreducible loss of every candidate")
-        was_training = model.training
-        if self.eval_mode:
+        # The model's mode is switched only when it has to be (``Module.train`` walks every submodule); scoring,
+        # ranking and the gather of the chosen indices run as one block without autograd bookkeeping.
+        switch = self.eval_mode and model.training
+        if switch:
             model.eval()
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 scores, train_loss = self.score(model, cand, generator)
+                position = self.choose(scores, k, generator)
+                index = cand.index[position]
         finally:
-            model.train(was_training)
-        position = self.choose(scores, k, generator)
-        return Selection(cand.index[position.to(cand.index.device)], position, scores.detach(), train_loss)
+            if switch:
+                model.train()
+        return Selection(index, position, scores, train_loss)
 
 
 def _logits(model: nn.Module, x: Tensor) -> Tensor:
@@ -124,8 +132,29 @@ class ReducibleLoss(Selector):
     uses_irreducible = True
 
     def score(self, model, cand, generator):
-        train_loss = per_point_loss(_logits(model, cand.x), cand.y)
-        return reducible_loss(train_loss, cand.irreducible_loss.to(train_loss.device)), train_loss
+        train_loss = per_point_loss(model(cand.x), cand.y)
+        il = cand.irreducible_loss
+        return reducible_loss(train_loss, il if il.device == train_loss.device else il.to(train_loss.device)), train_loss
+
+    def select(self, model, cand, k, *, step=0, generator=None):  # type: ignore[override]
+        """The scoring forward, Eq. (3) and the top-n_b in one block: the same result as the generic
+        ``score`` → ``choose`` path (a subclass that samples, Boltzmann, takes that path), with fewer Python
+        calls and tensor operations between the forward and the gather of the chosen indices."""
+        if type(self).choose is not Selector.choose or self.eval_mode:
+            return super().select(model, cand, k, step=step, generator=generator)
+        _check_k(k, len(cand))
+        il = cand.irreducible_loss
+        if il is None:
+            raise ValueError(f"selection method '{self.name}' needs the irreducible loss of every candidate")
+        with torch.inference_mode():
+            train_loss = F.cross_entropy(model(cand.x).float(), cand.y, reduction="none")
+            if il.shape != train_loss.shape:
+                raise ValueError(f"irreducible_loss {tuple(il.shape)} must have the shape of the candidates' "
+                                 f"losses {tuple(train_loss.shape)}")
+            scores = train_loss - (il if il.device == train_loss.device else il.to(train_loss.device))
+            position = torch.argsort(scores, descending=True, stable=True)[:k]
+            index = cand.index[position]
+        return Selection(index, position, scores, train_loss)
 
 
 class TrainLoss(Selector):
