@@ -174,3 +174,41 @@ def test_variants_table():
     assert set(VARIANTS) == {"baseline", "input_mixup", "manifold_mixup", "noisy_input_mixup", "noise_only", "nfm"}
     with pytest.raises(ValueError, match="variant"):
         nfm_loss(Staged(), *_data(), variant="cutmix")
+
+
+def test_groups_draw_their_own_noise_scale():
+    """groups = 3: each third gets its own b₂ ~ Beta(2, 5) (NoisyMix's thirds); groups = 1 is NFM's single draw."""
+    from workbench.robustness.mixing import sample_beta
+
+    h = torch.zeros(6, 40)
+    out = mix_features(h, torch.arange(6), 1.0, add_noise_level=0.5, generator=g(2), groups=3)
+    gen = g(2)
+    b = [sample_beta(2.0, 5.0, gen) for _ in range(3)]
+    noise = torch.randn(6, 40, generator=gen)
+    want = 0.5 * torch.tensor(b).repeat_interleave(2).view(6, 1) * noise
+    assert torch.allclose(out, want, atol=1e-6)
+    single = mix_features(h, torch.arange(6), 1.0, add_noise_level=0.5, generator=g(2))
+    gen = g(2)
+    b1 = sample_beta(2.0, 5.0, gen)
+    assert torch.allclose(single, 0.5 * b1 * torch.randn(6, 40, generator=gen), atol=1e-6)
+    with pytest.raises(ValueError, match="groups"):
+        mix_features(h, torch.arange(6), 1.0, add_noise_level=0.5, groups=4)
+
+
+def test_multiplicative_then_additive_noise_in_one_call():
+    """Eq. (2) with both noises and sparsity, replayed draw by draw: (1 + σ_m b₁ U·keep) ⊙ mix + σ_a b₂ N·keep."""
+    from workbench.robustness.mixing import sample_beta
+
+    h = torch.randn(5, 30, generator=g(1))
+    idx = torch.randperm(5, generator=g(2))
+    out = mix_features(h, idx, 0.7, add_noise_level=0.4, mult_noise_level=0.2, sparsity=0.5, generator=g(3))
+    gen = g(3)
+    b1 = sample_beta(2.0, 5.0, gen)
+    u = 2 * torch.rand(5, 30, generator=gen) - 1
+    keep_m = torch.rand(5, 30, generator=gen) >= 0.5
+    b2 = sample_beta(2.0, 5.0, gen)
+    n = torch.randn(5, 30, generator=gen)
+    keep_a = torch.rand(5, 30, generator=gen) >= 0.5
+    mixed = 0.7 * h + 0.3 * h[idx]
+    want = torch.where(keep_m, 1 + 0.2 * b1 * u, torch.ones_like(u)) * mixed + torch.where(keep_a, 0.4 * b2 * n, 0.0)
+    assert torch.allclose(out, want, atol=1e-6)

@@ -122,3 +122,55 @@ def test_bad_severity_named():
         augmix_chains(torch.rand(2, 8, 8), severity=0)
     with pytest.raises(ValueError, match="op"):
         apply_op(torch.rand(2, 8, 8), "blur", 1.0)
+
+
+# -- the vectorised path (per-image parameters as tensor ops over the batch) against a per-image loop -----------
+
+def _per_image(fn, x, level, sign):
+    """The per-image path: the op on one image at a time with its own scalar level and sign."""
+    return torch.cat([fn(x[i:i + 1], level[i:i + 1], sign[i:i + 1]) for i in range(len(x))])
+
+
+@pytest.mark.parametrize("name", sorted(ALL_OPS))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_each_op_vectorised_equals_per_image(name, channels):
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(9, channels, 10, 12, generator=gen)
+    x[0] = x[0] * 0.3 + 0.2  # a low-contrast image (autocontrast, equalize)
+    level = torch.empty(9, dtype=torch.float64).uniform_(0.1, 10.0, generator=gen)
+    sign = torch.where(torch.rand(9, generator=gen) < 0.5, -1.0, 1.0).double()
+    batched = ALL_OPS[name](x, level, sign)
+    assert batched.shape == x.shape
+    # exact for every op but sharpness, whose batched convolution may sum in another order
+    assert torch.allclose(batched, _per_image(ALL_OPS[name], x, level, sign), atol=1e-6, rtol=0), name
+
+
+def _chains_per_image(x, severity, width, depth, all_ops, generator):
+    """augmix_chains replayed image by image: the same draws (documented order), one op call per image."""
+    from workbench.noisymix.augmix import _rng
+
+    names = list(ALL_OPS if all_ops else OPS)
+    rng = _rng(generator)
+    b = x.shape[0]
+    n = width * b
+    xa = x.repeat(width, 1, 1, 1)
+    d = rng.integers(1, 4, size=n) if depth <= 0 else np.full(n, depth)
+    out = [xa[j:j + 1] for j in range(n)]
+    for pos in range(int(d.max())):
+        which = rng.integers(0, len(names), size=n)
+        level = rng.uniform(0.1, severity, size=n)
+        sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        for j in range(n):
+            if d[j] > pos:
+                out[j] = apply_op(out[j], names[which[j]], float(level[j]), float(sign[j]))
+    return list(torch.cat(out).split(b))
+
+
+@pytest.mark.parametrize("all_ops, depth", [(False, -1), (True, 2)])
+def test_chains_batched_equal_per_image(all_ops, depth):
+    x = torch.rand(5, 3, 9, 9, generator=torch.Generator().manual_seed(1))
+    batched = augmix_chains(x, severity=3, width=3, depth=depth, all_ops=all_ops,
+                            generator=torch.Generator().manual_seed(4))
+    looped = _chains_per_image(x, 3, 3, depth, all_ops, torch.Generator().manual_seed(4))
+    for a, b in zip(batched, looped):
+        assert torch.allclose(a, b, atol=1e-6)

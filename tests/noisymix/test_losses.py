@@ -79,10 +79,19 @@ def _noise_of_thirds(add, mult, sparsity, x_val=0.0, n=4, d=6000):
     return torch.split(seen[0], n)
 
 
-def test_additive_noise_scaled_1_2_3_per_third():
-    thirds = _noise_of_thirds(0.5, 0.0, 0.0)
-    stds = [float(t.std()) for t in thirds]
-    assert abs(stds[1] / stds[0] - 2) < 0.1 and abs(stds[2] / stds[0] - 3) < 0.15
+def test_additive_noise_is_level_times_third_times_own_beta():
+    """Third i (1, 2, 3) gets i·σ_add·b_i·N with its own b_i ~ Beta(2, 5) (the reference code perturbs each third
+    in its own call): replayed from the same generator, draw by draw."""
+    from workbench.robustness.mixing import sample_beta
+
+    n, d, level = 4, 50, 0.5
+    thirds = _noise_of_thirds(level, 0.0, 0.0, n=n, d=d)
+    gen = g(3)  # α = 0 and mixing at the input: no λ, π or k drawn; then b₁..b₃, then N
+    b = [sample_beta(2.0, 5.0, gen) for _ in range(3)]
+    noise = torch.randn(3 * n, d, generator=gen)
+    for i, third in enumerate(thirds):
+        assert torch.allclose(third, (i + 1) * level * b[i] * noise[i * n:(i + 1) * n], atol=1e-6)
+    assert len(set(b)) == 3
 
 
 def test_sparsity_drops_noise_elements():
@@ -111,3 +120,13 @@ def test_mixing_stays_within_each_third_with_shared_lambda():
 
     lam, perm = sample_mixing(n, 1.0, g(4))
     assert torch.allclose(clean, lam * x + (1 - lam) * x[perm], atol=1e-5)
+
+
+def test_augmix_without_jsd_is_cross_entropy_on_the_view():
+    from workbench.noisymix import augmix_loss
+
+    model = Staged()
+    view = torch.randn(8, 6, generator=g(1))
+    y = torch.randint(0, 3, (8,), generator=g(2))
+    loss, logits = augmix_loss(model, view, y)
+    assert torch.allclose(loss, F.cross_entropy(model(view), y)) and torch.equal(logits, model(view))

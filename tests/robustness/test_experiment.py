@@ -52,3 +52,23 @@ def test_resume_after_stop_gives_the_same_numbers():
         return m[m["name"] == "nfm/train/loss"].sort_values("step")["value"].iloc[-1]
 
     assert last_loss(resumed.run_id) == last_loss(full.run_id)  # the loss after resuming: bit-exact
+
+
+def test_paper_and_cpu_presets_follow_the_papers():
+    """The paper presets are the papers' CIFAR-10 protocols (PreActResNet-18, 200 epochs, crop + flip, their noise
+    levels and normalisation); the CPU claim settings use the same protocol at a smaller size."""
+    from workbench.nfm.experiment import CPU_CLAIMS as NFM_CPU
+    from workbench.noisymix.experiment import CPU_CLAIMS as NOISYMIX_CPU
+    from workbench.registry import get
+
+    nfm, noisymix, compare = (get(n).make_config(scale="paper") for n in ("nfm", "noisymix", "robustness_compare"))
+    for cfg in (nfm, noisymix, compare):
+        assert (cfg.dataset, cfg.arch, cfg.width, cfg.blocks, cfg.augment) == ("cifar10", "resnet", 64, 2, "crop_flip")
+        assert cfg.steps == 200 * (45_000 // 128) and cfg.lr == 0.1 and cfg.weight_decay == 5e-4
+    assert (nfm.schedule, nfm.normalise, nfm.add_noise, nfm.mult_noise, nfm.alpha) == ("step", "dataset", 0.4, 0.2, 1.0)
+    assert (noisymix.schedule, noisymix.normalise, noisymix.add_noise, noisymix.mult_noise, noisymix.sparsity,
+            noisymix.jsd_weight) == ("cosine", "fixed", 0.5, 0.5, 0.65, 12.0)
+    assert (compare.nfm_add_noise, compare.nfm_mult_noise, compare.add_noise) == (0.4, 0.2, 0.5)
+    for name, values in (("nfm", NFM_CPU), ("noisymix", NOISYMIX_CPU)):
+        cfg = get(name).make_config(values)
+        assert cfg.augment == "crop_flip" and cfg.arch == "resnet" and cfg.dataset == "fashion_mnist"

@@ -36,7 +36,7 @@ def test_views_draw_a_stored_run(noisymix_run):
     assert {"robustness heatmap", "robustness vs baseline", "accuracy vs noise level", "reliability diagram"} <= set(drawn)
     assert "decision boundaries" not in drawn  # image dataset: nothing stored → None
     heat = drawn["robustness vs baseline"]
-    assert len(heat.data) == 2  # augmix_jsd and noisymix minus baseline
+    assert len(heat.data) == 3  # augmix, augmix_jsd and noisymix minus baseline
 
 
 def test_decision_boundary_view():

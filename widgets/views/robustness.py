@@ -29,6 +29,8 @@ def heatmap_figure(corruption_table: Any, baseline: str | None = None) -> Any:
     from plotly.subplots import make_subplots
 
     df = table(corruption_table)
+    if df.empty:  # corruption_set='noise': only the noise curves were measured
+        return None
     variants = list(dict.fromkeys(df["variant"]))
     if baseline is not None:
         if baseline not in variants:
@@ -72,22 +74,31 @@ def heatmap_figure(corruption_table: Any, baseline: str | None = None) -> Any:
 
 
 def noise_curves_figure(noise_curves: Any) -> Any:
-    """Accuracy against test-time noise level, one line per recipe (white noise and salt-and-pepper panels)."""
+    """Accuracy against test-time noise level, one line per recipe: NFM's white noise (σ in the normalised input
+    space) and salt-and-pepper panels (two_moons: Gaussian noise on the points)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     df = table(noise_curves)
     kinds = list(dict.fromkeys(df["kind"]))
-    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[k.replace("_", " ") for k in kinds], shared_yaxes=True)
+    titles = {"white_noise": "white noise (normalised input space)", "salt_and_pepper": "salt and pepper"}
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[titles.get(k, k.replace("_", " ")) for k in kinds],
+                        shared_yaxes=True)
     for j, kind in enumerate(kinds):
         for i, v in enumerate(dict.fromkeys(df["variant"])):
             d = df[(df["kind"] == kind) & (df["variant"] == v)].sort_values("level")
             fig.add_trace(go.Scatter(x=d["level"], y=d["accuracy"], mode="lines+markers", name=v, legendgroup=v,
                                      showlegend=j == 0, line={"color": _colour(i)}), row=1, col=j + 1)
-        fig.update_xaxes(title_text="σ" if kind == "white_noise" else "fraction of pixels", row=1, col=j + 1)
+        fig.update_xaxes(title_text="σ" if kind == "white_noise" else "fraction γ of elements", row=1, col=j + 1)
     fig.update_yaxes(title_text="test accuracy", row=1, col=1)
-    fig.update_layout(title={"text": "accuracy as test-time noise grows"}, height=380)
+    images = df["images"].iloc[0] if "images" in df and len(df) else None
+    title = "accuracy as test-time noise grows" + (f" ({int(images):,} test images)" if images is not None else "")
+    fig.update_layout(title={"text": title}, height=380)
     return fig
+
+
+LABELS = {"clean_accuracy": "clean accuracy (full test set)", "mean_corruption_accuracy": "mean corruption accuracy",
+          "noise_accuracy": "noise accuracy (NFM table levels)", "ece": "ECE (15 bins)", "flip_noise": "flip probability (noise)"}
 
 
 def summary_figure(summary_rows: Any) -> Any:
@@ -95,11 +106,43 @@ def summary_figure(summary_rows: Any) -> Any:
     import plotly.graph_objects as go
 
     df = table(summary_rows)
-    keys = [k for k in ("clean_accuracy", "mean_corruption_accuracy", "noise_accuracy", "ece", "flip_noise") if k in df]
+    keys = [k for k in LABELS if k in df]
     fig = go.Figure()
     for k in keys:
-        fig.add_trace(go.Bar(x=df["variant"], y=df[k], name=k.replace("_", " "), texttemplate="%{y:.3f}"))
-    fig.update_layout(barmode="group", title={"text": "recipes at a glance"}, height=380, yaxis={"range": [0, 1]})
+        fig.add_trace(go.Bar(x=df["variant"], y=df[k], name=LABELS[k], texttemplate="%{y:.3f}"))
+    fig.update_layout(barmode="group", title={"text": "recipes at a glance"}, height=400, yaxis={"range": [0, 1]},
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def _padded(values: Any, top: float = 0.1) -> list[float]:
+    """An axis range around ``values`` with room for the point labels (``top``: the share added above)."""
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    span = max(hi - lo, 0.01)
+    return [lo - 0.1 * span, hi + top * span]
+
+
+def tradeoff_figure(summary_rows: Any) -> Any:
+    """Clean accuracy against robustness, one point per recipe (the papers' accuracy–robustness trade-off): noise
+    accuracy (NFM's table levels) and, when measured, mean corruption accuracy; up and right is better."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    df = table(summary_rows)
+    ys = [k for k in ("noise_accuracy", "mean_corruption_accuracy") if k in df]
+    if "clean_accuracy" not in df or not ys:
+        return None
+    fig = make_subplots(rows=1, cols=len(ys), subplot_titles=[LABELS[k] for k in ys], horizontal_spacing=0.12)
+    for j, k in enumerate(ys):
+        for i, (v, row) in enumerate(df.set_index("variant").iterrows()):
+            fig.add_trace(go.Scatter(x=[row["clean_accuracy"]], y=[row[k]], mode="markers+text", text=[v],
+                                     textposition="top center", name=v, legendgroup=v, showlegend=False,
+                                     marker={"size": 11, "color": _colour(i)},
+                                     hovertemplate=f"{v}: clean %{{x:.3f}}, {k.replace('_', ' ')} %{{y:.3f}}<extra></extra>"),
+                          row=1, col=j + 1)
+        fig.update_xaxes(title_text="clean accuracy (full test set)", range=_padded(df["clean_accuracy"]), row=1, col=j + 1)
+        fig.update_yaxes(title_text=LABELS[k], range=_padded(df[k], top=0.18), row=1, col=j + 1)
+    fig.update_layout(title={"text": "accuracy–robustness trade-off (up and right is better)"}, height=420)
     return fig
 
 
@@ -202,8 +245,12 @@ def _image_trace(chw: np.ndarray) -> Any:
 
 
 def _image_axes(fig: Any) -> None:
+    """Hide the axes of image panels and keep every panel's pixels square (each y axis anchored to its own x)."""
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for name in fig.layout:
+        if name.startswith("yaxis"):
+            fig.layout[name].scaleanchor = "x" + name[len("yaxis"):]
 
 
 def previewer(dataset: str = "digits", split: str = "test") -> Any:
@@ -241,17 +288,25 @@ def _views_for(method: str) -> None:
                                                           title="reliability diagram (15 bins, clean test set)"))
     view(method, "decision boundaries")(from_stored("decision_boundary", decision_boundary_figure))
 
-    @view(method, "test accuracy during training", key=False)
+    view(method, "accuracy–robustness trade-off")(from_stored("summary", tradeoff_figure))
+
+    @view(method, "training curves", key=False)
     def _train(run_id: str) -> Any:
         from workbench import runs
 
-        names = sorted({n for n in runs.metrics(run_id)["name"].unique() if n.endswith("/test/accuracy")})
-        return curves(run_id, names, title="clean test accuracy during training") if names else None
+        names = set(runs.metrics(run_id)["name"].unique())
+        loss = sorted(n for n in names if n.endswith("/train/loss"))
+        acc = sorted(n for n in names if n.endswith("/test_subset/accuracy"))
+        if not loss and not acc:
+            return None
+        return curves(run_id, loss + acc, title="training curves: loss, and clean accuracy on a fixed test subset "
+                                                "(the result is the full-test clean accuracy)")
 
     view(method, "corruption previewer", key=False)(
-        from_stored("corruption_preview", stored_preview_figure, title="one test image under every corruption"))
+        from_stored("corruption_preview", stored_preview_figure,
+                    title="one test image under every corruption and NFM's noises (σ in the normalised space)"))
     view(method, "AugMix chains", key=False)(
-        from_stored("augmix_preview", stored_preview_figure, title="one training image: AugMix chains and mixture"))
+        from_stored("augmix_preview", stored_preview_figure, title="one test image: AugMix chains and mixture"))
 
 
 for _m in METHODS:

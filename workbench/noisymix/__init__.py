@@ -2,9 +2,10 @@
 
 Public API::
 
-    from workbench.noisymix import augmix, jensen_shannon, noisymix_loss, augmix_jsd_loss
+    from workbench.noisymix import augmix, jensen_shannon, noisymix_loss, augmix_jsd_loss, augmix_loss
 """
 from workbench.noisymix.augmix import ALL_OPS, OPS, apply_op, augmix, augmix_chains, augmix_mix
-from workbench.noisymix.losses import augmix_jsd_loss, jensen_shannon, noisymix_loss
+from workbench.noisymix.losses import augmix_jsd_loss, augmix_loss, jensen_shannon, noisymix_loss
 
-__all__ = ["augmix", "augmix_mix", "augmix_chains", "apply_op", "OPS", "ALL_OPS", "jensen_shannon", "noisymix_loss", "augmix_jsd_loss"]
+__all__ = ["augmix", "augmix_mix", "augmix_chains", "apply_op", "OPS", "ALL_OPS", "jensen_shannon", "noisymix_loss", "augmix_jsd_loss",
+           "augmix_loss"]

@@ -6,8 +6,11 @@
   corruptions (CIFAR-10-C constants, rescaled for small images) and NFM's white noise / salt-and-pepper;
 - :mod:`~workbench.robustness.dataset_c`: cached DATASET-C for any registered image dataset;
 - :mod:`~workbench.robustness.metrics`: accuracy tables, mean corruption accuracy, mCE, flip probability;
-- :mod:`~workbench.robustness.benchmark`: the whole benchmark for one model;
+- :mod:`~workbench.robustness.noise`: NFM's test-time noise protocol (white noise in the normalised space, salt and pepper);
+- :mod:`~workbench.robustness.benchmark`: the whole benchmark for one model (or several, each corruption read once);
 - :mod:`~workbench.robustness.mixing`: the noisy feature mixing step shared by NFM and NoisyMix;
+- :mod:`~workbench.robustness.inputs`: input standardisation inside the model, crop + flip, per-step generators;
+- :mod:`~workbench.robustness.training`: one recipe's training step, its batch (AugMix views) prepared a step ahead;
 - :mod:`~workbench.robustness.suite`: train several recipes on one budget and evaluate them all.
 
 Names load on first use, so ``import workbench.nfm`` (which needs only the mixing step) stays light.
@@ -19,11 +22,17 @@ from typing import Any
 
 _WHERE = {
     "expected_calibration_error": "workbench.metrics", "reliability": "workbench.metrics",
-    "evaluate_classifier": "workbench.robustness.benchmark", "baseline_table": "workbench.robustness.benchmark",
+    **{n: "workbench.robustness.benchmark" for n in ("evaluate_classifier", "baseline_table", "corruption_rows",
+                                                       "corruption_summary", "BENCHMARK")},
+    **{n: "workbench.robustness.noise" for n in ("noise_curves", "table_accuracy", "white_noise_normalised",
+                                                   "salt_and_pepper_extremes", "TABLE_LEVELS")},
+    **{n: "workbench.robustness.inputs" for n in ("Standardised", "channel_stats", "crop_flip", "step_generator")},
+    **{n: "workbench.robustness.training" for n in ("Recipe", "RecipeTrainer")},
     **{n: "workbench.robustness.corruptions" for n in ("CORRUPTIONS", "EXTRA", "NOISE", "SALT_PEPPER_LEVELS",
                                                          "STANDARD", "WHITE_NOISE_LEVELS", "corrupt",
                                                          "salt_and_pepper", "white_noise")},
     "build_c": "workbench.robustness.dataset_c", "load_c": "workbench.robustness.dataset_c",
+    "load_c_all": "workbench.robustness.dataset_c",
     **{n: "workbench.robustness.metrics" for n in ("accuracy_table", "flip_probability", "flip_rate", "mce",
                                                      "mean_corruption_accuracy", "noise_sequence", "shift_sequence")},
     "mix_features": "workbench.robustness.mixing", "staged_forward": "workbench.robustness.mixing",

@@ -16,7 +16,7 @@ import torch
 
 from workbench.robustness.corruptions import CORRUPTIONS, corrupt
 
-__all__ = ["c_root", "build_c", "load_c"]
+__all__ = ["c_root", "build_c", "load_c", "load_c_all"]
 
 
 def c_root(name: str, split: str = "test", root: str | os.PathLike[str] | None = None, limit: int | None = None) -> Path:
@@ -87,3 +87,20 @@ def load_c(
         build_c(name, split, corruptions=[corruption], seed=seed, limit=limit, root=root)
     with np.load(path) as f:
         return torch.from_numpy(f["images"][severity - 1].astype(np.float32) / 255.0), torch.from_numpy(f["labels"])
+
+
+def load_c_all(
+    name: str,
+    corruption: str,
+    split: str = "test",
+    root: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """(uint8 array 5×N×C×H×W of severities 1–5, y int64) of one corruption, read once (the evaluation converts
+    one severity at a time to float, so memory holds one corruption, not the whole DATASET-C)."""
+    path = c_root(name, split, root, limit) / f"{corruption}.npz"
+    if not path.exists():
+        build_c(name, split, corruptions=[corruption], seed=seed, limit=limit, root=root)
+    with np.load(path) as f:
+        return f["images"], torch.from_numpy(f["labels"])

@@ -110,6 +110,7 @@ def mix_features(
     mult_noise_level: float | Tensor = 0.0,
     sparsity: float = 0.0,
     generator: torch.Generator | None = None,
+    groups: int = 1,
 ) -> Tensor:
     """Noisy feature mixup of a batch, NFM Eq. (2).
 
@@ -117,6 +118,9 @@ def mix_features(
     add_noise_level: σ_add, a float or a per-sample (N,) tensor (NoisyMix's ×1/×2/×3 thirds).
     mult_noise_level: σ_mult, a float or a per-sample (N,) tensor.
     sparsity: probability that each noise element is dropped (additive → 0, multiplicative → 1).
+    groups: the batch is ``groups`` equal consecutive blocks, each with its own b₁, b₂ ~ Beta(2, 5) (NoisyMix
+    perturbs its clean and two AugMix thirds with separate draws, as its reference code calls the noise once
+    per third); 1: one b₁, b₂ for the batch (NFM).
 
     With both noise levels 0 this is exactly ``lam * h + (1 - lam) * h[index]`` (no random numbers drawn).
     """
@@ -128,25 +132,39 @@ def mix_features(
     if index.dim() != 1 or index.shape[0] != h.shape[0]:
         raise ValueError(f"index must be a 1-D tensor of length {h.shape[0]}, got shape {tuple(index.shape)}")
     _check_generator(generator)
+    if groups < 1 or h.shape[0] % groups:
+        raise ValueError(f"groups must be >= 1 and divide the batch size {h.shape[0]}, got {groups}")
     add = _per_sample(add_noise_level, h, "add_noise_level")
     mult = _per_sample(mult_noise_level, h, "mult_noise_level")
-    mixed = lam * h + (1.0 - lam) * h[index]
+    mixed = lam * h + (1.0 - lam) * h.index_select(0, index)
+    mult_noise = add_noise = None  # drawn in place on fresh tensors (no autograd), the order of Eq. (2)
     if not _is_zero(mult):
-        b1 = sample_beta(2.0, 5.0, generator)
-        u = 2.0 * _rand("uniform", h.shape, h, generator) - 1.0
-        noise = 1.0 + mult * b1 * u
+        b1 = _beta_per_group(groups, h, generator)
+        mult_noise = _rand("uniform", h.shape, h, generator).mul_(2.0).sub_(1.0)  # U ~ Uniform(−1, 1)
         if sparsity > 0:
-            keep = _rand("uniform", h.shape, h, generator) >= sparsity
-            noise = torch.where(keep, noise, torch.ones_like(noise))
-        mixed = noise * mixed
+            mult_noise.mul_(_rand("uniform", h.shape, h, generator) >= sparsity)  # kept elements (× a bool mask)
+        mult_noise = mult_noise.mul_(mult * b1).add_(1.0)  # 1 + σ_mult·b₁·U (dropped elements: 1)
     if not _is_zero(add):
-        b2 = sample_beta(2.0, 5.0, generator)
-        noise = add * b2 * _rand("normal", h.shape, h, generator)
+        b2 = _beta_per_group(groups, h, generator)
+        add_noise = _rand("normal", h.shape, h, generator)
         if sparsity > 0:
-            keep = _rand("uniform", h.shape, h, generator) >= sparsity
-            noise = torch.where(keep, noise, torch.zeros_like(noise))
-        mixed = mixed + noise
+            add_noise.mul_(_rand("uniform", h.shape, h, generator) >= sparsity)
+        add_noise = add_noise.mul_(add * b2)  # σ_add·b₂·N (dropped elements: 0)
+    if mult_noise is not None and add_noise is not None:
+        return torch.addcmul(add_noise, mult_noise, mixed)
+    if mult_noise is not None:
+        return mult_noise * mixed
+    if add_noise is not None:
+        return mixed + add_noise
     return mixed
+
+
+def _beta_per_group(groups: int, h: Tensor, generator: torch.Generator | None) -> float | Tensor:
+    """b ~ Beta(2, 5) (NFM Eq. (2)): one float for the batch, or one draw per group broadcast over its rows."""
+    if groups == 1:
+        return sample_beta(2.0, 5.0, generator)
+    draws = torch.tensor([sample_beta(2.0, 5.0, generator) for _ in range(groups)], dtype=h.dtype, device=h.device)
+    return draws.repeat_interleave(h.shape[0] // groups).view(-1, *([1] * (h.dim() - 1)))
 
 
 def mixing_points(model: nn.Module) -> int:
@@ -165,13 +183,16 @@ def staged_forward(
 ) -> Tensor:
     """``head(stages[-1](...stages[0](x)))`` with ``mix`` applied at point k.
 
-    k = 0 mixes the input; k = j (1 ≤ j < len(stages)) mixes the output of ``stages[j-1]``. With ``mix`` None
-    (or k None) this is the model's plain forward.
+    k = 0 mixes the input the first stage sees: after the model's own ``standardise`` when it has one
+    (:class:`~workbench.robustness.inputs.Standardised`; the papers mix and add noise to normalised images);
+    k = j (1 ≤ j < len(stages)) mixes the output of ``stages[j-1]``. With ``mix`` None (or k None) this is the
+    model's plain forward.
     """
     n = mixing_points(model)
     if k is not None and not 0 <= k < n:
         raise ValueError(f"mixing point k must be in [0, {n - 1}], got {k}")
-    h = x
+    standardise = getattr(model, "standardise", None)
+    h = standardise(x) if callable(standardise) else x
     if mix is not None and k == 0:
         h = mix(h)
     for i, stage in enumerate(model.stages):

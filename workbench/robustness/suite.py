@@ -1,15 +1,19 @@
 """Train several training recipes with the same budget and seed, then evaluate them on the same benchmark.
 
 Shared by the ``nfm``, ``noisymix`` and ``robustness_compare`` experiments (each owns its claims; this module
-knows none of them). A *recipe* is a loss function
-``loss_fn(model, x, y, generator) -> (loss, logits)``; every recipe gets the same initial weights (seeded),
-the same batch order, optimiser (SGD + momentum + weight decay, cosine learning rate) and number of steps.
-All training phases run first (so a resumed run restores every model), then one evaluation pass:
+knows none of them). A *recipe* is a :class:`~workbench.robustness.training.Recipe` (or a plain
+``loss_fn(model, x, y, generator) -> (loss, logits)``); every recipe gets the same initial weights (seeded),
+the same batch order and crop/flip draws, optimiser (SGD + Nesterov momentum + weight decay, cosine or step
+learning rate) and number of steps. Inputs are standardised inside the model (``normalise``, the papers'
+protocol; :mod:`~workbench.robustness.inputs`). All training phases run first (so a resumed run restores every
+model), then one evaluation pass:
 
-- image datasets: clean accuracy, ECE (15 bins) + reliability table, accuracy per corruption × severity on the
-  cached DATASET-C (:mod:`workbench.robustness.dataset_c`), mean corruption accuracy (15 standard ones),
-  mCE normalised to the ``baseline`` recipe, noise curves (white noise / salt-and-pepper levels), flip
-  probability over noise and shift sequences;
+- during training, ``<recipe>/test_subset/accuracy``: clean accuracy on a fixed subset of ``curve_images``
+  test images every ``eval_every`` steps — a training curve, not the result;
+- at the end, ``<recipe>/clean_accuracy``: THE clean accuracy, on the full test set, with its ECE (15 bins) and
+  reliability table; on the first ``eval_limit`` test images: accuracy per corruption × severity on the cached
+  DATASET-C, mean corruption accuracy (15 standard ones), mCE normalised to the ``baseline`` recipe, NFM's
+  noise curves (white noise in the normalised space, salt and pepper) and flip probabilities;
 - two_moons: clean accuracy, ECE, accuracy under additive Gaussian noise, and a decision-boundary grid.
 
 Metrics are logged as ``<recipe>/<name>``; tables are stored as artifacts (``summary``, ``corruption_table``,
@@ -18,7 +22,7 @@ Metrics are logged as ``<recipe>/<name>``; tables are stored as artifacts (``sum
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import numpy as np
 import torch
@@ -27,19 +31,20 @@ from torch import Tensor, nn
 from workbench.context import RunContext
 from workbench.metrics import expected_calibration_error, reliability
 from workbench.params import Config, ConfigError, Param
-from workbench.robustness.benchmark import baseline_table, evaluate_classifier
-from workbench.robustness.corruptions import (CORRUPTIONS, NOISE, SALT_PEPPER_LEVELS, STANDARD, WHITE_NOISE_LEVELS,
-                                              corrupt)
-from workbench.robustness.dataset_c import load_c
+from workbench.robustness.benchmark import BENCHMARK, baseline_table, corruption_rows, evaluate_classifier
+from workbench.robustness.corruptions import STANDARD, corrupt
+from workbench.robustness.inputs import Standardised, channel_stats
 from workbench.robustness.metrics import mce, predict
+from workbench.robustness.training import AUGMENT, Recipe, RecipeTrainer
 
 __all__ = ["SuiteConfig", "LossFn", "Results", "run_suite", "summarise", "fmt", "clean_within_margin",
-           "KEY_METRICS", "SUITE_NOTE"]
+           "KEY_METRICS", "SUITE_NOTE", "build_classifier", "lr_factor"]
 
 LossFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], "tuple[Tensor, Tensor]"]
 Results = dict[str, dict[str, Any]]  # recipe -> its summary scalars
 MOONS_NOISE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-KEY_METRICS = ("*/train/loss", "*/test/accuracy")  # what every suite experiment logs per recipe
+KEY_METRICS = ("*/train/loss", "*/test_subset/accuracy")
+NORMALISE = ("dataset", "fixed", "none")  # what every suite experiment logs per recipe
 SUITE_NOTE = ("the recipes are trained one after another in one process; data-parallel training of the suite is "
               "not implemented")
 
@@ -49,24 +54,47 @@ class SuiteConfig(Config):
 
     dataset: str = Param("digits", choices=("digits", "fashion_mnist", "mnist", "cifar10", "two_moons"),
                          doc="training data (two_moons: 2-D points, decision boundaries instead of corruptions)")
-    arch: str = Param("auto", choices=("auto", "mlp", "cnn", "resnet"), doc="classifier (auto: cnn for images, mlp for points)")
+    train_size: int = Param(0, bounds=(0, 10_000_000), unit="images",
+                            doc="training examples used: a fixed random subset of this size (0: all)")
+    arch: str = Param("auto", choices=("auto", "mlp", "cnn", "resnet"),
+                      doc="classifier (auto: cnn for images, mlp for points; resnet: PreActResNet)")
     width: int = Param(0, bounds=(0, 1024), doc="model width (0: the architecture's default)")
+    blocks: int = Param(2, bounds=(1, 4), doc="PreActResNet: blocks per stage, 4 stages (2: PreActResNet-18)")
+    normalise: str = Param("dataset", choices=NORMALISE,
+                           doc="inputs standardised inside the model, (x − mean)/std: per channel with the training "
+                               "set's mean and std (NFM), with mean = std = 0.5 (NoisyMix's code), or not at all; input "
+                               "mixing and NFM's white noise live in that space")
+    augment: str = Param("none", choices=AUGMENT,
+                         doc="standard augmentation of every recipe (the papers: random crop + horizontal flip)")
     steps: int = Param(500, bounds=(1, 1_000_000), unit="steps", doc="optimizer steps per recipe (same for all)")
     batch_size: int = Param(128, bounds=(2, 4096), doc="examples per batch")
-    lr: float = Param(0.05, bounds=(1e-5, 1.0), log=True, doc="SGD learning rate (cosine decay to 0)")
+    lr: float = Param(0.05, bounds=(1e-5, 1.0), log=True, doc="SGD learning rate")
+    schedule: str = Param("cosine", choices=("cosine", "step"),
+                          doc="learning-rate schedule: cosine to 0 (NoisyMix), or ×0.1 at 50%, 75% and 90% of the "
+                              "steps (NFM: epochs 100, 150, 180 of 200)")
     momentum: float = Param(0.9, bounds=(0.0, 0.999), doc="SGD momentum")
     weight_decay: float = Param(5e-4, bounds=(0.0, 0.1), doc="SGD weight decay")
     label_noise: float = Param(0.0, bounds=(0.0, 0.5), doc="fraction of training labels replaced by random ones")
-    eval_limit: int = Param(0, bounds=(0, 1_000_000), unit="images", doc="test images for the corruption benchmark (0: all)")
+    eval_limit: int = Param(0, bounds=(0, 1_000_000), unit="images",
+                            doc="test images for the corruption benchmark and the noise curves (0: all); the clean "
+                                "accuracy always uses the full test set")
     corruption_set: str = Param("all", choices=("all", "standard", "noise"),
-                                doc="corruptions evaluated: all 21, the 15 standard (+ noise curves), or the noise curves only")
-    eval_every: int = Param(100, bounds=(1, 1_000_000), unit="steps", doc="clean test accuracy logged every N steps")
+                                doc="corruptions evaluated: the 15 standard + 4 extra, the 15 standard, or none "
+                                    "(NFM's noise curves are always measured)")
+    eval_every: int = Param(100, bounds=(1, 1_000_000), unit="steps",
+                            doc="clean accuracy on the fixed test subset (a training curve) logged every N steps")
+    curve_images: int = Param(1000, bounds=(1, 1_000_000), unit="images",
+                              doc="size of the fixed test subset of the training curve")
+    prefetch: bool = Param(True, doc="prepare the next batch (crop/flip, AugMix views) in a worker thread while a "
+                                     "step trains (same numbers either way)")
     margin: float = Param(0.02, bounds=(0.0, 1.0), doc="clean-accuracy margin of the 'within the baseline' claim")
     baseline_run: str = Param("", doc="a stored robustness run whose 'baseline' corruption table normalises mce_vs_run ('' : none)")
 
     def check(self) -> None:
         if self.dataset == "two_moons" and self.arch in ("cnn", "resnet"):
             raise ConfigError("arch must be 'mlp' or 'auto' for two_moons (2-D points)", "arch")
+        if self.dataset == "two_moons" and self.augment != "none":
+            raise ConfigError("parameter 'augment' must be 'none' for two_moons (2-D points)", "augment")
 
 
 def _data(cfg: SuiteConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
@@ -74,6 +102,9 @@ def _data(cfg: SuiteConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
 
     x, y = data.tensors(cfg.dataset, "train", seed=cfg.seed)
     xt, yt = data.tensors(cfg.dataset, "test", seed=cfg.seed)
+    if cfg.train_size and cfg.train_size < len(x):
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 104_729))[: cfg.train_size]
+        x, y = x[keep], y[keep]
     y = y.clone()
     k = data.num_classes(cfg.dataset)
     if cfg.label_noise > 0:
@@ -83,7 +114,8 @@ def _data(cfg: SuiteConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     return x, y, xt, yt, k
 
 
-def _model(cfg: SuiteConfig, in_shape: tuple[int, ...], k: int) -> nn.Module:
+def build_classifier(cfg: SuiteConfig, in_shape: tuple[int, ...], k: int, stats: tuple[Tensor, Tensor] | None) -> nn.Module:
+    """The configured classifier (initialised from ``cfg.seed``), standardising its inputs when ``stats``."""
     from workbench.nn import build_model
 
     arch = cfg.arch if cfg.arch != "auto" else ("mlp" if len(in_shape) == 1 else "cnn")
@@ -91,43 +123,74 @@ def _model(cfg: SuiteConfig, in_shape: tuple[int, ...], k: int) -> nn.Module:
     kwargs: dict[str, Any] = {}
     if arch == "mlp" and len(in_shape) == 1:
         kwargs["depth"] = 3
-    return build_model(arch, in_shape, k, width=cfg.width or (64 if len(in_shape) == 1 else None), **kwargs)
+    if arch == "resnet":
+        kwargs["blocks"] = (cfg.blocks,) * min(4, int(math.log2(min(in_shape[-2:]))) + 1)
+    model = build_model(arch, in_shape, k, width=cfg.width or (64 if len(in_shape) == 1 else None), **kwargs)
+    return Standardised(model, *stats) if stats is not None else model
 
 
-def run_suite(cfg: SuiteConfig, ctx: RunContext, recipes: dict[str, LossFn], *, eval_seed: int = 0) -> Results:
+def _input_stats(cfg: SuiteConfig, x: Tensor) -> tuple[Tensor, Tensor] | None:
+    """(mean, std) the model standardises with: the training set's per channel, 0.5 and 0.5, or None."""
+    if cfg.normalise == "none":
+        return None
+    if cfg.normalise == "fixed":
+        shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
+        return torch.full(shape, 0.5), torch.full(shape, 0.5)
+    return channel_stats(x)
+
+
+def lr_factor(step: int, cfg: SuiteConfig) -> float:
+    """The learning-rate multiplier at ``step``: cosine to 0, or ×0.1 at 50%, 75% and 90% of the steps."""
+    t = min(step, cfg.steps) / cfg.steps
+    if cfg.schedule == "step":
+        return 0.1 ** sum(t >= m for m in (0.5, 0.75, 0.9))
+    return 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _curve_subset(cfg: SuiteConfig, n: int) -> Tensor:
+    """The fixed test images of the training curve (a seeded random subset, the same for every recipe)."""
+    if cfg.curve_images >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 15_485_863))[: cfg.curve_images]
+
+
+def run_suite(cfg: SuiteConfig, ctx: RunContext, recipes: dict[str, Union[Recipe, LossFn]], *,
+              eval_seed: int = 0) -> Results:
     """Train every recipe (same init, batches, budget), evaluate all; returns {recipe: summary scalars}."""
     x, y, xt, yt, k = _data(cfg)
     in_shape = tuple(x.shape[1:])
     dev = ctx.device
+    stats = _input_stats(cfg, x)
     models, opts, scheds, batches = {}, {}, {}, {}
     for name in recipes:
-        model = _model(cfg, in_shape, k).to(dev)
+        model = build_classifier(cfg, in_shape, k, stats).to(dev)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                               nesterov=cfg.momentum > 0)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
         models[name], opts[name], scheds[name] = model, opt, sched
         # every recipe draws the same batch order ("train"), each from its own resumable stream
         batches[name] = ctx.batches(len(x), min(cfg.batch_size, len(x)), name=f"{name}/batches", order="train")
         ctx.track(**{f"{name}_model": model, f"{name}_opt": opt, f"{name}_sched": sched})
-    gens = {name: ctx.generator(f"recipe/{name}") for name in recipes}  # λ, π, noise: checkpointed streams
+    gens = {name: ctx.generator(f"recipe/{name}") for name in recipes}  # λ, π, k, noise: checkpointed streams
+    curve = _curve_subset(cfg, len(xt))
+    xc, yc = xt[curve], yt[curve]
 
-    for name, loss_fn in recipes.items():
-        model, opt, sched, bt, gen = models[name], opts[name], scheds[name], batches[name], gens[name]
+    for name, recipe in recipes.items():
+        model = models[name]
         model.train()
-        for step in ctx.steps(cfg.steps, phase=f"train {name}"):
-            idx = next(bt)
-            xb, yb = x[idx].to(dev), y[idx].to(dev)
-            with ctx.autocast():
-                loss, _ = loss_fn(model, xb, yb, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if step % 10 == 0 or step == cfg.steps - 1:
-                ctx.log(step, **{f"{name}/train/loss": loss.item()})
-            if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
-                acc = float((predict(model, xt).argmax(-1) == yt).float().mean())
-                ctx.log(step, **{f"{name}/test/accuracy": acc})
+        trainer = RecipeTrainer(name, recipe, model, opts[name], x, y, batches[name], gens[name], seed=cfg.seed,
+                                total=cfg.steps, augment=cfg.augment, scheduler=scheds[name], device=dev,
+                                autocast=ctx.autocast, prefetch=cfg.prefetch)
+        try:
+            for step in ctx.steps(cfg.steps, phase=f"train {name}"):
+                loss = trainer.step(step)
+                if step % 10 == 0 or step == cfg.steps - 1:
+                    ctx.log(step, **{f"{name}/train/loss": loss.item()})
+                if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
+                    acc = float((predict(model, xc).argmax(-1) == yc).float().mean())
+                    ctx.log(step, **{f"{name}/test_subset/accuracy": acc})
+        finally:
+            trainer.close()
 
     if len(in_shape) == 1:
         return _evaluate_points(cfg, ctx, models, x, y, xt, yt)
@@ -137,27 +200,24 @@ def run_suite(cfg: SuiteConfig, ctx: RunContext, recipes: dict[str, LossFn], *, 
 def _evaluate_images(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Module], xt: Tensor, yt: Tensor,
                      eval_seed: int) -> Results:
     limit = cfg.eval_limit or None
-    names = {"all": CORRUPTIONS, "standard": tuple(STANDARD) + tuple(NOISE), "noise": tuple(NOISE)}[cfg.corruption_set]
+    names = {"all": BENCHMARK, "standard": tuple(STANDARD), "noise": ()}[cfg.corruption_set]
     root = ctx.cache_dir("dataset-c")
-    corrupted = {(c, s): load_c(cfg.dataset, c, s, limit=limit, seed=eval_seed, root=root)[0]
-                 for c in names for s in range(1, 6)}
-    preview(ctx, xt[0], names)
-    table, curves, rel_rows, out = [], [], [], {}
+    n_eval = min(limit or len(xt), len(xt))
+    by_model = corruption_rows(models, cfg.dataset, names, yt[:n_eval], limit, eval_seed, root)
+    first = next(iter(models.values()))
+    std = first.std.detach().cpu() if isinstance(getattr(first, "std", None), Tensor) else 1.0
+    preview(ctx, xt[0], names, std=std)
+    table, curves, rel_rows, out, subset_clean = [], [], [], {}, {}
     for name, model in models.items():
-        ev = evaluate_classifier(model, cfg.dataset, names, limit, eval_seed, corrupted, root=root)
-        rows = [{"variant": name, **r} for r in ev["rows"]]
-        table += rows
-        clean = ev["summary"]["clean_accuracy"]
-        for kind, levels in (("white_noise", WHITE_NOISE_LEVELS), ("salt_and_pepper", SALT_PEPPER_LEVELS)):
-            curves.append({"variant": name, "kind": kind, "level": 0.0, "accuracy": clean})
-            for s, lv in enumerate(levels, 1):
-                acc = next(r["accuracy"] for r in rows if r["corruption"] == kind and r["severity"] == s)
-                curves.append({"variant": name, "kind": kind, "level": float(lv), "accuracy": acc})
+        ev = evaluate_classifier(model, cfg.dataset, names, limit, eval_seed, root=root, test=(xt, yt),
+                                 rows=by_model[name])
+        table += [{"variant": name, **r} for r in ev["rows"]]
+        curves += [{"variant": name, "images": n_eval, **r} for r in ev["noise_rows"]]
         rel_rows += [{"variant": name, **r} for r in ev["reliability"]]
         out[name] = ev["summary"]
-    if cfg.corruption_set != "noise":
-        base_rows = {"baseline": ([r for r in table if r["variant"] == "baseline"],
-                                  1 - out["baseline"]["clean_accuracy"] if "baseline" in out else None)}
+        subset_clean[name] = ev["subset_clean_error"]
+    if names:
+        base_rows = {"baseline": ([r for r in table if r["variant"] == "baseline"], subset_clean.get("baseline"))}
         if cfg.baseline_run:
             base_rows["run"] = baseline_table(ctx.read_run(cfg.baseline_run))
         for tag, (base, base_clean) in base_rows.items():
@@ -167,8 +227,8 @@ def _evaluate_images(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Mod
             for name in out:
                 mine = [r for r in table if r["variant"] == name]
                 out[name]["mce" + suffix] = mce(mine, base, STANDARD)[0]
-                if base_clean is not None:
-                    out[name]["relative_mce" + suffix] = mce(mine, base, STANDARD, 1 - out[name]["clean_accuracy"], base_clean)[0]
+                if base_clean is not None:  # errors minus the clean error on the same images
+                    out[name]["relative_mce" + suffix] = mce(mine, base, STANDARD, subset_clean[name], base_clean)[0]
     _record(ctx, cfg, out)
     ctx.artifact("corruption_table", table, kind="table")
     ctx.artifact("noise_curves", curves, kind="table")
@@ -207,11 +267,22 @@ def _evaluate_points(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Mod
     return out
 
 
-def preview(ctx: RunContext, image: Tensor, names: tuple[str, ...], severity: int = 3) -> None:
-    """Store one test image under every evaluated corruption (``corruption_preview``) for the views."""
-    img = image.detach().float().cpu().numpy()
-    panels = [img] + [corrupt(img[None], n, severity, seed=0)[0] for n in names]
-    ctx.artifact("corruption_preview", {"severity": severity, "names": ["clean", *names],
+def preview(ctx: RunContext, image: Tensor, names: tuple[str, ...], severity: int = 3,
+            std: Tensor | float | None = None) -> None:
+    """Store one test image under every evaluated corruption and NFM's strongest table noises
+    (``corruption_preview``) for the views."""
+    from workbench.robustness.noise import TABLE_LEVELS, salt_and_pepper_extremes, white_noise_normalised
+
+    img = image.detach().float().cpu()
+    panels = [img.numpy()] + [corrupt(img.numpy()[None], n, severity, seed=0)[0] for n in names]
+    labels = ["clean", *names]
+    if std is not None:
+        sigma, gamma = TABLE_LEVELS["white_noise"][-1], TABLE_LEVELS["salt_and_pepper"][-1]
+        gen = torch.Generator().manual_seed(0)
+        panels.append(white_noise_normalised(img[None], sigma, std, gen)[0].clamp(0, 1).numpy())
+        panels.append(salt_and_pepper_extremes(img[None], gamma, gen)[0].numpy())
+        labels += [f"white noise σ={sigma}", f"salt+pepper γ={gamma}"]  # σ in the normalised space
+    ctx.artifact("corruption_preview", {"severity": severity, "names": labels,
                                         "images": np.stack(panels).astype(np.float32)}, kind="json")
 
 
