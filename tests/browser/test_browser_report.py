@@ -99,3 +99,36 @@ def test_demo_page_draws_its_plots(page, tmp_path, monkeypatch):
     assert page.locator(".plotly-graph-div .main-svg").count() >= 2
     assert page.locator("table.claims td.na", has_text="not evaluated (smoke run)").count() == 1
     assert page.external_requests == [] and page.console_errors == []
+
+
+def test_every_method_section_of_the_demo_draws_titled_figures(page, tmp_path, monkeypatch):
+    """The smoke demo of every registered experiment, opened in Chromium: each section completed, each of its
+    figures drawn with a heading and a plot title or a table, axes that do not overlap, claims labelled smoke."""
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
+    from widgets.cli import demo
+    from workbench.registry import experiments
+
+    out = tmp_path / "demo.html"
+    assert demo(["--smoke", "--out", str(out), "--no-progress"]) == 0
+    page.goto(out.as_uri())
+    page.wait_for_selector(".plotly-graph-div .main-svg", timeout=60_000)
+    for name in experiments():
+        section = page.locator(f"section#{name}")
+        assert section.count() == 1, name
+        assert "status completed" in section.locator("p.meta").inner_text(), name
+        headings = section.locator("h3").all_inner_texts()
+        assert headings[0] == "Claims checked" and len(headings) >= 2, (name, headings)
+        graphs = section.locator(".plotly-graph-div")
+        assert graphs.count() + section.locator("table").count() >= 2, name
+        for i in range(graphs.count()):
+            graph = graphs.nth(i)
+            assert graph.locator(".main-svg").count() >= 1, (name, i)
+            layout = graph.evaluate("g => ({title: (g.layout.title || {}).text || '', w: g._fullLayout.width,"
+                                    " axes: Object.keys(g._fullLayout).filter(k => /^[xy]axis\\d*$/.test(k))"
+                                    ".map(k => [k, g._fullLayout[k].domain])})")
+            assert layout["title"].strip(), (name, i, "untitled figure")
+            for letter in "xy":  # subplot domains lie inside the figure
+                for _, dom in (a for a in layout["axes"] if a[0].startswith(letter)):
+                    assert 0 <= dom[0] < dom[1] <= 1, (name, i, layout["axes"])
+        assert section.locator("table.claims td.na", has_text="not evaluated (smoke run)").count() >= 1, name
+    assert page.external_requests == [] and page.console_errors == []
