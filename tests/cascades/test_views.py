@@ -52,3 +52,11 @@ def test_playground_samples_and_scores(cascades_smoke_run):
     sample_btn.click()
     out = box.children[-1].value
     assert "log p(completion | prompt)" in out and "Q:12+3" in out
+
+
+def test_playground_shows_a_sample_in_a_static_report(cascades_smoke_run):
+    pytest.importorskip("ipywidgets")
+    box = cv.playground(cascades_smoke_run.run_id, prompt="Q:12+3\n")
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # live in a notebook front end
+    assert "log p(completion | prompt)" in bundle["text/html"] and "VBox" not in bundle["text/plain"]

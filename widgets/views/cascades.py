@@ -295,5 +295,16 @@ def playground(run_id: str, prompt: str | None = None) -> Any:
 
     sample_btn.on_click(on_sample)
     score_btn.on_click(lambda _: show(scored.value))
-    return w.VBox([box, w.HBox([stop, max_tokens]), w.HBox([temperature, seed]),
-                   w.HBox([sample_btn, scored, score_btn]), out])
+    on_sample(None)  # a first sample, so the playground (and a static export of it) shows something
+
+    class Playground(w.VBox):
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            """Live in a notebook front end; in a static report, the last sample as HTML instead of a repr."""
+            data = super()._repr_mimebundle_(**kwargs)
+            data["text/plain"] = "prompt playground (interactive with a running kernel)"
+            data["text/html"] = ("<p><b>prompt playground</b> (interactive with a running kernel): the last "
+                                 f"sample</p>{out.value}")
+            return data
+
+    return Playground([box, w.HBox([stop, max_tokens]), w.HBox([temperature, seed]),
+                       w.HBox([sample_btn, scored, score_btn]), out])
