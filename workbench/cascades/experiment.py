@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import torch
 
+from workbench.context import RunContext
 from workbench.params import Config, ConfigError, Param
 from workbench.registry import Experiment, register
 
@@ -135,7 +136,7 @@ def load_model(data: bytes) -> Any:
     return lm.eval()
 
 
-def _train(cfg: CascadesConfig, ctx: Any, lm: Any, excluded: set) -> None:
+def _train(cfg: CascadesConfig, ctx: RunContext, lm: Any, excluded: set) -> None:
     n = min(cfg.train_steps * cfg.batch_size, 40_000)
     corpus = A.build_corpus(lm, n, n, cfg.seed, cfg.weights(), exclude=excluded, width=cfg.width)
     opt = torch.optim.AdamW(lm.parameters(), lr=cfg.lr, weight_decay=0.01)
@@ -186,7 +187,7 @@ def _trace_record(method: str, k: int, problem: A.Problem, post: Posterior, answ
 class Evaluator:
     """Runs the evaluation units and accumulates their results in a checkpointed dict."""
 
-    def __init__(self, cfg: CascadesConfig, ctx: Any, backend: LocalBackend, test: list[A.Problem],
+    def __init__(self, cfg: CascadesConfig, ctx: RunContext, backend: LocalBackend, test: list[A.Problem],
                  results: dict[str, Any]):
         self.cfg, self.ctx, self.backend, self.test, self.results = cfg, ctx, backend, test, results
         self.t = cfg.temperature
@@ -277,7 +278,7 @@ def _posterior_answer(post: Posterior) -> Any:
 
 
 # --- STaR ------------------------------------------------------------------------------------------
-def _star(cfg: CascadesConfig, ctx: Any, lm: Any, test: list[A.Problem], star_set: list[A.Problem],
+def _star(cfg: CascadesConfig, ctx: RunContext, lm: Any, test: list[A.Problem], star_set: list[A.Problem],
           results: dict[str, Any]) -> None:
     """Rounds of: rationales by rejection given the known answers, fine-tuning on them (mixed with the
     original formats so they are not forgotten), accuracy on the test set."""
@@ -335,7 +336,7 @@ def _star(cfg: CascadesConfig, ctx: Any, lm: Any, test: list[A.Problem], star_se
 
 
 # --- the run ---------------------------------------------------------------------------------------
-def run(cfg: CascadesConfig, ctx: Any) -> dict[str, float]:
+def run(cfg: CascadesConfig, ctx: RunContext) -> dict[str, float]:
     evaluations = cfg.evaluation_list()
     columns = cfg.width or max(cfg.max_train_digits, cfg.test_digits) + 1
     lm = A.make_lm(cfg.d_model, cfg.n_layer, cfg.n_head, context=A.context_needed(columns), seed=cfg.seed)
@@ -360,7 +361,7 @@ def _best(rows: list[dict], method: str, k: int | None = None) -> float | None:
     return vals[-1] if vals else None
 
 
-def _finish(cfg: CascadesConfig, ctx: Any, results: dict[str, Any]) -> dict[str, float]:
+def _finish(cfg: CascadesConfig, ctx: RunContext, results: dict[str, Any]) -> dict[str, float]:
     rows = results.get("accuracy", [])
     summary: dict[str, float] = {}
     for r in rows:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.context import RunContext
 from workbench.params import Config, ConfigError, Param
 from workbench.registry import Experiment, register
 
@@ -137,7 +138,7 @@ class _Trainee:
         self.sched = _cosine(self.opt, total)
         self.seconds = 0.0
 
-    def track(self, ctx: Any, prefix: str) -> None:
+    def track(self, ctx: RunContext, prefix: str) -> None:
         ctx.track(**{f"{prefix}/{self.name}": self.model, f"{prefix}/{self.name}/opt": self.opt,
                      f"{prefix}/{self.name}/sched": self.sched, f"{prefix}/{self.name}/clock": self})
 
@@ -156,7 +157,7 @@ class _Trainee:
 
 # -- (a) regression with a gap, (c) gradient variance ------------------------------------------------------------
 class RegressionTask:
-    def __init__(self, cfg: SDEBNNConfig, ctx: Any, rec: Record, baselines: list[str], gradvar: bool):
+    def __init__(self, cfg: SDEBNNConfig, ctx: RunContext, rec: Record, baselines: list[str], gradvar: bool):
         self.cfg, self.ctx, self.rec, self.gradvar = cfg, ctx, rec, gradvar
         self.x, self.y = gapdata.gap_regression(cfg.reg_points, cfg.reg_noise, seed=cfg.seed)
         self.xs = gapdata.scale_x(self.x)
@@ -315,7 +316,7 @@ class RegressionTask:
 
 # -- (b) image classification --------------------------------------------------------------------------------------
 class ClassificationTask:
-    def __init__(self, cfg: SDEBNNConfig, ctx: Any, rec: Record, baselines: list[str]):
+    def __init__(self, cfg: SDEBNNConfig, ctx: RunContext, rec: Record, baselines: list[str]):
         from workbench import data
 
         self.cfg, self.ctx, self.rec = cfg, ctx, rec
@@ -409,7 +410,7 @@ def preflight(cfg: SDEBNNConfig) -> None:
         needs_dataset(cfg)
 
 
-def run(cfg: SDEBNNConfig, ctx: Any) -> dict[str, float]:
+def run(cfg: SDEBNNConfig, ctx: RunContext) -> dict[str, float]:
     """Build and track every model, train them phase by phase, then evaluate and check the claims."""
     rec = Record()
     ctx.track(record=rec)
