@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 from typing import Any, Sequence
@@ -248,5 +249,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def entry() -> None:
+    """The ``workbench`` command (and ``python -m workbench``): :func:`main`, then exit with its code.
+
+    A torchrun worker other than rank 0 (which owns the store) has left the process group by then and has nothing
+    left to write: it exits without running C++ static destructors, where gloo's threads occasionally abort the
+    process at teardown ("terminate called without an active exception": SIGABRT after the Python code finished,
+    which torchrun reports as a failed job)."""
+    code = main()
+    if int(os.environ.get("RANK", "0")) > 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
