@@ -6,12 +6,15 @@
 - ``Staged``: a tiny staged classifier (stages + head), independent of ``workbench.nn``, for exact checks of the
   mixing losses (NFM, NoisyMix).
 - ``g(seed)``: a seeded CPU ``torch.Generator``.
+- ``StopAfter(n)``: a run control that requests a stop once ``n`` steps (over all phases) are done.
 """
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
+
+from workbench.engine import Control
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +46,20 @@ class Staged(nn.Module):
 
 def g(seed=0):
     return torch.Generator().manual_seed(seed)
+
+
+
+class StopAfter(Control):
+    """A run control (``workbench.run(..., control=StopAfter(n))``) that requests a stop once ``n`` steps, counted
+    over all phases, are done."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    @property
+    def stop_requested(self) -> bool:  # type: ignore[override]
+        if self.steps_done >= self.n:
+            self.reason = self.reason or f"test stop after {self.n} steps"
+            return True
+        return super().stop_requested

@@ -400,6 +400,20 @@ class Store:
             args += names
         return self._read(sql + " ORDER BY id", args)
 
+    def metric_chunks(self, run_id: str, size: int = 50_000) -> Iterator[list[Any]]:
+        """Rows (id, step, name, value, time) in logging order, ``size`` at a time: a long run's history is read
+        without holding it all (exports, copies)."""
+        last = None
+        while True:
+            sql, args = "SELECT id, step, name, value, time FROM metrics WHERE run_id=?", [run_id]
+            if last is not None:
+                sql, args = sql + " AND id>?", args + [last]
+            rows = self._read(sql + f" ORDER BY id LIMIT {int(size)}", args)
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield rows
+
     def drop_metrics_after(self, run_id: str, when: float) -> None:
         self._write("DELETE FROM metrics WHERE run_id=? AND time>?", (run_id, when))
 

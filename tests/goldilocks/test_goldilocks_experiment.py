@@ -8,8 +8,8 @@ import workbench
 from workbench import runs
 from workbench.goldilocks.experiment import METHODS, GoldilocksConfig
 from workbench.goldilocks.speedup import speedup, speedup_table, steps_to_target
-from workbench.engine import Control
 from workbench.params import ConfigError
+from tests.common import StopAfter
 
 
 def test_steps_to_target_and_speedup_table_by_hand():
@@ -87,22 +87,12 @@ def test_same_seed_same_selection():
     assert np.array_equal(runs.artifact(a.run_id, "selected/boltzmann"), runs.artifact(b.run_id, "selected/boltzmann"))
 
 
-class _StopAfter(Control):
-    """Requests a stop once ``n`` steps (over all phases) are done."""
-
-    def __init__(self, n: int):
-        super().__init__()
-        self.n = n
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.steps_done >= self.n or super().stop_requested
 
 
 def test_stopped_compare_run_resumes_to_the_same_selections():
     cfg = {"checkpoint_every": 1, "methods": "uniform,rho_loss,boltzmann,bald"}
     full = workbench.run("goldilocks", cfg, smoke=True, progress=False)
-    cut = workbench.run("goldilocks", cfg, smoke=True, progress=False, control=_StopAfter(12))  # inside boltzmann
+    cut = workbench.run("goldilocks", cfg, smoke=True, progress=False, control=StopAfter(12))  # inside boltzmann
     assert cut.status == "stopped"
     resumed = workbench.run("goldilocks", resume=cut.run_id, progress=False)
     assert resumed.status == "completed", resumed.error

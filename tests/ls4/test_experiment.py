@@ -7,9 +7,9 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.engine import Control
 from workbench.ls4.experiment import LS4Config
 from workbench.params import ConfigError
+from tests.common import StopAfter
 
 
 @pytest.fixture(scope="module")
@@ -68,20 +68,12 @@ def test_packaged_real_series_run():
     assert np.asarray(runs.artifact(res.run_id, "samples/ls4")["generated"]).shape[-1] == 5
 
 
-class _StopAfter(Control):
-    def __init__(self, n: int):
-        super().__init__()
-        self.n = n
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.steps_done >= self.n or super().stop_requested
 
 
 def test_a_stopped_run_resumes_to_the_uninterrupted_curve():
     cfg = {"methods": "ls4,latent_ode", "steps": 4, "checkpoint_every": 1, "timing_repeats": 0}
     full = workbench.run("ls4", cfg, smoke=True, progress=False)
-    cut = workbench.run("ls4", cfg, smoke=True, progress=False, control=_StopAfter(6))  # inside the ODE's phase
+    cut = workbench.run("ls4", cfg, smoke=True, progress=False, control=StopAfter(6))  # inside the ODE's phase
     assert cut.status == "stopped"
     resumed = workbench.run("ls4", resume=cut.run_id, progress=False)
     assert resumed.status == "completed", resumed.error

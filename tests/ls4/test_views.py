@@ -8,7 +8,7 @@ import workbench
 from widgets.views import render, views_for
 from widgets.views.ls4 import metrics_html, resample, resample_figure, sample_explorer
 from workbench import runs
-from workbench.engine import Control
+from tests.common import StopAfter
 
 TITLES = {"samples: real vs generated", "samples: overlay", "conditional generation", "training curves",
           "metric table", "scores", "time per step vs length", "jump distribution", "kernels", "latent trajectories"}
@@ -34,23 +34,15 @@ def test_every_view_draws_a_finished_run(finished):
     assert "<table" in metrics_html(runs.artifact(finished, "metrics").to_dict("records"))
 
 
-class _StopAfter(Control):
-    def __init__(self, n: int):
-        super().__init__()
-        self.n = n
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.steps_done >= self.n or super().stop_requested
 
 
 def test_views_of_an_early_run_draw_what_is_stored_or_nothing():
-    early = workbench.run("ls4", {"methods": "ls4", "steps": 5}, smoke=True, progress=False, control=_StopAfter(1))
+    early = workbench.run("ls4", {"methods": "ls4", "steps": 5}, smoke=True, progress=False, control=StopAfter(1))
     assert early.status == "stopped"
     for v in views_for("ls4"):
         out = v(early.run_id)
         assert out is None or isinstance(out, go.Figure), v.title
-    later = workbench.run("ls4", {"methods": "ls4", "steps": 5}, smoke=True, progress=False, control=_StopAfter(2))
+    later = workbench.run("ls4", {"methods": "ls4", "steps": 5}, smoke=True, progress=False, control=StopAfter(2))
     drawn = dict(render("ls4", later.run_id))  # samples every 2 steps in smoke: the viewer already draws
     assert {"samples: real vs generated", "samples: overlay", "kernels", "training curves"} <= set(drawn)
     assert "metric table" not in drawn

@@ -9,10 +9,10 @@ import torch
 
 import workbench
 from workbench import runs
-from workbench.engine import Control
 from workbench.nft.experiment import NFTConfig
 from workbench.nft.metrics import kendall_tau, r2_score
 from workbench.params import ConfigError
+from tests.common import StopAfter
 
 
 def test_kendall_tau_and_r2_against_closed_forms_and_scipy():
@@ -93,14 +93,6 @@ def test_config_errors_name_the_parameter(tmp_path):
         NFTConfig(models=("nft", "transformer"))
 
 
-class _StopAfter(Control):
-    def __init__(self, n: int):
-        super().__init__()
-        self.n = n
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.steps_done >= self.n or super().stop_requested
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +105,7 @@ def checkpointed_run():
 @pytest.mark.parametrize("stop_after", [4, 22, 35], ids=["in-accuracy-phase", "in-inr-phase", "in-latent-phase"])
 def test_a_stopped_run_resumes_to_the_same_results(checkpointed_run, stop_after):
     cfg, full = {"checkpoint_every": 1}, checkpointed_run
-    cut = workbench.run("nft", cfg, smoke=True, progress=False, control=_StopAfter(stop_after))
+    cut = workbench.run("nft", cfg, smoke=True, progress=False, control=StopAfter(stop_after))
     assert cut.status == "stopped"
     resumed = workbench.run("nft", resume=cut.run_id, progress=False)
     assert resumed.status == "completed", resumed.error

@@ -8,9 +8,9 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.engine import Control
 from workbench.params import ConfigError
 from workbench.sdebnn.experiment import SDEBNNConfig
+from tests.common import StopAfter
 
 
 @pytest.fixture(scope="module")
@@ -94,19 +94,11 @@ def test_preflight_needs_the_image_data_only_for_classification(monkeypatch):
     preflight(SDEBNNConfig(dataset="fashion_mnist", task="regression"))  # the 1-D task is generated
 
 
-class _StopAfter(Control):
-    def __init__(self, n: int):
-        super().__init__()
-        self.n = n
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.steps_done >= self.n or super().stop_requested
 
 
 @pytest.mark.parametrize("stop_at", [5, 15])  # inside the regression's ODE-net phase; inside a classifier's phase
 def test_stop_and_resume_reproduce_the_uninterrupted_run(smoke_run, stop_at):
-    cut = workbench.run("sdebnn", {"checkpoint_every": 1}, smoke=True, progress=False, control=_StopAfter(stop_at))
+    cut = workbench.run("sdebnn", {"checkpoint_every": 1}, smoke=True, progress=False, control=StopAfter(stop_at))
     assert cut.status == "stopped"
     resumed = workbench.run("sdebnn", resume=cut.run_id, progress=False)
     assert resumed.status == "completed", resumed.error

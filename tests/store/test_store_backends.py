@@ -101,6 +101,16 @@ def test_metric_values_and_times_keep_double_precision(store):
     assert [r["name"] for r in store.metrics(rid, since=rows[0]["id"])] == ["y"]
 
 
+def test_metric_chunks_read_every_row_once_in_order(store):
+    rid, other = store.create_run("toy", {}), store.create_run("toy", {})
+    store.add_metrics(rid, [(i, "x", float(i), 1.0 + i) for i in range(23)])
+    store.add_metrics(other, [(0, "x", 9.0, 1.0)])
+    chunks = list(store.metric_chunks(rid, size=5))
+    assert [len(c) for c in chunks] == [5, 5, 5, 5, 3]
+    assert [tuple(r)[1:] for c in chunks for r in c] == [tuple(r)[1:] for r in store.metrics(rid)]
+    assert list(store.metric_chunks(store.create_run("toy", {}))) == []
+
+
 def test_writer_commits_with_bounded_latency(store):
     rid = store.create_run("toy", {})
     writer = store.writer(rid, flush_interval=0.05)

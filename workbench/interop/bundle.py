@@ -73,16 +73,7 @@ class _FromStore:
         return [_Run(rec, self) for rec in self.store.runs()]
 
     def metric_chunks(self, run_id: str) -> Iterator[list[tuple[int, str, float, float]]]:
-        last = None
-        while True:
-            sql = "SELECT id, step, name, value, time FROM metrics WHERE run_id=?"
-            args: list[Any] = [run_id]
-            if last is not None:
-                sql, args = sql + " AND id>?", args + [last]
-            rows = self.store._read(sql + f" ORDER BY id LIMIT {CHUNK}", args)
-            if not rows:
-                return
-            last = rows[-1][0]
+        for rows in self.store.metric_chunks(run_id, CHUNK):
             yield [(r[1], r[2], _float(r[3]), r[4]) for r in rows]
 
     def artifacts(self, run_id: str) -> Iterator[tuple[dict[str, Any], bytes]]:

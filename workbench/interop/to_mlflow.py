@@ -177,15 +177,7 @@ def export_mlflow(store: "Store", run_id: str, tracking_uri: str | None = None, 
     record = store.get(run_id)
     mlflow_id = start_run(cl, record, experiment)
     names: set[str] = set()
-    last = None
-    while True:  # in chunks: a long run's history need not fit in memory twice
-        sql, args = "SELECT id, step, name, value, time FROM metrics WHERE run_id=?", [record["id"]]
-        if last is not None:
-            sql, args = sql + " AND id>?", args + [last]
-        rows = store._read(sql + " ORDER BY id LIMIT 50000", args)
-        if not rows:
-            break
-        last = rows[-1][0]
+    for rows in store.metric_chunks(record["id"]):  # a long run's history need not fit in memory twice
         names.update(metric_key(r[2]) for r in rows)
         log_metrics(cl, mlflow_id, [(r[1], r[2], r[3], r[4]) for r in rows])
     finish_run(cl, mlflow_id, store, record["id"], checkpoints=checkpoints, logged=names)

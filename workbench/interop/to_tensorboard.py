@@ -44,15 +44,7 @@ def export_tensorboard(store: "Store", run_id: str, logdir: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(log_dir=str(out), max_queue=1000, flush_secs=3600)
     try:
-        last = None
-        while True:
-            sql, args = "SELECT id, step, name, value, time FROM metrics WHERE run_id=?", [record["id"]]
-            if last is not None:
-                sql, args = sql + " AND id>?", args + [last]
-            rows = store._read(sql + " ORDER BY id LIMIT 50000", args)
-            if not rows:
-                break
-            last = rows[-1][0]
+        for rows in store.metric_chunks(record["id"]):
             for _, step, name, value, when in rows:
                 writer.add_scalar(name, math.nan if value is None else float(value), int(step), walltime=when)
         end = record.get("ended_at") or record.get("created_at")
