@@ -60,3 +60,11 @@ def test_playground_shows_a_sample_in_a_static_report(cascades_smoke_run):
     bundle = box._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle  # live in a notebook front end
     assert "log p(completion | prompt)" in bundle["text/html"] and "VBox" not in bundle["text/plain"]
+
+
+def test_star_accuracy_is_drawn_above_the_rationale_bars(cascades_smoke_run):
+    fig = cv.star_rounds(cascades_smoke_run.run_id)
+    line = next(t for t in fig.data if t.type == "scatter")
+    bars = next(t for t in fig.data if t.type == "bar")
+    assert (line.yaxis, bars.yaxis) == ("y2", "y") and fig.layout.yaxis2.overlaying == "y"  # y2 is drawn on top
+    assert fig.layout.yaxis2.range == (0, 1.02) and fig.layout.yaxis.rangemode == "tozero"

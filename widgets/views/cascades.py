@@ -198,13 +198,14 @@ def star_rounds(run_id: str) -> Any | None:
         return None
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Bar(x=df["round"], y=df["rationales"], name="rationales collected (all rounds)",
-                         marker={"color": "#c7dcef"}), secondary_y=True)
+                         marker={"color": "#c7dcef"}), secondary_y=False)
+    # the accuracy on the overlaying (secondary) axis: drawn above the bars, never hidden by them
     fig.add_trace(go.Scatter(x=df["round"], y=df["accuracy"], mode="lines+markers", name="test accuracy (one sample)",
-                             line={"color": "#1f77b4", "width": 3}), secondary_y=False)
+                             line={"color": "#1f77b4", "width": 3}), secondary_y=True)
     fig.update_layout(title={"text": "STaR: accuracy over rounds"}, height=380, legend={"orientation": "h", "y": -0.25},
                       xaxis={"title": {"text": "STaR round"}, "dtick": 1})
-    fig.update_yaxes(title_text="exact-match accuracy", range=[0, 1.02], secondary_y=False)
-    fig.update_yaxes(title_text="rationales", secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text="exact-match accuracy", range=[0, 1.02], secondary_y=True)
+    fig.update_yaxes(title_text="rationales", secondary_y=False, showgrid=False, rangemode="tozero")
     return fig
 
 
