@@ -24,10 +24,10 @@ os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-cascad
 
 import torch  # noqa: E402
 
-from workbench.cascades import LocalBackend, infer_many  # noqa: E402
-from workbench.cascades import arithmetic as A  # noqa: E402
-from workbench.cascades import examples as X  # noqa: E402
-from workbench.lm import TinyLM  # noqa: E402
+from workbench.methods.cascades import LocalBackend, infer_many  # noqa: E402
+from workbench.methods.cascades import arithmetic as A  # noqa: E402
+from workbench.methods.cascades import examples as X  # noqa: E402
+from workbench.lib.lm import TinyLM  # noqa: E402
 
 METHODS = {  # method → (cascade, options)
     "forward": (X.scratchpad, {}),

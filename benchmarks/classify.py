@@ -16,7 +16,7 @@ import time
 os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-classify-"))
 
 import workbench  # noqa: E402
-from workbench.engine import Control  # noqa: E402
+from workbench.core.engine import Control  # noqa: E402
 
 
 def main() -> None:

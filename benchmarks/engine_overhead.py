@@ -19,9 +19,9 @@ import torch
 os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
 
 import workbench  # noqa: E402
-from workbench.batches import IndexBatches  # noqa: E402
-from workbench.params import Config, Param  # noqa: E402
-from workbench.registry import Experiment  # noqa: E402
+from workbench.core.batches import IndexBatches  # noqa: E402
+from workbench.core.params import Config, Param  # noqa: E402
+from workbench.core.registry import Experiment  # noqa: E402
 
 
 def make_work(seed: int):

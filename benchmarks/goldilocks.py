@@ -40,10 +40,10 @@ import torch.nn.functional as F
 os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
 
 import workbench  # noqa: E402
-from workbench import data as wdata  # noqa: E402
-from workbench.goldilocks import Candidates, make_selector  # noqa: E402
-from workbench.goldilocks.experiment import METHODS  # noqa: E402
-from workbench.nn import build_model  # noqa: E402
+from workbench.lib import data as wdata  # noqa: E402
+from workbench.methods.goldilocks import Candidates, make_selector  # noqa: E402
+from workbench.methods.goldilocks.experiment import METHODS  # noqa: E402
+from workbench.lib.nn import build_model  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 import workbench  # noqa: E402
 from workbench import runs  # noqa: E402
-from workbench.engine import Control  # noqa: E402
+from workbench.core.engine import Control  # noqa: E402
 
 
 def check(name: str, device: str, scale: str = "smoke") -> dict:

@@ -26,10 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from workbench.kto import toyworld as W  # noqa: E402
-from workbench.kto.train import (LossParams, fix_kl_pairs, kl_chunks, kto_step,  # noqa: E402
+from workbench.methods.kto import toyworld as W  # noqa: E402
+from workbench.methods.kto.train import (LossParams, fix_kl_pairs, kl_chunks, kto_step,  # noqa: E402
                                  precompute_reference, tokenise_unpaired)
-from workbench.lm import CausalLM, TinyLM  # noqa: E402
+from workbench.lib.lm import CausalLM, TinyLM  # noqa: E402
 
 
 def batch_rows(n: int, words: int, seed: int = 0) -> tuple[list[str], list[str], list[bool]]:
@@ -129,7 +129,7 @@ def main() -> None:
           f"{step.tokens / sec:10.0f}")
 
     try:
-        from workbench.lm.hf import HFLM, tiny_gpt2
+        from workbench.lib.lm.hf import HFLM, tiny_gpt2
     except ImportError:
         print("transformers is not installed: no HF figures")
         return

@@ -27,9 +27,9 @@ os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-ls4-")
 
 import torch  # noqa: E402
 
-from workbench.ls4 import LS4, dense_kernel, dplr_kernel, nplr_legs, s4d_kernel, s4d_lin, zoh  # noqa: E402
-from workbench.ls4.experiment import LS4Config, build_models, measure_step_times, n_params  # noqa: E402
-from workbench.ls4.kernels import bilinear, dplr_dense  # noqa: E402
+from workbench.methods.ls4 import LS4, dense_kernel, dplr_kernel, nplr_legs, s4d_kernel, s4d_lin, zoh  # noqa: E402
+from workbench.methods.ls4.experiment import LS4Config, build_models, measure_step_times, n_params  # noqa: E402
+from workbench.methods.ls4.kernels import bilinear, dplr_dense  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

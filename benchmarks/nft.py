@@ -24,8 +24,8 @@ import torch
 
 os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-nft-"))
 
-from workbench.nft import HNPLinear, NFTBlock, NPLinear  # noqa: E402
-from workbench.weightspace import NetworkSpec, WeightSpace, ZooArch, ZooTrainer, init_weights, sample_hparams  # noqa: E402
+from workbench.methods.nft import HNPLinear, NFTBlock, NPLinear  # noqa: E402
+from workbench.lib.weightspace import NetworkSpec, WeightSpace, ZooArch, ZooTrainer, init_weights, sample_hparams  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -105,7 +105,7 @@ def time_layers(args: argparse.Namespace) -> None:
 
 
 def time_zoo(args: argparse.Namespace) -> None:
-    from workbench import data
+    from workbench.lib import data
     import torch.nn.functional as F
 
     x, y = data.tensors("digits", "train")

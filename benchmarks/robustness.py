@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/robustness.py                   # digits, small CNN, CPU
     .venv/bin/python benchmarks/robustness.py --dataset cifar10 --arch resnet --device cuda
 
-Step times are those of the suite's own training step (``workbench.robustness.training.RecipeTrainer``: batch
+Step times are those of the suite's own training step (``workbench.lib.robustness.training.RecipeTrainer``: batch
 gather, the recipe's AugMix views, forward, backward, optimiser step), measured in one process, recipes
 interleaved round by round (so a shared or busy machine slows all of them alike), median over rounds; the
 ratio column divides by the baseline's median. AugMix views are part of NoisyMix's cost: in the ``prefetched``
@@ -27,13 +27,13 @@ import torch
 def _time_steps(args: argparse.Namespace) -> list[tuple[str, float, float, float, float]]:
     from types import SimpleNamespace
 
-    from workbench import data
-    from workbench.batches import IndexBatches
-    from workbench.nfm.experiment import nfm_recipe
-    from workbench.nn import build_model
-    from workbench.noisymix.experiment import noisymix_recipe
-    from workbench.robustness.inputs import Standardised, channel_stats
-    from workbench.robustness.training import RecipeTrainer
+    from workbench.lib import data
+    from workbench.core.batches import IndexBatches
+    from workbench.methods.nfm.experiment import nfm_recipe
+    from workbench.lib.nn import build_model
+    from workbench.methods.noisymix.experiment import noisymix_recipe
+    from workbench.lib.robustness.inputs import Standardised, channel_stats
+    from workbench.lib.robustness.training import RecipeTrainer
 
     dev = torch.device(args.device)
     x, y = data.tensors(args.dataset, "train")
@@ -90,8 +90,8 @@ def _views_ms(args: argparse.Namespace) -> float:
     """Milliseconds to prepare one batch's two AugMix views (what the worker thread hides)."""
     from types import SimpleNamespace
 
-    from workbench import data
-    from workbench.noisymix.experiment import augmix_views
+    from workbench.lib import data
+    from workbench.methods.noisymix.experiment import augmix_views
 
     x, _ = data.tensors(args.dataset, "train")
     xb = x[: args.batch_size]
@@ -107,8 +107,8 @@ def _views_ms(args: argparse.Namespace) -> float:
 
 
 def _throughput(args: argparse.Namespace) -> list[tuple[str, float]]:
-    from workbench import data
-    from workbench.robustness import CORRUPTIONS, corrupt
+    from workbench.lib import data
+    from workbench.lib.robustness import CORRUPTIONS, corrupt
 
     x, _ = data.tensors(args.dataset, "test")
     xn = x[: args.images].numpy()

@@ -25,9 +25,9 @@ import torch
 
 os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
 
-from workbench import data as wdata  # noqa: E402
-from workbench.sdebnn import SDEBNN, ResidualNet, classification_nll, odenet  # noqa: E402
-from workbench.sdebnn.experiment import SDEBNNConfig  # noqa: E402
+from workbench.lib import data as wdata  # noqa: E402
+from workbench.methods.sdebnn import SDEBNN, ResidualNet, classification_nll, odenet  # noqa: E402
+from workbench.methods.sdebnn.experiment import SDEBNNConfig  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 WRITER = """
 import json, sys, time
-from workbench.store import Store
+from workbench.store.store import Store
 url, start, seconds, k, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 st = Store(url)
 rid = st.create_run("bench", {})
@@ -73,7 +73,7 @@ def writers_round(url: str, n: int, seconds: float, metrics: int, rate: float, b
     outs = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError("a writer process failed")
-    from workbench.store import Store
+    from workbench.store.store import Store
 
     st = Store(url)
     stored = sum(len(st.metrics(o["run_id"])) for o in outs)
@@ -92,7 +92,7 @@ def engine_ratio(stores: dict[str, str], steps: int, repeats: int) -> dict[str, 
 
     import workbench
     from engine_overhead import EXP, bare
-    from workbench.store import Store
+    from workbench.store.store import Store
 
     torch.set_num_threads(1)
     opened = {name: Store(url) for name, url in stores.items()}
@@ -128,7 +128,8 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(x) for x in args.writers.split(",")]
 
-    from workbench.store_pgtemp import TempPostgres, unavailable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the throwaway server lives with the tests
+    from tests.pgtemp import TempPostgres, unavailable
 
     server = None
     urls = {"sqlite": None, "postgresql": args.pg}

@@ -3,7 +3,7 @@
 - ``_one_thread``: an autouse fixture; a folder's ``conftest.py`` (or a test module) imports it to run its tests
   on one torch thread: the test machine's cores are shared, and tiny models are slower with two threads fighting
   for them than with one.
-- ``Staged``: a tiny staged classifier (stages + head), independent of ``workbench.nn``, for exact checks of the
+- ``Staged``: a tiny staged classifier (stages + head), independent of ``workbench.lib.nn``, for exact checks of the
   mixing losses (NFM, NoisyMix).
 - ``g(seed)``: a seeded CPU ``torch.Generator``.
 - ``StopAfter(n)``: a run control that requests a stop once ``n`` steps (over all phases) are done.
@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.engine import Control
+from workbench.core.engine import Control
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def _one_thread():
 
 
 class Staged(nn.Module):
-    """A tiny staged classifier (stages + head), independent of workbench.nn, for exact checks."""
+    """A tiny staged classifier (stages + head), independent of workbench.lib.nn, for exact checks."""
 
     def __init__(self, dims=(6, 5, 4), classes: int = 3, affine_only: bool = False, seed: int = 0):
         super().__init__()

@@ -8,7 +8,7 @@
   the live curves and, when the run ends, the method's views and its claims.
 
 Training runs in a background thread; a periodic callback on the server's event loop follows the run through
-the store (:class:`workbench.follow.RunFollower`) and redraws. Every resource is served by this server
+the store (:class:`workbench.store.follow.RunFollower`) and redraws. Every resource is served by this server
 (Bokeh/Panel JS and CSS, plotly.js): no request leaves 127.0.0.1.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from workbench.params import Config, ConfigError, Param
+from workbench.core.params import Config, ConfigError, Param
 
 from .declared import ENGINE, ControlSpec, control_spec, sections
 from .labels import SMOKE, clock, run_label, summary_text
@@ -97,7 +97,7 @@ class ExperimentPage:
     def __init__(self, method: str, poll_ms: int = 400) -> None:
         import panel as pn
 
-        from workbench.registry import get
+        from workbench.core.registry import get
 
         self.experiment = get(method)
         self.method = method
@@ -167,7 +167,7 @@ class ExperimentPage:
     def start(self) -> None:
         import panel as pn
 
-        from workbench.engine import Control
+        from workbench.core.engine import Control
 
         from .curves import Series
 
@@ -203,7 +203,7 @@ class ExperimentPage:
         """Periodic: read what is new through the run follower, redraw; when the run is over, draw views."""
         import panel as pn
 
-        from workbench.follow import RunFollower
+        from workbench.store.follow import RunFollower
 
         from .curves import static_figure
         from .views import render
@@ -257,7 +257,7 @@ class RunsBrowser:
     def __init__(self) -> None:
         import panel as pn
 
-        from workbench.registry import experiments
+        from workbench.core.registry import experiments
 
         self.method = pn.widgets.Select(label="method", options=["all", *experiments()], value="all", width=180)
         self.status = pn.widgets.Select(label="status", options=["all", "running", "completed", "stopped", "failed",
@@ -319,7 +319,7 @@ def index_page(names: list[str]) -> Any:
     import panel as pn
 
     from workbench import runs
-    from workbench.registry import experiments
+    from workbench.core.registry import experiments
 
     known = experiments()
     items = "".join(f"<li><a href='./{n}'><b>{html.escape(known[n].title or n)}</b></a> <code>{n}</code>"
@@ -336,7 +336,7 @@ def index_page(names: list[str]) -> Any:
 
 def build_app(only: list[str] | None = None) -> dict[str, Any]:
     """``{route: page factory}`` for ``pn.serve``: the index at ``/``, the runs browser, one page per experiment."""
-    from workbench.registry import experiments
+    from workbench.core.registry import experiments
 
     known = experiments()
     names = list(only) if only else list(known)

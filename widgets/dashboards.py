@@ -1,7 +1,7 @@
 """A dashboard per experiment: parameter form + run controls + live curves + the method's own views.
 
 The run trains in a background thread (the kernel stays idle, so sliders and Stop respond); a monitor
-thread follows it through the run store (:class:`workbench.follow.RunFollower`) and redraws. Because the
+thread follows it through the run store (:class:`workbench.store.follow.RunFollower`) and redraws. Because the
 monitor reads only the store, the same dashboard follows a run it did not start (a ``torchrun`` job,
 another kernel): :func:`follow`. A smoke run is labelled as one in the status line and the legend.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from workbench.params import Config, ConfigError
+from workbench.core.params import Config, ConfigError
 
 from .curves import LiveCurves
 from .labels import SMOKE, clock, run_label
@@ -53,7 +53,7 @@ class Dashboard:
     def __init__(self, method: str, values: dict[str, Any] | None = None, *, smoke: bool = False,
                  poll: float = 0.25, views_every: float = 5.0, metrics: list[str] | None = None,
                  store: Any = None, **kw: Any) -> None:
-        from workbench.registry import get
+        from workbench.core.registry import get
 
         self.experiment = get(method)
         self.method = method
@@ -125,7 +125,7 @@ class Dashboard:
         except ConfigError as err:
             self._set_status(f"<span style='color:#c0392b'>not started: {html.escape(str(err))}</span>")
             return False
-        from workbench.engine import Control
+        from workbench.core.engine import Control
 
         self.control = Control()
         self.run_id, self.result, self.error, self.run_status = None, None, None, "running"
@@ -211,7 +211,7 @@ class Dashboard:
 
     def compare(self, *run_ids: str) -> None:
         """Overlay other runs' curves on this dashboard's plot."""
-        from workbench.follow import RunFollower
+        from workbench.store.follow import RunFollower
 
         for rid in run_ids:
             update = RunFollower(rid, store=self._store()).poll()
@@ -268,7 +268,7 @@ class Dashboard:
         return self._worker is not None and not self._worker.is_alive()
 
     def _watch(self) -> None:
-        from workbench.follow import RunFollower
+        from workbench.store.follow import RunFollower
 
         try:
             if self.control is not None:

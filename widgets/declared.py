@@ -1,4 +1,4 @@
-"""The one mapping from a declared :class:`~workbench.params.Param` to a control, shared by the notebook form
+"""The one mapping from a declared :class:`~workbench.core.params.Param` to a control, shared by the notebook form
 (ipywidgets), the Panel app and the magics' help. No UI imports here: :func:`control_spec` says *what* control
 a parameter gets (kind, range, step, readout format, options); ``widgets.form`` and ``widgets.app`` build it.
 
@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.params import Config, Param
+from workbench.core.params import Config, Param
 
 #: Largest integer range drawn as a slider; wider ranges get a bounded text box.
 MAX_INT_SLIDER = 10_000

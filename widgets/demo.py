@@ -34,8 +34,8 @@ def claims_table(claims: list[dict], smoke: bool = False) -> str:
 def section_figures(method: str, run_id: str) -> list[tuple[str, Any]]:
     """The key figures of one run: curves of its key metrics (one panel per metric, methods overlaid), then
     the method's key views."""
-    from workbench.follow import RunFollower
-    from workbench.registry import get
+    from workbench.store.follow import RunFollower
+    from workbench.core.registry import get
 
     from .curves import Series, static_figure
     from .views import render
@@ -51,7 +51,7 @@ def section_figures(method: str, run_id: str) -> list[tuple[str, Any]]:
 def build_report(results: list[dict], title: str = "Workbench demo") -> str:
     """The whole page; ``results`` rows: method, title, run_id, status, error, seconds."""
     from workbench import runs
-    from workbench.registry import get
+    from workbench.core.registry import get
 
     parts, first = [], True
     toc = "".join(f"<li><a href='#{html.escape(r['method'])}'>{html.escape(r['title'] or r['method'])}</a> "
@@ -90,7 +90,7 @@ def run_demo(only: Iterable[str] | None = None, smoke: bool = False, out: str | 
              progress: bool = True) -> tuple[Path, list[dict]]:
     """Run the demo config of each experiment (or the smoke config), then write the report."""
     import workbench
-    from workbench.registry import experiments
+    from workbench.core.registry import experiments
 
     known = experiments()
     names = list(only) if only else list(known)

@@ -1,6 +1,6 @@
 """A parameter form generated from an experiment's declared parameters (ipywidgets 8).
 
-One control per :class:`~workbench.params.Param`, chosen by the shared mapping in :mod:`widgets.declared`
+One control per :class:`~workbench.core.params.Param`, chosen by the shared mapping in :mod:`widgets.declared`
 (checkbox, dropdown, checkboxes for a multi-choice parameter, (log-)slider over the soft range, number box,
 text). The doc line is the tooltip, the unit sits beside the control, each parameter group is a section
 (the engine's seed/device/... folded away), and an invalid value is shown in red next to its control, never
@@ -15,7 +15,7 @@ from typing import Any, Callable
 import ipywidgets as W
 import traitlets
 
-from workbench.params import Config, ConfigError, Param
+from workbench.core.params import Config, ConfigError, Param
 
 from .declared import ENGINE, MAX_INT_SLIDER, ControlSpec, control_spec, sections  # noqa: F401 (re-exported)
 

@@ -22,7 +22,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from workbench.params import ConfigError, parse_assignments
+from workbench.core.params import ConfigError, parse_assignments
 
 from .declared import flag, help_lines, ordered
 
@@ -73,7 +73,7 @@ def front_end() -> bool:
 
 
 def _experiment(name: str) -> Any:
-    from workbench.registry import get
+    from workbench.core.registry import get
 
     try:
         return get(name)
@@ -132,7 +132,7 @@ class WorkbenchMagics(Magics):
             rest.append(tok)
             i += 1
         if not rest or rest[0].startswith("-"):
-            from workbench.registry import experiments
+            from workbench.core.registry import experiments
 
             raise UsageError(f"usage: %wb METHOD [--param value ...]; methods: {', '.join(experiments())}")
         exp = _experiment(rest[0])

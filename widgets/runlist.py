@@ -1,6 +1,6 @@
 """The runs table (filter by method and status, select runs to compare) and the compare view.
 
-Runs are read through :class:`workbench.follow.RunFollower` (the one way the notebook layer reads a run);
+Runs are read through :class:`workbench.store.follow.RunFollower` (the one way the notebook layer reads a run);
 smoke runs are marked as such in the table and in the compare legend."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _summary_text = summary_text
 
 def read_run(run_id: str, names: list[str] | None = None, store: Any = None) -> tuple[dict, Any]:
     """``(record, metrics DataFrame)`` of a stored run (``names``: only these metrics)."""
-    from workbench.follow import RunFollower
+    from workbench.store.follow import RunFollower
 
     update = RunFollower(run_id, store=store).poll()
     frame = update.metrics
@@ -68,7 +68,7 @@ class RunsTable:
     def __init__(self, method: str | None = None, status: str | None = None) -> None:
         import ipywidgets as W
 
-        from workbench.registry import experiments
+        from workbench.core.registry import experiments
 
         methods = sorted(set(experiments()) | ({method} if method else set()))
         self.method = W.Dropdown(options=[("all", None)] + [(m, m) for m in methods], value=method,

@@ -11,14 +11,14 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from .params import Config, ConfigError, Param, ParamGroup
-from .registry import Experiment, experiments, get, register
+from workbench.core.params import Config, ConfigError, LoopParams, OptimParams, Param, ParamGroup
+from workbench.core.registry import Experiment, experiments, get, register
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .context import RunContext
+    from workbench.core.context import RunContext
 
 __version__ = "0.1.0"
-__all__ = ["Config", "ConfigError", "Param", "ParamGroup", "Experiment", "experiments", "get", "register", "run",
+__all__ = ["Config", "ConfigError", "Param", "ParamGroup", "OptimParams", "LoopParams", "Experiment", "experiments", "get", "register", "run",
            "runs", "Control", "RunContext", "__version__"]
 
 
@@ -26,9 +26,9 @@ def __getattr__(name: str) -> Any:  # torch and pandas load on first use, not on
     import importlib
 
     if name in ("run", "Control", "RunResult"):
-        return getattr(importlib.import_module("workbench.engine"), name)
+        return getattr(importlib.import_module("workbench.core.engine"), name)
     if name == "RunContext":
-        return importlib.import_module("workbench.context").RunContext
-    if name in ("runs", "engine", "store", "data", "nn", "metrics"):
-        return importlib.import_module(f"workbench.{name}")
+        return importlib.import_module("workbench.core.context").RunContext
+    if name == "runs":
+        return importlib.import_module("workbench.store.runs")
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

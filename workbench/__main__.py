@@ -1,3 +1,3 @@
-from .cli import entry
+from workbench.core.cli import entry
 
 entry()

@@ -26,7 +26,7 @@ def app(tmp_path):
     sys.path.insert(0, str(HERE.parent / "widgets"))
     import wb_tiny  # noqa: F401  (registers "wbtiny" here too: two stored runs for the runs browser)
     import workbench
-    from workbench.store import Store
+    from workbench.store.store import Store
 
     store = Store(home)
     ids = [workbench.run("wbtiny", {"steps": n}, progress=False, store=store).run_id for n in (5, 8)]

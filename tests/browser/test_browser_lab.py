@@ -113,7 +113,7 @@ def _tour(page, base, tmp, home):
     record = json.loads(out)
     assert record["status"] == "stopped" and record["config"]["steps"] == 100_000
     from workbench import runs
-    from workbench.store import Store
+    from workbench.store.store import Store
 
     metrics = runs.metrics(run_id, store=Store(home))
     losses = metrics[metrics.name == "train/loss"]

@@ -106,7 +106,7 @@ def test_every_method_section_of_the_demo_draws_titled_figures(page, tmp_path, m
     figures drawn with a heading and a plot title or a table, axes that do not overlap, claims labelled smoke."""
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
     from widgets.cli import demo
-    from workbench.registry import experiments
+    from workbench.core.registry import experiments
 
     builtin = [n for n, e in experiments().items() if e.run.__module__.startswith("workbench.")]  # not test doubles
     assert len(builtin) >= 10

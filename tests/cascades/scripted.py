@@ -10,8 +10,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from workbench.lm import CausalLM, CharTokenizer
-from workbench.lm.model import ModelOutput
+from workbench.lib.lm import CausalLM, CharTokenizer
+from workbench.lib.lm.model import ModelOutput
 
 CHARS = "ab\n"
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from workbench.cascades import arithmetic as A
+from workbench.methods.cascades import arithmetic as A
 
 
 def local_check(previous: str, line: str) -> bool:

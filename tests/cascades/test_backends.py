@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from workbench.cascades import (BackendError, BackendUnavailable, Categorical, OpenAIBackend, ScoringUnavailable,
+from workbench.methods.cascades import (BackendError, BackendUnavailable, Categorical, OpenAIBackend, ScoringUnavailable,
                                 String, infer, observe, sample)
 
 TOKEN_LP = -0.5  # the stub's log-prob of every character
@@ -177,8 +177,8 @@ def test_http_client_errors_are_not_retried():
 
 def test_hf_backend_from_a_local_directory(tmp_path):
     pytest.importorskip("transformers")
-    from workbench.cascades import HFBackend
-    from workbench.lm import tiny_gpt2
+    from workbench.methods.cascades import HFBackend
+    from workbench.lib.lm import tiny_gpt2
 
     words = ["yes", "no", "red", "blue", "is", "it", "?"]
     path = tiny_gpt2(str(tmp_path / "m"), words, n_layer=1, n_embd=16, n_head=2, n_positions=32)

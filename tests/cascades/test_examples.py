@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from workbench.cascades import condition, infer, run
-from workbench.cascades import examples as X
-from workbench.cascades.arithmetic import Problem
+from workbench.methods.cascades import condition, infer, run
+from workbench.methods.cascades import examples as X
+from workbench.methods.cascades.arithmetic import Problem
 
 from .scripted import ScriptedLM
 
@@ -31,7 +31,7 @@ def test_self_consistency_cascade_votes_over_scoped_thoughts():
 
 
 def test_star_round_returns_only_rationales_with_the_right_answer():
-    from workbench.cascades import arithmetic as A
+    from workbench.methods.cascades import arithmetic as A
 
     pairs, posts = X.star_round(LM, [P, Problem(3, 4)], tries=3, seed=0)
     for (prompt, rationale), post in zip(pairs, [p for p in posts if len(p)]):

@@ -7,8 +7,8 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.params import ConfigError
-from workbench.registry import get
+from workbench.core.params import ConfigError
+from workbench.core.registry import get
 
 
 def test_smoke_runs_every_evaluation(cascades_smoke_run):
@@ -48,8 +48,8 @@ def test_claims_are_recorded(cascades_smoke_run):
 
 
 def test_the_stored_model_reloads(cascades_smoke_run):
-    from workbench.cascades import String
-    from workbench.cascades.experiment import load_model
+    from workbench.methods.cascades import String
+    from workbench.methods.cascades.experiment import load_model
 
     lm = load_model(runs.artifact(cascades_smoke_run.run_id, "model"))
     assert String(lm, "Q:1+2\n", stop="\n", max_tokens=4).log_prob("0+0+0=00") < 0
@@ -67,7 +67,7 @@ def test_config_errors():
 
 
 def test_resume_mid_evaluation_matches_an_uninterrupted_run():
-    from workbench.engine import Control
+    from workbench.core.engine import Control
 
     cfg = {"evaluations": "sampling,verifier,star", "checkpoint_every": 1, "stored_traces": 0}
     full = workbench.run("cascades", cfg, smoke=True, progress=False)

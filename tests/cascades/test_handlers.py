@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from workbench.cascades import (Categorical, Constant, Rejected, String, condition, factor, infer, log, observe,
+from workbench.methods.cascades import (Categorical, Constant, Rejected, String, condition, factor, infer, log, observe,
                                 reject, replay, run, sample, scope, seed, stop_on_reject, trace)
 
 from .scripted import ScriptedLM

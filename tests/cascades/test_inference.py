@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from workbench.cascades import (RETURN, Categorical, Constant, effective_sample_size, factor, infer, infer_many,
+from workbench.methods.cascades import (RETURN, Categorical, Constant, effective_sample_size, factor, infer, infer_many,
                                 observe, reject, sample)
 
 PRIOR = {0: 0.5, 1: 0.3, 2: 0.2}

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from workbench.cascades.kvcache import CachedTinyLM
-from workbench.lm import CharTokenizer, TinyLM
+from workbench.methods.cascades.kvcache import CachedTinyLM
+from workbench.lib.lm import CharTokenizer, TinyLM
 
 
 def test_cached_decoding_matches_full_recomputation():

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 import torch
 
-from workbench.cascades import LocalBackend, String, infer, run, sample
-from workbench.lm import CharTokenizer, TinyLM
+from workbench.methods.cascades import LocalBackend, String, infer, run, sample
+from workbench.lib.lm import CharTokenizer, TinyLM
 
 from .scripted import ScriptedLM
 

@@ -8,11 +8,12 @@ import torch
 
 import workbench
 from tests.common import _one_thread  # noqa: F401  (autouse: these tests run on one torch thread)
-from workbench import data, runs
-from workbench.classify import lr_factor, random_crop, random_flip
-from workbench.classify.augment import Augmenter, crop_padding
-from workbench.engine import Control
-from workbench.params import ConfigError
+from workbench import runs
+from workbench.lib import data
+from workbench.methods.classify import lr_factor, random_crop, random_flip
+from workbench.methods.classify.augment import Augmenter, crop_padding
+from workbench.core.engine import Control
+from workbench.core.params import ConfigError
 
 
 def test_smoke_run_records_metrics_and_artifacts():

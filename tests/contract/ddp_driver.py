@@ -7,8 +7,8 @@ import json
 import sys
 
 import workbench
-from workbench.params import ConfigError
-from workbench.store import Store
+from workbench.core.params import ConfigError
+from workbench.store.store import Store
 
 out, home = sys.argv[1], sys.argv[2]
 rank = int(__import__("os").environ.get("RANK", "0"))

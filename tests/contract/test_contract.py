@@ -23,9 +23,9 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.engine import Control
-from workbench.params import ConfigError
-from workbench.store import Store
+from workbench.core.engine import Control
+from workbench.core.params import ConfigError
+from workbench.store.store import Store
 from tests.common import StopAfter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,7 +146,7 @@ def test_stop_and_resume_against_an_explicit_store_equals_the_uninterrupted_run(
 
 @pytest.mark.parametrize("name", NAMES)
 def test_help_prints(name, capsys):
-    from workbench.cli import main
+    from workbench.core.cli import main
 
     with pytest.raises(SystemExit) as stop:
         main(["run", name, "--help"])

@@ -1,4 +1,4 @@
-"""workbench.data: schema, splits, sources (package, local parquet, idx), offline errors."""
+"""workbench.lib.data: schema, splits, sources (package, local parquet, idx), offline errors."""
 from __future__ import annotations
 
 import gzip
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench import data
+from workbench.lib import data
 
 
 @pytest.fixture(autouse=True)

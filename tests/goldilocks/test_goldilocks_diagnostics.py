@@ -8,16 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.goldilocks import IrreducibleLossTable, IrreducibleTrainer, make_selector, per_point_loss
-from workbench.goldilocks.diagnostics import (
+from workbench.methods.goldilocks import IrreducibleLossTable, IrreducibleTrainer, make_selector, per_point_loss
+from workbench.methods.goldilocks.diagnostics import (
     ProbeSet,
     il_report,
     probe_metrics,
     reducible_histogram,
     top_share,
 )
-from workbench.goldilocks.noise import apply_noise, uniform_label_noise
-from workbench.goldilocks.selection import Candidates
+from workbench.methods.goldilocks.noise import apply_noise, uniform_label_noise
+from workbench.methods.goldilocks.selection import Candidates
 
 
 def test_per_point_loss_is_the_cross_entropy_in_float64():

@@ -6,9 +6,9 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.goldilocks.experiment import METHODS, GoldilocksConfig
-from workbench.goldilocks.speedup import speedup, speedup_table, steps_to_target
-from workbench.params import ConfigError
+from workbench.methods.goldilocks.experiment import METHODS, GoldilocksConfig
+from workbench.methods.goldilocks.speedup import speedup, speedup_table, steps_to_target
+from workbench.core.params import ConfigError
 from tests.common import StopAfter
 
 
@@ -130,7 +130,7 @@ def test_options_run_in_smoke_mode(options):
 
 
 def test_speed_claim_needs_a_strict_majority_of_seeds():
-    from workbench.goldilocks.experiment import _speed_claim
+    from workbench.methods.goldilocks.experiment import _speed_claim
 
     def rows(speeds):
         return [{"seed": i, "speedup_steps": s, "steps_to_target": 100.0 if s else math.inf, "target_accuracy": 0.9}
@@ -143,7 +143,7 @@ def test_speed_claim_needs_a_strict_majority_of_seeds():
 
 
 def test_accuracy_on_a_test_subset_during_training_and_the_whole_test_set_at_the_end():
-    from workbench import data as wdata
+    from workbench.lib import data as wdata
 
     n_test = len(wdata.tensors("digits", "test")[1])
     res = workbench.run("goldilocks", {"methods": "uniform,rho_loss", "steps": 4, "eval_points": 50}, smoke=True,

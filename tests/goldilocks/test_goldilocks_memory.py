@@ -53,7 +53,7 @@ def test_peak_memory_is_flat_in_steps():
 
 
 def test_method_record_keeps_one_array_and_counts_in_blocks():
-    from workbench.goldilocks.train import MethodRecord
+    from workbench.methods.goldilocks.train import MethodRecord
 
     corrupted = np.array([False, True, False, True, False, False])
     true_y = np.array([0, 1, 2, 0, 1, 2])
@@ -81,8 +81,8 @@ def test_replicates_do_not_keep_each_others_data(monkeypatch):
     import weakref
 
     import workbench
-    from workbench.data import core
-    from workbench.goldilocks import experiment
+    from workbench.lib.data import core
+    from workbench.methods.goldilocks import experiment
 
     refs: list = []
     alive: list[int] = []

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from workbench.goldilocks import (
+from workbench.methods.goldilocks import (
     bald,
     entropy,
     grad_norm_bound,

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.goldilocks import (
+from workbench.methods.goldilocks import (
     SELECTORS,
     Candidates,
     IndexedDataset,

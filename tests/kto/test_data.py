@@ -5,8 +5,8 @@ import pytest
 import torch
 from datasets import Dataset
 
-from workbench.kto import data as D
-from workbench.kto import toyworld as W
+from workbench.methods.kto import data as D
+from workbench.methods.kto import toyworld as W
 
 PAIRED = Dataset.from_dict({"prompt": ["a", "b"], "chosen": ["good1", "good2"], "rejected": ["bad1", "bad2"]})
 

@@ -5,8 +5,8 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.params import ConfigError
-from workbench.registry import get
+from workbench.core.params import ConfigError
+from workbench.core.registry import get
 
 
 @pytest.fixture
@@ -62,8 +62,8 @@ UNPAIRED_ROWS = [{"prompt": "<food>", "completion": "great tasty", "label": True
 @pytest.mark.parametrize("rows", [PAIRED_ROWS, UNPAIRED_ROWS], ids=["paired", "unpaired"])
 def test_external_data_with_hf_model(tmp_path, rows):
     pytest.importorskip("transformers")
-    from workbench.kto import toyworld as W
-    from workbench.lm import tiny_gpt2
+    from workbench.methods.kto import toyworld as W
+    from workbench.lib.lm import tiny_gpt2
 
     model_dir = tiny_gpt2(str(tmp_path / "m"), W.tokenizer().tokens, n_layer=1, n_embd=16, n_head=2)
     path = tmp_path / "feedback.jsonl"
@@ -82,7 +82,7 @@ def test_resume_mid_alignment_matches_an_uninterrupted_run():
     import threading
     import time
 
-    from workbench.engine import Control
+    from workbench.core.engine import Control
 
     cfg = {"method": "kto", "align_steps": 6, "eval_every": 3, "checkpoint_every": 2}
     full = workbench.run("kto", cfg, smoke=True, progress=False)
@@ -102,7 +102,7 @@ def test_resume_mid_alignment_matches_an_uninterrupted_run():
 
 
 def test_frontier_comparison_at_matched_kl():
-    from workbench.kto.experiment import frontier_comparison
+    from workbench.methods.kto.experiment import frontier_comparison
 
     kto = [[1.0, 0.5, 10], [3.0, 0.7, 20], [5.0, 0.8, 30]]
     dpo = [[2.0, 0.4, 10], [4.0, 0.9, 20], [9.0, 0.95, 30]]
@@ -120,7 +120,7 @@ def test_user_data_on_the_tiny_model_with_heldout_metrics_and_a_reward(tmp_path)
     implied rewards every evaluation, and the desirable rate from a reward callable."""
     import torch
 
-    from workbench.kto import toyworld as W
+    from workbench.methods.kto import toyworld as W
 
     reviews = W.generate_reviews(80, torch.Generator().manual_seed(3))
     rows = [{"prompt": p, "completion": c, "label": W.is_desirable(c, 1)} for p, c in reviews]
@@ -129,7 +129,7 @@ def test_user_data_on_the_tiny_model_with_heldout_metrics_and_a_reward(tmp_path)
     res = workbench.run("kto", {"data": str(path), "method": "kto", "align_steps": 4, "eval_every": 2,
                                 "batch_size": 8, "eval_samples": 8, "max_new_tokens": 6, "pretrain_steps": 10,
                                 "heldout": 0.25, "d_model": 32, "n_head": 2, "n_layer": 1,
-                                "reward": "workbench.kto.toyworld:reward", "reward_threshold": 1}, progress=False)
+                                "reward": "workbench.methods.kto.toyworld:reward", "reward_threshold": 1}, progress=False)
     assert res.status == "completed", res.error
     names = set(runs.metrics(res.run_id)["name"])
     assert {"kto/heldout/rewards/accuracy", "kto/heldout/rewards/margins", "kto/heldout/logps_change/chosen",

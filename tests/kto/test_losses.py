@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-from workbench.kto import (
+from workbench.methods.kto import (
     BAD_TOKEN,
     GOOD_TOKEN,
     cdpo_loss,

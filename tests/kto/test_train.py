@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from workbench.kto import toyworld as W
-from workbench.kto.train import (METHODS, LossParams, kto_step, method_step, tokenise_paired, tokenise_unpaired)
-from workbench.lm import TinyLM
+from workbench.methods.kto import toyworld as W
+from workbench.methods.kto.train import (METHODS, LossParams, kto_step, method_step, tokenise_paired, tokenise_unpaired)
+from workbench.lib.lm import TinyLM
 
 PROMPTS = ["<food>", "<movie>", "<hotel>", "<phone>", "<food>", "<movie>"]
 COMPLETIONS = ["great tasty lovely", "dull bad", "clean cozy good", "slow buggy awful", "soup was bland", "funny"]
@@ -70,7 +70,7 @@ def test_every_method_steps_and_moves_the_policy(models, method):
 
 def test_hf_backend_kto_steps(tmp_path):
     pytest.importorskip("transformers")
-    from workbench.lm import HFLM, tiny_gpt2
+    from workbench.lib.lm import HFLM, tiny_gpt2
 
     tok = W.tokenizer()
     path = tiny_gpt2(str(tmp_path / "m"), tok.tokens, n_layer=1, n_embd=32, n_head=2)
@@ -92,7 +92,7 @@ def test_hf_backend_kto_steps(tmp_path):
 
 
 def test_evaluate_reference_against_itself(models):
-    from workbench.kto.train import evaluate
+    from workbench.methods.kto.train import evaluate
 
     ref, _ = models
     prompts = W.prompts(12)
@@ -107,7 +107,7 @@ def test_evaluate_reference_against_itself(models):
 def test_cached_reference_gives_the_same_step_as_a_live_reference(models):
     """precompute_reference on the training batches: at πθ = πref the losses are exactly 0.5·λ again (bit-identical
     shapes), and after updates cached and live steps agree (the reference is fixed)."""
-    from workbench.kto.train import fix_kl_pairs, kl_chunks, precompute_reference
+    from workbench.methods.kto.train import fix_kl_pairs, kl_chunks, precompute_reference
 
     ref, _ = models
     pol = copy.deepcopy(ref)
@@ -138,7 +138,7 @@ def test_cached_reference_gives_the_same_step_as_a_live_reference(models):
 
 
 def test_cached_reference_for_pairs_matches_the_live_reference(models):
-    from workbench.kto.train import paired_step, precompute_reference
+    from workbench.methods.kto.train import paired_step, precompute_reference
 
     ref, _ = models
     pol = copy.deepcopy(ref)
@@ -157,7 +157,7 @@ def test_fused_gelu_is_the_same_function():
     pytest.importorskip("transformers")
     from transformers.activations import NewGELUActivation
 
-    from workbench.lm.hf import fuse_gelu
+    from workbench.lib.lm.hf import fuse_gelu
 
     net = nn.Sequential(nn.Linear(4, 8), NewGELUActivation(), nn.Linear(8, 2))
     x = torch.randn(16, 4) * 3
@@ -168,7 +168,7 @@ def test_fused_gelu_is_the_same_function():
 
 def test_heldout_metrics_by_hand(models):
     """Implied rewards, margin and ranking accuracy on held-out rows, checked against their definitions."""
-    from workbench.kto.train import _ranking_accuracy, heldout_metrics, precompute_reference
+    from workbench.methods.kto.train import _ranking_accuracy, heldout_metrics, precompute_reference
 
     ref, _ = models
     pol = copy.deepcopy(ref)
@@ -195,12 +195,12 @@ def test_heldout_metrics_by_hand(models):
 
 
 def test_rewards_from_a_callable_or_refused_clearly():
-    from workbench.kto.rewards import desirable, load_reward
-    from workbench.params import ConfigError
+    from workbench.methods.kto.rewards import desirable, load_reward
+    from workbench.core.params import ConfigError
 
     fn = load_reward("operator:contains")  # any callable(prompt, completion)
     assert fn("<food> great", "great") is True and fn("<food>", "bad") is False
     assert desirable([True, False, 2.0, -1.0], threshold=0.5) == [True, False, True, False]
-    for bad in ("nosuchmodule:f", "workbench.kto.toyworld:nosuch", "no-colon"):
+    for bad in ("nosuchmodule:f", "workbench.methods.kto.toyworld:nosuch", "no-colon"):
         with pytest.raises(ConfigError, match="parameter 'reward'"):
             load_reward(bad)

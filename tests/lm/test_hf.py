@@ -4,7 +4,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from workbench.lm import HFLM, tiny_gpt2  # noqa: E402
+from workbench.lib.lm import HFLM, tiny_gpt2  # noqa: E402
 
 WORDS = "<food> <movie> great tasty bad awful fun boring plot lovely".split()
 
@@ -38,7 +38,7 @@ def test_hf_padding_invisible(hflm):
 
 
 def test_kv_cache_decoding_equals_recomputation(hflm, monkeypatch):
-    from workbench.lm import CausalLM
+    from workbench.lib.lm import CausalLM
 
     prompts = ["<food> great", "", "<movie> fun boring plot"]
     cached = hflm.sample(prompts, max_new_tokens=8, greedy=True)

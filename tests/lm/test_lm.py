@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from workbench.lm import CharTokenizer, TinyLM, WordTokenizer, filter_logits
+from workbench.lib.lm import CharTokenizer, TinyLM, WordTokenizer, filter_logits
 
 CORPUS = ["<food> great tasty bad food", "<movie> fun boring plot", "<food> awful lovely"]
 

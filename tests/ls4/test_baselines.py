@@ -2,7 +2,7 @@
 definition; the GRU VAE's step mode against its full-sequence mode."""
 import torch
 
-from workbench.ls4.baselines import GRUVAE, LatentODE, ODEFunc
+from workbench.methods.ls4.baselines import GRUVAE, LatentODE, ODEFunc
 
 
 def _linear_lode(method, **kw):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.ls4 import data as D
+from workbench.methods.ls4 import data as D
 
 
 def test_generators_are_seeded_and_sharp():

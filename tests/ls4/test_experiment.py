@@ -7,8 +7,8 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.ls4.experiment import LS4Config
-from workbench.params import ConfigError
+from workbench.methods.ls4.experiment import LS4Config
+from workbench.core.params import ConfigError
 from tests.common import StopAfter
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.ls4.kernels import (bilinear, dense_kernel, dplr_dense, dplr_kernel, hippo_legs, nplr_legs, s4d_kernel,
+from workbench.methods.ls4.kernels import (bilinear, dense_kernel, dplr_dense, dplr_kernel, hippo_legs, nplr_legs, s4d_kernel,
                                    s4d_lin, zoh)
 
 TOL = 1e-9

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from workbench.ls4.layers import SSM, S4Block, S4Stack, param_groups, stepping
+from workbench.methods.ls4.layers import SSM, S4Block, S4Stack, param_groups, stepping
 
 TOL = 1e-10
 

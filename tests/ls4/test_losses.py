@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from workbench.ls4.baselines import GRUVAE, LatentODE
-from workbench.ls4.losses import (elbo_terms, gaussian_kl, gaussian_nll, masked_sum, prefix_mask, random_mask,
+from workbench.methods.ls4.baselines import GRUVAE, LatentODE
+from workbench.methods.ls4.losses import (elbo_terms, gaussian_kl, gaussian_nll, masked_sum, prefix_mask, random_mask,
                                   span_mask, training_loss)
-from workbench.ls4.model import LS4
+from workbench.methods.ls4.model import LS4
 
 
 def _randn(g, *shape):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import torch
 
-from workbench.ls4 import metrics as M
-from workbench.ls4.data import square_wave
+from workbench.methods.ls4 import metrics as M
+from workbench.methods.ls4.data import square_wave
 
 
 def test_marginal_score_is_zero_for_real_against_itself_and_grows_with_a_shift():

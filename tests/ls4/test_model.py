@@ -3,8 +3,8 @@ convolution-mode definition; causality of the encoder; rebuilding from a stored 
 import pytest
 import torch
 
-from workbench.ls4.layers import stepping
-from workbench.ls4.model import LS4, build_model, gaussian_head
+from workbench.methods.ls4.layers import stepping
+from workbench.methods.ls4.model import LS4, build_model, gaussian_head
 
 
 @pytest.mark.parametrize("kind,decoder_x,time_dim", [("s4d", True, 0), ("dplr", True, 4), ("s4d", False, 3),

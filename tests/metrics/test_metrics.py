@@ -1,4 +1,4 @@
-"""workbench.metrics against hand-computed values."""
+"""workbench.lib.metrics against hand-computed values."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from workbench import metrics
+from workbench.lib import metrics
 
 
 def test_accuracy_and_per_class():

@@ -7,7 +7,7 @@ import pandas as pd
 
 import workbench
 from workbench import runs
-from workbench.params import ConfigError
+from workbench.core.params import ConfigError
 
 
 def test_nfm_smoke_digits():
@@ -39,7 +39,7 @@ def test_config_errors_name_parameter():
 def test_one_clean_accuracy_on_the_full_test_set_and_a_named_subset_curve():
     """The training curve is the clean accuracy on a fixed test subset (named so); the run's clean accuracy is
     the full test set's, even when the corruption and noise evaluation uses fewer images."""
-    from workbench import data
+    from workbench.lib import data
 
     res = workbench.run("nfm", {"curve_images": 20}, smoke=True, progress=False)
     assert res.status == "completed", res.error

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.common import Staged, g
-from workbench.nfm import VARIANTS, mix_features, mixup_cross_entropy, nfm_loss, sample_mixing, staged_forward
-from workbench.robustness.mixing import choose_mixing_point
+from workbench.methods.nfm import VARIANTS, mix_features, mixup_cross_entropy, nfm_loss, sample_mixing, staged_forward
+from workbench.lib.robustness.mixing import choose_mixing_point
 
 
 def test_no_noise_is_exact_mixup():
@@ -178,7 +178,7 @@ def test_variants_table():
 
 def test_groups_draw_their_own_noise_scale():
     """groups = 3: each third gets its own b₂ ~ Beta(2, 5) (NoisyMix's thirds); groups = 1 is NFM's single draw."""
-    from workbench.robustness.mixing import sample_beta
+    from workbench.lib.robustness.mixing import sample_beta
 
     h = torch.zeros(6, 40)
     out = mix_features(h, torch.arange(6), 1.0, add_noise_level=0.5, generator=g(2), groups=3)
@@ -197,7 +197,7 @@ def test_groups_draw_their_own_noise_scale():
 
 def test_multiplicative_then_additive_noise_in_one_call():
     """Eq. (2) with both noises and sparsity, replayed draw by draw: (1 + σ_m b₁ U·keep) ⊙ mix + σ_a b₂ N·keep."""
-    from workbench.robustness.mixing import sample_beta
+    from workbench.lib.robustness.mixing import sample_beta
 
     h = torch.randn(5, 30, generator=g(1))
     idx = torch.randperm(5, generator=g(2))

@@ -9,9 +9,9 @@ import torch
 
 import workbench
 from workbench import runs
-from workbench.nft.experiment import NFTConfig
-from workbench.nft.metrics import kendall_tau, r2_score
-from workbench.params import ConfigError
+from workbench.methods.nft.experiment import NFTConfig
+from workbench.methods.nft.metrics import kendall_tau, r2_score
+from workbench.core.params import ConfigError
 from tests.common import StopAfter
 
 
@@ -66,8 +66,8 @@ def test_every_setting_runs_in_smoke_mode(options):
 
 
 def test_a_local_small_cnn_zoo_is_read(tmp_path):
-    from workbench import data
-    from workbench.weightspace import ZooArch, export_small_cnn_zoo, train_zoo
+    from workbench.lib import data
+    from workbench.lib.weightspace import ZooArch, export_small_cnn_zoo, train_zoo
 
     x, y = data.tensors("digits", "train")
     xt, yt = data.tensors("digits", "test")

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from workbench.nft import (
+from workbench.methods.nft import (
     CrossAttentionPool,
     FlatMLP,
     HNPLinear,
@@ -23,8 +23,8 @@ from workbench.nft import (
     token_labels,
     uncoupled_permute,
 )
-from workbench.nft.layers import WeightSpaceLift
-from workbench.weightspace import NetworkSpec, WeightSpace
+from workbench.methods.nft.layers import WeightSpaceLift
+from workbench.lib.weightspace import NetworkSpec, WeightSpace
 
 TOL = 1e-11
 

@@ -1,10 +1,10 @@
-"""workbench.nn: output shapes on every dataset shape; forward equals head∘stages; clear errors."""
+"""workbench.lib.nn: output shapes on every dataset shape; forward equals head∘stages; clear errors."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from workbench.nn import MLP, PreActResNet, SmallCNN, build_model
+from workbench.lib.nn import MLP, PreActResNet, SmallCNN, build_model
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from workbench.noisymix import ALL_OPS, OPS, apply_op, augmix, augmix_chains, augmix_mix
+from workbench.methods.noisymix import ALL_OPS, OPS, apply_op, augmix, augmix_chains, augmix_mix
 
 
 def _imgs(mode: str, n=4, size=(10, 12), seed=0):
@@ -147,7 +147,7 @@ def test_each_op_vectorised_equals_per_image(name, channels):
 
 def _chains_per_image(x, severity, width, depth, all_ops, generator):
     """augmix_chains replayed image by image: the same draws (documented order), one op call per image."""
-    from workbench.noisymix.augmix import _rng
+    from workbench.methods.noisymix.augmix import _rng
 
     names = list(ALL_OPS if all_ops else OPS)
     rng = _rng(generator)

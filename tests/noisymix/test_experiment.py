@@ -7,7 +7,7 @@ import pandas as pd
 
 import workbench
 from workbench import runs
-from workbench.params import ConfigError
+from workbench.core.params import ConfigError
 
 
 def test_noisymix_smoke():

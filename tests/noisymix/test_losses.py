@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.common import Staged, g
-from workbench.noisymix import augmix_jsd_loss, jensen_shannon, noisymix_loss
+from workbench.methods.noisymix import augmix_jsd_loss, jensen_shannon, noisymix_loss
 
 
 def test_js_zero_for_identical():
@@ -82,7 +82,7 @@ def _noise_of_thirds(add, mult, sparsity, x_val=0.0, n=4, d=6000):
 def test_additive_noise_is_level_times_third_times_own_beta():
     """Third i (1, 2, 3) gets i·σ_add·b_i·N with its own b_i ~ Beta(2, 5) (the reference code perturbs each third
     in its own call): replayed from the same generator, draw by draw."""
-    from workbench.robustness.mixing import sample_beta
+    from workbench.lib.robustness.mixing import sample_beta
 
     n, d, level = 4, 50, 0.5
     thirds = _noise_of_thirds(level, 0.0, 0.0, n=n, d=d)
@@ -116,14 +116,14 @@ def test_mixing_stays_within_each_third_with_shared_lambda():
                   mult_noise_level=0.0, manifold=False, generator=g(4))
     clean, a1, a2 = torch.split(seen[0], n)
     assert torch.equal(a1, torch.ones(n, d)) and torch.equal(a2, torch.full((n, d), 2.0))
-    from workbench.robustness.mixing import sample_mixing
+    from workbench.lib.robustness.mixing import sample_mixing
 
     lam, perm = sample_mixing(n, 1.0, g(4))
     assert torch.allclose(clean, lam * x + (1 - lam) * x[perm], atol=1e-5)
 
 
 def test_augmix_without_jsd_is_cross_entropy_on_the_view():
-    from workbench.noisymix import augmix_loss
+    from workbench.methods.noisymix import augmix_loss
 
     model = Staged()
     view = torch.randn(8, 6, generator=g(1))

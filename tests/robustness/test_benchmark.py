@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from workbench import data
-from workbench.nn import build_model
-from workbench.robustness.benchmark import corruption_rows, corruption_summary, evaluate_classifier
-from workbench.robustness.dataset_c import load_c
+from workbench.lib import data
+from workbench.lib.nn import build_model
+from workbench.lib.robustness.benchmark import corruption_rows, corruption_summary, evaluate_classifier
+from workbench.lib.robustness.dataset_c import load_c
 
 
 def test_corruption_rows_of_several_models_equal_the_loaded_path(tmp_path):

@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from workbench.robustness import CORRUPTIONS, corrupt, salt_and_pepper, white_noise
-from workbench.robustness.corruptions import EXTRA, NOISE, STANDARD, plasma_fractal
+from workbench.lib.robustness import CORRUPTIONS, corrupt, salt_and_pepper, white_noise
+from workbench.lib.robustness.corruptions import EXTRA, NOISE, STANDARD, plasma_fractal
 
 
 def _colour(n=12, size=16, seed=0):

@@ -5,7 +5,7 @@ import pandas as pd
 
 import workbench
 from workbench import runs
-from workbench.robustness_compare.experiment import ALL_RECIPES
+from workbench.methods.robustness_compare.experiment import ALL_RECIPES
 
 
 def test_compare_smoke():
@@ -28,7 +28,7 @@ def test_compare_smoke():
 def test_resume_after_stop_gives_the_same_numbers():
     """Stopped in the second recipe's phase (checkpoint every step), resumed: the same numbers as an
     uninterrupted run, so every model, optimiser, batch order and mixing generator was restored."""
-    from workbench.engine import Control
+    from workbench.core.engine import Control
 
     class StopInNFM(Control):
         @property
@@ -57,9 +57,9 @@ def test_resume_after_stop_gives_the_same_numbers():
 def test_paper_and_cpu_presets_follow_the_papers():
     """The paper presets are the papers' CIFAR-10 protocols (PreActResNet-18, 200 epochs, crop + flip, their noise
     levels and normalisation); the CPU claim settings use the same protocol at a smaller size."""
-    from workbench.nfm.experiment import CPU_CLAIMS as NFM_CPU
-    from workbench.noisymix.experiment import CPU_CLAIMS as NOISYMIX_CPU
-    from workbench.registry import get
+    from workbench.methods.nfm.experiment import CPU_CLAIMS as NFM_CPU
+    from workbench.methods.noisymix.experiment import CPU_CLAIMS as NOISYMIX_CPU
+    from workbench.core.registry import get
 
     nfm, noisymix, compare = (get(n).make_config(scale="paper") for n in ("nfm", "noisymix", "robustness_compare"))
     for cfg in (nfm, noisymix, compare):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tests.common import Staged, g
-from workbench.robustness.inputs import Standardised, channel_stats, crop_flip, crop_padding, step_generator
-from workbench.robustness.mixing import mix_features, staged_forward
+from workbench.lib.robustness.inputs import Standardised, channel_stats, crop_flip, crop_padding, step_generator
+from workbench.lib.robustness.mixing import mix_features, staged_forward
 
 
 def test_channel_stats_match_numpy():

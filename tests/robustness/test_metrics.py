@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.robustness import corrupt, expected_calibration_error
-from workbench.robustness.dataset_c import build_c, c_root, load_c
-from workbench.robustness.metrics import (
+from workbench.lib.robustness import corrupt, expected_calibration_error
+from workbench.lib.robustness.dataset_c import build_c, c_root, load_c
+from workbench.lib.robustness.metrics import (
     accuracy_table,
     corruption_errors,
     flip_probability,
@@ -90,7 +90,7 @@ def test_dataset_c_cached_and_consistent():
     build_c("digits", corruptions=["contrast"], limit=8)
     assert f.stat().st_mtime_ns == mtime  # reused, not rebuilt
     xc, yc = load_c("digits", "contrast", 3, limit=8)
-    from workbench import data
+    from workbench.lib import data
 
     x, y = data.tensors("digits", "test")
     ref = corrupt(x[:8], "contrast", 3)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.common import g
-from workbench.robustness.noise import (TABLE_LEVELS, noise_curves, salt_and_pepper_extremes, table_accuracy,
+from workbench.lib.robustness.noise import (TABLE_LEVELS, noise_curves, salt_and_pepper_extremes, table_accuracy,
                                         white_noise_normalised)
 
 

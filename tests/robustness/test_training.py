@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import torch
 
 from tests.common import g
-from workbench.batches import IndexBatches
-from workbench.nn import build_model
-from workbench.noisymix.experiment import noisymix_recipe
-from workbench.robustness.suite import lr_factor
-from workbench.robustness.training import BatchMaker, RecipeTrainer, as_recipe
+from workbench.core.batches import IndexBatches
+from workbench.lib.nn import build_model
+from workbench.methods.noisymix.experiment import noisymix_recipe
+from workbench.lib.robustness.suite import lr_factor
+from workbench.lib.robustness.training import BatchMaker, RecipeTrainer, as_recipe
 
 CFG = SimpleNamespace(add_noise=0.5, mult_noise=0.5, sparsity=0.65, jsd_weight=12.0, alpha=1.0, augmix_severity=3,
                       augmix_width=3, augmix_depth=-1, all_ops=False)

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from workbench.sdebnn import (SDEBNN, BayesByBackprop, MeanFieldLinear, ResidualNet, brownian, gaussian_kl,
+from workbench.methods.sdebnn import (SDEBNN, BayesByBackprop, MeanFieldLinear, ResidualNet, brownian, gaussian_kl,
                               gaussian_nll, odenet, predictive_log_probs, predictive_moments)
 
 from .test_sdebnn_sde import _perturb

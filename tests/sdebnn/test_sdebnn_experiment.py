@@ -8,8 +8,8 @@ import pytest
 
 import workbench
 from workbench import runs
-from workbench.params import ConfigError
-from workbench.sdebnn.experiment import SDEBNNConfig
+from workbench.core.params import ConfigError
+from workbench.methods.sdebnn.experiment import SDEBNNConfig
 from tests.common import StopAfter
 
 
@@ -58,7 +58,7 @@ def test_every_setting_runs_in_smoke_mode(options):
 
 
 def test_sigma_warmup_ramps_to_sigma_and_stays():
-    from workbench.sdebnn.experiment import sigma_at
+    from workbench.methods.sdebnn.experiment import sigma_at
 
     cfg = SDEBNNConfig(sigma=0.4, sigma_warmup=0.5)
     ramp = [sigma_at(cfg, s, 100) for s in range(100)]
@@ -81,9 +81,9 @@ def test_config_errors_name_the_parameter():
 
 
 def test_preflight_needs_the_image_data_only_for_classification(monkeypatch):
-    from workbench import data
-    from workbench.errors import DataNotFound
-    from workbench.sdebnn.experiment import preflight
+    from workbench.lib import data
+    from workbench.core.errors import DataNotFound
+    from workbench.methods.sdebnn.experiment import preflight
 
     def missing(name, *args, **kwargs):
         raise DataNotFound(f"dataset {name!r} is not available here")

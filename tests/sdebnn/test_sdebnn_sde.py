@@ -6,9 +6,9 @@ import torch
 import torchdiffeq
 import torchsde
 
-from workbench.sdebnn import SDEBNN, WeightLayout, WeightSDE, brownian, euler_maruyama, sample_weights
-from workbench.sdebnn.model import ConvDynamics, MLPDynamics, _JointSDE
-from workbench.sdebnn.sde import _WithKL
+from workbench.methods.sdebnn import SDEBNN, WeightLayout, WeightSDE, brownian, euler_maruyama, sample_weights
+from workbench.methods.sdebnn.model import ConvDynamics, MLPDynamics, _JointSDE
+from workbench.methods.sdebnn.sde import _WithKL
 
 
 def _perturb(net: torch.nn.Module, seed: int = 0, scale: float = 0.5) -> None:

@@ -1,6 +1,6 @@
 import torch
 
-from workbench.batches import IndexBatches
+from workbench.core.batches import IndexBatches
 
 
 def test_epochs_cover_everything_once():
@@ -33,7 +33,7 @@ def test_shards_partition_the_global_batch():
 
 
 def test_run_state_restores_in_place_so_earlier_references_stay_live():
-    from workbench.context import RunState
+    from workbench.core.context import RunState
 
     state = RunState({"rows": [], "meta": {"seen": []}})
     rows, seen = state["rows"], state["meta"]["seen"]  # taken before the phase resumes

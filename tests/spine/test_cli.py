@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench import cli, runs
+from workbench import runs
+
+from workbench.core import cli
 
 from . import toy  # noqa: F401
 

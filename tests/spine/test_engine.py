@@ -5,8 +5,8 @@ import torch
 
 import workbench
 from workbench import runs
-from workbench.engine import Control, NonFiniteLoss, RunContext, resolve_device
-from workbench.params import ConfigError
+from workbench.core.engine import Control, NonFiniteLoss, RunContext, resolve_device
+from workbench.core.params import ConfigError
 
 from . import toy  # noqa: F401  (registers "toy")
 
@@ -131,7 +131,7 @@ def test_resume_needs_a_checkpoint():
 
 
 def test_exception_in_method_is_recorded_as_failed():
-    from workbench.registry import Experiment, register
+    from workbench.core.registry import Experiment, register
     from tests.spine.toy import ToyConfig
 
     def broken(cfg, ctx):
@@ -179,7 +179,7 @@ def test_log_guard_only_on_losses():
 
 
 def test_thread_count_small_models_one_thread_then_restored():
-    from workbench.registry import Experiment, register
+    from workbench.core.registry import Experiment, register
     from tests.spine.toy import ToyConfig
 
     seen = {}

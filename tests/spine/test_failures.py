@@ -7,10 +7,12 @@ import pytest
 import torch
 
 import workbench
-from workbench import cli, data, runs
-from workbench.errors import DataCorrupt, DataNotFound, SourceError
-from workbench.params import Config, Param
-from workbench.registry import Experiment, register
+from workbench import runs
+from workbench.core import cli
+from workbench.lib import data
+from workbench.core.errors import DataCorrupt, DataNotFound, SourceError
+from workbench.core.params import Config, Param
+from workbench.core.registry import Experiment, register
 
 
 @pytest.fixture()

@@ -49,26 +49,55 @@ def _imports(path):
 
 
 def _unit(module: str) -> str:
-    """The folder (or top-level module) of ``workbench`` a module belongs to: ``workbench.nfm.losses`` → nfm."""
-    return module.split(".")[1]
+    """The room of the house a module lives in: ``core``, ``store``, ``runs``, ``lib.<toolkit>`` or ``methods.<name>``."""
+    parts = module.split(".")
+    return ".".join(parts[1:3]) if parts[1] in ("lib", "methods") and len(parts) > 2 else parts[1]
+
+
+def _rooms() -> dict[str, set[str]]:
+    """Every room found on disk (no hand-kept list) and the rooms each imports."""
+    top = ROOT / "workbench"
+    graph: dict[str, set[str]] = {}
+    for path in top.rglob("*.py"):
+        rel = path.relative_to(top).parts
+        if len(rel) == 1 and rel[0] in ("__init__.py", "__main__.py"):
+            continue  # the package's own lazy front door
+        if rel[0] in ("lib", "methods") and rel[1:] == ("__init__.py",):
+            continue  # the floors' own docstring files
+        unit = _unit("workbench." + ".".join(Path(*rel).with_suffix("").parts))
+        graph.setdefault(unit, set())
+        graph[unit] |= {_unit(m) for m in _imports(path) if len(m.split(".")) > 1}
+    return {room: targets & set(graph) - {room} for room, targets in graph.items()}
+
+
+def test_every_room_is_found_on_disk():
+    graph = _rooms()
+    assert {"core", "store"} <= set(graph)
+    methods = {r for r in graph if r.startswith("methods.")}
+    lib = {r for r in graph if r.startswith("lib.")}
+    assert {"methods.kto", "methods.goldilocks", "methods.nft", "methods.ls4", "methods.cascades",
+            "methods.noisymix", "methods.nfm", "methods.sdebnn"} <= methods
+    assert {"lib.data", "lib.nn", "lib.lm", "lib.weightspace", "lib.robustness"} <= lib
+    assert set(graph) == {"core", "store"} | methods | lib, set(graph) - {"core", "store"} - methods - lib
+
+
+def test_floors_import_downwards_only():
+    """methods -> core and lib (the store only through the run context); lib -> core and other toolkits;
+    core -> store; the store (with ``workbench.runs``) imports nothing above it; no method imports another."""
+    for room, targets in _rooms().items():
+        if room.startswith("methods."):
+            allowed = {"core"} | {t for t in targets if t.startswith("lib.")}
+        elif room.startswith("lib."):
+            allowed = {"core"} | {t for t in targets if t.startswith("lib.")}
+        elif room == "core":
+            allowed = {"store"}
+        else:
+            allowed = set()
+        assert targets <= allowed, f"{room} imports {sorted(targets - allowed)}"
 
 
 def test_folder_dependency_graph_is_acyclic():
-    """Folders under workbench/ form an acyclic graph: a method imports shared modules, never the other way
-    round, and no two folders import each other (directly or through others)."""
-    top = ROOT / "workbench"
-    known = {p.stem if p.is_file() else p.name for p in top.iterdir()
-             if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem != "__init__")}
-    graph: dict[str, set[str]] = {u: set() for u in known}
-    for path in top.rglob("*.py"):
-        rel = path.relative_to(top).parts
-        if len(rel) == 1 and rel[0] == "__init__.py":
-            continue  # the package's own lazy front door
-        unit = Path(rel[0]).stem
-        for mod in _imports(path):
-            target = _unit(mod)
-            if target in known and target != unit:
-                graph.setdefault(unit, set()).add(target)
+    graph = _rooms()
     seen, stack = set(), []
 
     def visit(node):
@@ -77,17 +106,10 @@ def test_folder_dependency_graph_is_acyclic():
         if node in seen:
             return
         stack.append(node)
-        for nxt in sorted(graph[node]):
+        for nxt in sorted(graph.get(node, ())):
             visit(nxt)
         stack.pop()
         seen.add(node)
 
     for node in sorted(graph):
         visit(node)
-    # shared machinery never depends on a method
-    methods = {"classify", "kto", "goldilocks", "nfm", "noisymix", "robustness_compare", "ls4", "sdebnn",
-               "cascades", "nft"} & known
-    for shared in ("engine", "context", "params", "registry", "store", "runs", "follow", "data", "nn", "metrics",
-                   "batches", "robustness", "lm"):
-        if shared in graph:
-            assert not graph[shared] & methods, f"{shared} imports the method(s) {graph[shared] & methods}"

@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.params import Config, ConfigError, Param, ParamGroup, parse_assignments
+from workbench.core.params import Config, ConfigError, Param, ParamGroup, parse_assignments
 
 
 class Demo(Config):
@@ -67,7 +67,7 @@ def test_parse_assignments_key_value_and_yaml():
 
 
 def test_key_metric_patterns():
-    from workbench.registry import Experiment
+    from workbench.core.registry import Experiment
 
     exp = Experiment("x", Demo, lambda cfg, ctx: {}, key_metrics=("*/test/accuracy", "train/loss"))
     assert exp.is_key_metric("nfm/test/accuracy") and exp.is_key_metric("train/loss")
@@ -127,17 +127,19 @@ def test_multi_choice_parameters():
     assert Grouped.params()["methods"].allowed() == "one or more of a, b, c"
 
 
-def test_a_misspelt_builtin_module_is_an_error(monkeypatch):
-    from workbench import registry
+def test_a_method_that_fails_to_import_is_an_error(monkeypatch):
+    from workbench.core import registry
 
-    monkeypatch.setattr(registry, "BUILTIN", registry.BUILTIN + ("workbench.nosuch.experiment",))
+    found = registry.builtin_modules()
+    assert "workbench.methods.kto.experiment" in found and len(found) == len(set(found)) >= 10
+    monkeypatch.setattr(registry, "builtin_modules", lambda: [*found, "workbench.methods.nosuch.experiment"])
     monkeypatch.setattr(registry, "_loaded", False)
-    with pytest.raises(ImportError, match="workbench.nosuch.experiment"):
+    with pytest.raises(ImportError, match="workbench.methods.nosuch"):
         registry.experiments()
 
 
 def test_third_party_methods_register_through_the_entry_point(monkeypatch):
-    from workbench import registry
+    from workbench.core import registry
 
     class EntryPoint:
         def load(self):
@@ -153,7 +155,7 @@ def test_third_party_methods_register_through_the_entry_point(monkeypatch):
 
 
 def test_scales_are_presets_under_the_given_values():
-    from workbench.registry import Experiment
+    from workbench.core.registry import Experiment
 
     from . import toy
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from workbench import runs
-from workbench.store import MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
-from workbench.store_sql import parse_location, redact
+from workbench.store.store import MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
+from workbench.store.sql import parse_location, redact
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,7 @@ def test_sigkill_keeps_metrics_and_reads_back_as_crashed(tmp_path):
 
 OPENER = """
 import sys, time
-from workbench.store import Store
+from workbench.store.store import Store
 while time.time() < float(sys.argv[2]):
     pass
 st = Store(sys.argv[1])

@@ -1,8 +1,8 @@
 """A tiny experiment for engine tests: linear regression by SGD with dropout noise (uses the global RNG)."""
 import torch
 
-from workbench.params import Config, Param
-from workbench.registry import Experiment, register
+from workbench.core.params import Config, Param
+from workbench.core.registry import Experiment, register
 
 
 class ToyConfig(Config):

@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from tests.common import _one_thread  # noqa: F401  (an autouse fixture)
-from workbench.store import Store
-from workbench.store_pgtemp import TempPostgres, unavailable
+from workbench.store.store import Store
+from tests.pgtemp import TempPostgres, unavailable
 
 BACKENDS = ("sqlite", "postgresql")
 _names = itertools.count()

@@ -16,8 +16,8 @@ import torch
 import workbench
 from tests.spine import toy  # noqa: F401  (registers "toy")
 from workbench import runs
-from workbench.cli import main
-from workbench.store import Store
+from workbench.core.cli import main
+from workbench.store.store import Store
 
 
 def make_run(store: Store, status: str = "completed") -> str:
@@ -163,7 +163,7 @@ def test_live_mlflow_mirror_of_an_engine_run(store, mlflow_uri, tmp_path):
     """``workbench run --mlflow URI``: the writer feeds the sink while the run goes; the end brings the rest."""
     from mlflow.tracking import MlflowClient
 
-    from workbench.interop.to_mlflow import MlflowSink
+    from workbench.store.interop.to_mlflow import MlflowSink
 
     store.add_sink(MlflowSink.factory(mlflow_uri))
     rid = store.create_run("toy", {"seed": 3})

@@ -13,9 +13,9 @@ import torch
 import workbench
 from tests.spine import toy  # noqa: F401  (registers "toy")
 from workbench import runs
-from workbench import store as store_module
-from workbench.follow import RunFollower
-from workbench.store import MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
+from workbench.store import store as store_module
+from workbench.store.follow import RunFollower
+from workbench.store.store import MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
 
 
 def test_schema_is_current_and_reopening_migrates_nothing(store, url):

@@ -9,14 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.follow import RunFollower
-from workbench.store import Store
+from workbench.store.follow import RunFollower
+from workbench.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = """
 import sys, time
-from workbench.store import Store
+from workbench.store.store import Store
 st = Store(sys.argv[1]); rid = sys.argv[2]
 while time.time() < float(sys.argv[3]):
     time.sleep(0.005)
@@ -45,7 +45,7 @@ def test_eight_processes_writing_at_once_lose_no_rows(store, url):
 
 TRAINER = """
 import sys, time
-from workbench.store import Store
+from workbench.store.store import Store
 st = Store(sys.argv[1])
 rid = st.create_run("toy", {"steps": int(sys.argv[2])})
 with open(sys.argv[3] + ".tmp", "w") as fh:
@@ -108,7 +108,7 @@ def test_a_follower_follows_a_run_written_by_another_process(store, url, tmp_pat
 
 OPENER = """
 import sys, time
-from workbench.store import Store
+from workbench.store.store import Store
 while time.time() < float(sys.argv[2]):
     pass
 st = Store(sys.argv[1])

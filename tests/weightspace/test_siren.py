@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from workbench.weightspace import (
+from workbench.lib.weightspace import (
     Sine,
     WeightSpace,
     coordinate_grid,

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.weightspace import NetworkSpec, WeightSpace, parameter_names
+from workbench.lib.weightspace import NetworkSpec, WeightSpace, parameter_names
 
 
 def _mlp(dims=(5, 7, 6, 3), seed=0, act=nn.Tanh, dtype=torch.float64):

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.weightspace import (
+from workbench.lib.weightspace import (
     WeightSpace,
     Zoo,
     ZooArch,
@@ -61,7 +61,7 @@ def test_batched_zoo_training_equals_networks_trained_one_by_one(arch):
 
 
 def test_train_zoo_on_digits_is_deterministic_and_spread_out():
-    from workbench import data
+    from workbench.lib import data
 
     x, y = data.tensors("digits", "train")
     xt, yt = data.tensors("digits", "test")

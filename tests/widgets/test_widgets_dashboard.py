@@ -93,7 +93,7 @@ def test_follow_a_run_started_elsewhere(tiny):
 
     import workbench
     from widgets.dashboards import follow
-    from workbench.engine import Control
+    from workbench.core.engine import Control
 
     ctl = Control()
     t = threading.Thread(target=workbench.run, args=("wbtiny", {"steps": 10_000, "delay": 0.003}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.params import Config, Param, ParamGroup
+from workbench.core.params import Config, Param, ParamGroup
 
 
 class OptimParams(ParamGroup):

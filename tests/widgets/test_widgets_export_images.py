@@ -14,7 +14,9 @@ def test_tensorboard_export_carries_the_views_as_images(tmp_path):
         pytest.skip("kaleido needs Chromium (apt-get install chromium) to render the views")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from workbench import cli, runs
+    from workbench import runs
+
+    from workbench.core import cli
 
     res = workbench.run("classify", smoke=True, progress=False)
     assert cli.main(["runs", "export", res.run_id, "--to", "tensorboard", str(tmp_path / "tb")]) == 0

@@ -41,7 +41,7 @@ def test_cell_magic_prints_the_run_id_and_summary_in_a_terminal(ip, tiny, capsys
 
 
 def _registered():
-    from workbench.registry import experiments
+    from workbench.core.registry import experiments
 
     return sorted(experiments())
 
@@ -49,8 +49,8 @@ def _registered():
 @pytest.mark.parametrize("method", _registered())
 def test_every_experiment_help_prints(method, capsys):
     """``workbench run METHOD --help`` prints every flag (a ``%`` in a doc once crashed argparse)."""
-    from workbench.cli import main
-    from workbench.registry import get
+    from workbench.core.cli import main
+    from workbench.core.registry import get
 
     with pytest.raises(SystemExit) as done:
         main(["run", method, "--help"])

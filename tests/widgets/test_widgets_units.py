@@ -96,7 +96,7 @@ def test_form_controls_follow_the_declarations(tiny):
 
 def test_form_shows_errors_beside_the_control(tiny):
     from widgets.form import ParamForm
-    from workbench.params import ConfigError
+    from workbench.core.params import ConfigError
 
     form = ParamForm(tiny.config)
     form.controls["steps"].value = 0
@@ -170,7 +170,7 @@ def test_panel_page_mirrors_the_declarations(tiny):
 
 
 def _registered():
-    from workbench.registry import experiments
+    from workbench.core.registry import experiments
 
     return sorted(experiments())
 
@@ -180,7 +180,7 @@ def test_every_registered_experiment_gets_a_valid_form_and_page(method):
     """The generated forms (ipywidgets and Panel) accept every experiment's declared defaults."""
     from widgets.app import ExperimentPage
     from widgets.dashboards import Dashboard
-    from workbench.registry import get
+    from workbench.core.registry import get
 
     exp = get(method)
     dash = Dashboard(method)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import time
 
-from workbench.params import Config, ConfigError, Param
-from workbench.registry import Experiment, register
+from workbench.core.params import Config, ConfigError, Param
+from workbench.core.registry import Experiment, register
 
 
 class TinyConfig(Config):

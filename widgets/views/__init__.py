@@ -99,15 +99,15 @@ def view(method: str, title: str, key: bool = True) -> Callable[[ViewFn], ViewFn
 
 def _candidates(method: str) -> list[str]:
     """View modules that may register ``method``'s views: ``widgets.views.<method>``, then the module named
-    after the experiment's package (``robustness_compare`` lives in ``workbench/robustness/`` → ``robustness``)."""
+    after the experiment's method folder (``workbench/methods/<folder>/experiment.py`` → ``<folder>``)."""
     names = [method]
     try:
-        from workbench.registry import experiments
+        from workbench.core.registry import experiments
 
         exp = experiments().get(method)
         parts = getattr(exp.run, "__module__", "").split(".") if exp is not None else []
-        if len(parts) > 2 and parts[0] == "workbench":
-            names.append(parts[1])
+        if len(parts) > 3 and parts[:2] == ["workbench", "methods"]:
+            names.append(parts[2])
     except Exception:  # noqa: BLE001 - the registry is optional here (views can be used on their own)
         pass
     return list(dict.fromkeys(names))

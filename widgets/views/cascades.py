@@ -255,9 +255,9 @@ def playground(run_id: str, prompt: str | None = None) -> Any:
     import torch
 
     from workbench import runs
-    from workbench.cascades import String
-    from workbench.cascades import arithmetic as A
-    from workbench.cascades.experiment import load_model
+    from workbench.methods.cascades import String
+    from workbench.methods.cascades import arithmetic as A
+    from workbench.methods.cascades.experiment import load_model
 
     lm = load_model(runs.artifact(run_id, "model"))
     if prompt is None:

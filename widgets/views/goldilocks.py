@@ -199,7 +199,7 @@ ZOOM = 0.15
 
 def _reached(r: dict, key: str) -> float | None:
     """The speedup of one row, or ``None`` when the method never reached the target (speedup 0, or nan when
-    neither did; see ``workbench.goldilocks.speedup``)."""
+    neither did; see ``workbench.methods.goldilocks.speedup``)."""
     v = r.get(key)
     if v is None:
         return None

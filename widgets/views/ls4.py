@@ -426,7 +426,7 @@ def latents(run_id: str) -> Any:
 @functools.lru_cache(maxsize=16)
 def _load(run_id: str, method: str, created: float) -> tuple[Any, dict]:
     from workbench import runs
-    from workbench.ls4 import build_model
+    from workbench.methods.ls4 import build_model
 
     ckpt = runs.artifact(run_id, f"model/{method}")
     model = build_model(ckpt["spec"])

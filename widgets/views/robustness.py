@@ -172,7 +172,7 @@ def corruption_preview_figure(image: Any, severity: int = 3, seed: int = 0, name
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from workbench.robustness import CORRUPTIONS, corrupt
+    from workbench.lib.robustness import CORRUPTIONS, corrupt
 
     names = tuple(names or CORRUPTIONS)
     img = np.asarray(image, dtype=np.float32)
@@ -195,7 +195,7 @@ def augmix_preview_figure(image: Any, severity: int = 3, seed: int = 0, all_ops:
     import torch
     from plotly.subplots import make_subplots
 
-    from workbench.noisymix import augmix, augmix_chains
+    from workbench.methods.noisymix import augmix, augmix_chains
 
     img = torch.as_tensor(np.asarray(image, dtype=np.float32))
     img = img[None] if img.dim() == 2 else img
@@ -258,7 +258,7 @@ def previewer(dataset: str = "digits", split: str = "test") -> Any:
     import ipywidgets as w
     from IPython.display import display
 
-    from workbench import data
+    from workbench.lib import data
 
     x, y = data.tensors(dataset, split)
     index = w.IntSlider(0, 0, len(x) - 1, description="image")

@@ -164,7 +164,7 @@ def test_metrics(run_id: str) -> go.Figure | None:
 # -- re-sampling the stored model (notebook helpers; static views above stay the exported record) ------------------
 def load_model(run_id: str) -> Any:
     """The run's trained 1-D SDE-BNN (artifact ``model/regression``), rebuilt from its spec and state."""
-    from workbench.sdebnn import SDEBNN
+    from workbench.methods.sdebnn import SDEBNN
 
     blob = stored(run_id, "model/regression")
     if blob is None:
@@ -179,8 +179,8 @@ def resample_band(run_id: str, samples: int = 32, sigma: float | None = None, se
     """The stored model's predictive band with ``samples`` paths and diffusion ``sigma`` (default: as trained)."""
     import torch
 
-    from workbench.sdebnn import data as gapdata
-    from workbench.sdebnn.train import predict_regression
+    from workbench.methods.sdebnn import data as gapdata
+    from workbench.methods.sdebnn.train import predict_regression
 
     model = load_model(run_id) if model is None else model
     stored_band = stored(run_id, "band") or {}

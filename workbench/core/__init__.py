@@ -1,0 +1,1 @@
+"""The engine's spine: declared parameters, the registry, the run context, the engine, the CLI."""

@@ -1,0 +1,1 @@
+"""Toolkits several methods share: data, nn, lm, weight spaces, robustness recipes, metrics."""

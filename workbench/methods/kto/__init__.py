@@ -1,0 +1,36 @@
+"""KTO (Ethayarajh et al. 2024) and the human-aware losses it is compared with."""
+from workbench.methods.kto.losses import (
+    BAD_TOKEN,
+    GOOD_TOKEN,
+    cdpo_loss,
+    check_kto_weights,
+    csft_prompt,
+    dpo_loss,
+    implied_rewards,
+    ipo_loss,
+    kto_loss,
+    kto_z0_loss,
+    mismatched_indices,
+    ppo_offline_loss,
+    ratio_rule_desirable_weight,
+    sft_loss,
+    slic_loss,
+)
+
+__all__ = [
+    "BAD_TOKEN",
+    "GOOD_TOKEN",
+    "cdpo_loss",
+    "check_kto_weights",
+    "csft_prompt",
+    "dpo_loss",
+    "implied_rewards",
+    "ipo_loss",
+    "kto_loss",
+    "kto_z0_loss",
+    "mismatched_indices",
+    "ppo_offline_loss",
+    "ratio_rule_desirable_weight",
+    "sft_loss",
+    "slic_loss",
+]

@@ -1,0 +1,326 @@
+"""The three tasks of the ``nft`` experiment, each model trained in its own resumable phase.
+
+(a) accuracy prediction from weights (NFT paper §5.1): every model regresses a network's standardised test
+    accuracy from its weights; scored by Kendall's τ and R² on held-out networks.
+(b) INR classification (§5.2): every model classifies an image from the weights of the SIREN fitted to it.
+(c) Inr2Array (§4): an NFT autoencoder learns an array latent by reconstruction; a classifier reads the latent.
+
+A phase records its results in ``ctx.state`` only when it actually ran: on resume, phases finished before the
+checkpoint yield no steps and their results come back from the checkpoint instead.
+"""
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from workbench.core.context import RunContext
+from workbench.lib.weightspace import WeightSpace, Zoo, render_images
+
+from .data import InrData
+from .inr2array import Inr2Array, LatentClassifier
+from .metrics import kendall_tau, r2_score
+from .model import NFTInvariant, build_model, count_parameters, token_labels
+
+
+def seed_for(cfg: Any, key: str) -> None:
+    """Seed torch's global RNG from the run's seed and ``key`` (model initialisation)."""
+    torch.manual_seed((cfg.seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
+
+
+def make_model(cfg: Any, kind: str, spec, out_dim: int, key: str, fourier_scale: float | None = None) -> nn.Module:
+    seed_for(cfg, key)
+    return build_model(kind, spec, out_dim, d_model=cfg.d_model, heads=cfg.heads, depth=cfg.depth,
+                       num_queries=cfg.num_queries, channels=cfg.channels, hidden=cfg.hidden,
+                       fourier_features=cfg.fourier_features, fourier_scale=fourier_scale or cfg.fourier_scale)
+
+
+@torch.no_grad()
+def predict(model: Callable[[WeightSpace], Tensor], ws: WeightSpace, chunk: int = 128) -> Tensor:
+    was = getattr(model, "training", False)
+    if isinstance(model, nn.Module):
+        model.eval()
+    try:
+        return torch.cat([model(ws[s:s + chunk]) for s in range(0, ws.batch_size, chunk)])
+    finally:
+        if isinstance(model, nn.Module):
+            model.train(was)
+
+
+def _cosine(total: int) -> Callable[[int], float]:
+    warm = max(1, total // 20)
+    return lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+
+
+def train_phase(ctx: RunContext, cfg: Any, key: str, model: nn.Module, ws: WeightSpace,
+                loss_fn: Callable[[nn.Module, WeightSpace, Tensor], Tensor], idx_targets: Tensor | None,
+                steps: int, evaluate: Callable[[int], dict[str, float]], lr: float | None = None) -> bool:
+    """Train ``model`` for ``steps`` AdamW steps (cosine schedule, gradient clipping) on mini-batches of ``ws``;
+    log ``<key>/train/loss`` and, every ``eval_every`` steps and at the end, ``evaluate(step)``.
+    Returns whether any step ran (False when a resumed run skips a finished phase)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(steps))
+    batches = ctx.batches(ws.batch_size, min(cfg.batch_size, ws.batch_size), name=f"batches/{key}")
+    ctx.track(**{f"model/{key}": model, f"opt/{key}": opt, f"sched/{key}": sched})
+    ran = False
+    for step in ctx.steps(steps, phase=key):
+        ran = True
+        model.train()
+        idx = next(batches)
+        target = idx_targets[idx] if idx_targets is not None else None
+        loss = loss_fn(model, ws[idx], target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        ctx.log(step + 1, **{f"{key}/train/loss": float(loss.detach())})
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == steps:
+            ctx.log(step + 1, **evaluate(step + 1))
+    return ran
+
+
+# -- (a) accuracy prediction ---------------------------------------------------------------------------------
+def split_zoo(zoo: Zoo, test_fraction: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    order = torch.randperm(len(zoo), generator=gen)
+    n_test = max(1, int(round(test_fraction * len(zoo))))
+    return order[n_test:].sort().values, order[:n_test].sort().values
+
+
+def accuracy_task(cfg: Any, ctx: RunContext, zoo: Zoo, results: dict) -> dict[str, nn.Module]:
+    """Train each model of ``cfg.models`` to predict test accuracy; returns the trained models (this run's)."""
+    tr, te = split_zoo(zoo, cfg.test_fraction, ctx.generator("zoo_split"))
+    ws_tr, ws_te = zoo.weights[tr], zoo.weights[te]
+    y_tr, y_te = zoo.test_accuracy[tr].float(), zoo.test_accuracy[te].float()
+    mu, sd = float(y_tr.mean()), float(y_tr.std().clamp_min(1e-6))
+    z_tr = (y_tr - mu) / sd
+    spec = zoo.weights.spec
+    _zoo_artifacts(ctx, zoo, tr, te)
+    out: dict[str, nn.Module] = {}
+    for kind in cfg.models:
+        key = f"acc/{kind}"
+        model = make_model(cfg, kind, spec, 1, key).fit(ws_tr)
+
+        def loss_fn(m: nn.Module, ws: WeightSpace, target: Tensor) -> Tensor:
+            return F.mse_loss(m(ws)[:, 0], target)
+
+        def evaluate(step: int, model: nn.Module = model, key: str = key) -> dict[str, float]:
+            pred = predict(model, ws_te)[:, 0] * sd + mu
+            return {f"{key}/test/kendall_tau": kendall_tau(y_te, pred), f"{key}/test/r2": r2_score(y_te, pred)}
+
+        t0 = time.perf_counter()
+        if train_phase(ctx, cfg, key, model, ws_tr, loss_fn, z_tr, cfg.steps, evaluate):
+            pred = predict(model, ws_te)[:, 0] * sd + mu
+            results["acc"][kind] = {"kendall_tau": kendall_tau(y_te, pred), "r2": r2_score(y_te, pred),
+                                    "parameters": count_parameters(model), "seconds": time.perf_counter() - t0,
+                                    "network": te.tolist(), "true": y_te.tolist(), "predicted": pred.tolist()}
+            ctx.artifact("predictions", prediction_rows(results["acc"]), kind="table")
+            if kind == "nft":
+                ctx.artifact("attention", attention_artifact(model, ws_te, y_te, te, "zoo"))
+        out[kind] = model
+    results["acc_split"] = {"train": tr.tolist(), "test": te.tolist(), "mean": mu, "std": sd}
+    return out
+
+
+def prediction_rows(acc: dict[str, dict]) -> list[dict[str, Any]]:
+    rows = []
+    for kind, r in acc.items():
+        for n, t, p in zip(r["network"], r["true"], r["predicted"]):
+            rows.append({"model": kind, "network": int(n), "true_accuracy": float(t), "predicted_accuracy": float(p)})
+    return rows
+
+
+def _zoo_artifacts(ctx: RunContext, zoo: Zoo, tr: Tensor, te: Tensor) -> None:
+    """The zoo table (hyperparameters, accuracy, split), all networks' weights and the spec (for the views)."""
+    df = zoo.frame()
+    split = np.array(["train"] * len(zoo), dtype=object)
+    split[te.numpy()] = "test"
+    df["split"] = split
+    ctx.artifact("zoo", df, kind="table")
+    ctx.artifact("zoo/weights", zoo.weights.flatten().float().numpy(), kind="array")
+    spec = zoo.weights.spec
+    ctx.artifact("zoo/spec", {"dims": list(spec.dims), "filters": [list(f) for f in spec.filters],
+                              "arch": zoo.arch.kind if zoo.arch else "cnn"}, kind="json")
+
+
+def _pick(values: Tensor) -> int:
+    """The index of the median value."""
+    return int(torch.argsort(values)[len(values) // 2])
+
+
+def attention_artifact(model: NFTInvariant, ws: WeightSpace, values: Tensor, index: Tensor, source: str) -> dict:
+    j = _pick(values.float())
+    maps = model.attention_maps(ws[j:j + 1])
+    spec = ws.spec
+    layers = [{"neuron_layer": h, "labels": token_labels(spec, h), "attention": maps[h][0].tolist()}
+              for h in range(spec.num_layers + 1)]
+    L = spec.num_layers
+    return {"source": source, "network": int(index[j]), "value": float(values[j]), "dims": list(spec.dims),
+            "layers": layers, "global": {"labels": [f"W{i}" for i in range(L)] + [f"b{i}" for i in range(L)],
+                                         "attention": maps["global"][0].tolist()}}
+
+
+# -- (b) INR classification ----------------------------------------------------------------------------------
+def inr_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> dict[str, nn.Module]:
+    spec, k = inr.train.spec, int(max(inr.train_labels.max(), inr.test_labels.max())) + 1
+    out: dict[str, nn.Module] = {}
+    for kind in cfg.models:
+        key = f"inr/{kind}"
+        model = make_model(cfg, kind, spec, k, key, cfg.inr_fourier_scale).fit(inr.train)
+
+        def loss_fn(m: nn.Module, ws: WeightSpace, target: Tensor) -> Tensor:
+            return F.cross_entropy(m(ws), target)
+
+        def evaluate(step: int, model: nn.Module = model, key: str = key) -> dict[str, float]:
+            acc = (predict(model, inr.test).argmax(1) == inr.test_labels).float().mean()
+            return {f"{key}/test/accuracy": float(acc)}
+
+        t0 = time.perf_counter()
+        if train_phase(ctx, cfg, key, model, inr.train, loss_fn, inr.train_labels, cfg.inr_steps, evaluate):
+            pred = predict(model, inr.test).argmax(1)
+            results["inr"][kind] = {"accuracy": float((pred == inr.test_labels).float().mean()),
+                                    "train_accuracy": float((predict(model, inr.train).argmax(1)
+                                                             == inr.train_labels).float().mean()),
+                                    "parameters": count_parameters(model), "seconds": time.perf_counter() - t0,
+                                    "n_test": int(inr.test_labels.numel())}
+            if kind == "nft":
+                ctx.artifact("inr/attention", attention_artifact(model, inr.test, inr.test_labels.float(),
+                                                                  torch.arange(inr.test.batch_size), "inr"))
+        out[kind] = model
+    return out
+
+
+def gallery_artifact(inr: InrData, n: int, reconstruction: Tensor | list | None = None) -> dict[str, Any]:
+    """Original images, their SIRENs' renders (and Inr2Array reconstructions) of the first ``n`` test images."""
+    c, h, w = inr.image_shape
+    n = min(n, inr.test.batch_size)
+    renders = render_images(inr.test[:n], h, w)
+    out = {"labels": inr.test_labels[:n].tolist(), "channels": c,
+           "original": inr.test_images[:n].permute(0, 2, 3, 1).tolist(),
+           "siren": renders.permute(0, 2, 3, 1).tolist(),
+           "siren_psnr": (10 * torch.log10(4 / inr.mse_test[:n].clamp_min(1e-12))).tolist()}
+    if reconstruction is not None:
+        out["reconstruction"] = torch.as_tensor(reconstruction)[:n].permute(0, 2, 3, 1).tolist()
+    return out
+
+
+# -- (c) Inr2Array -------------------------------------------------------------------------------------------
+def inr2array_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> Inr2Array:
+    c, h, w = inr.image_shape
+    spec, k = inr.train.spec, int(max(inr.train_labels.max(), inr.test_labels.max())) + 1
+    seed_for(cfg, "inr2array/autoencoder")
+    ae = Inr2Array(spec, (h, w), cfg.d_model, cfg.heads, cfg.depth, cfg.latent_grid, cfg.hidden, inr.init,
+                   cfg.fourier_features, cfg.inr_fourier_scale).fit(inr.train)
+
+    def recon_loss(m: nn.Module, ws: WeightSpace, _: Any) -> Tensor:
+        return m.loss(ws)
+
+    @torch.no_grad()
+    def test_loss(model: Inr2Array = ae) -> float:
+        was = model.training
+        model.eval()
+        total = sum(float(model.loss(inr.test[s:s + 128])) * min(128, inr.test.batch_size - s)
+                    for s in range(0, inr.test.batch_size, 128))
+        model.train(was)
+        return total / inr.test.batch_size
+
+    t0 = time.perf_counter()
+    if train_phase(ctx, cfg, "inr2array/recon", ae, inr.train, recon_loss, None, cfg.ae_steps,
+                   lambda step: {"inr2array/recon/test/loss": test_loss()}):
+        mse = test_loss()
+        results["inr2array"].update(recon_mse=mse, recon_psnr=10 * math.log10(4 / max(mse, 1e-12)),
+                                    ae_seconds=time.perf_counter() - t0, ae_parameters=count_parameters(ae))
+        with torch.no_grad():
+            ae.eval()
+            n = min(cfg.gallery_size, inr.test.batch_size)
+            recon = ((ae(inr.test[:n]) + 1) / 2).clamp(0, 1).permute(0, 2, 1).reshape(n, c, h, w)
+        results["inr2array"]["reconstruction"] = recon.tolist()
+        ctx.artifact("inr/gallery", gallery_artifact(inr, cfg.gallery_size, recon))
+
+    # the latent classifier: the latents are computed inside the phase (after a resume restored the encoder)
+    seed_for(cfg, "inr2array/classifier")
+    clf = LatentClassifier(ae.num_latents, cfg.d_model, k, cfg.hidden)
+    latents: dict[str, Tensor] = {}
+
+    def encode_all() -> None:
+        if not latents:
+            ae.eval()
+            latents["train"] = predict(ae.encode, inr.train)
+            latents["test"] = predict(ae.encode, inr.test)
+
+    opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.latent_steps))
+    batches = ctx.batches(inr.train.batch_size, min(cfg.batch_size, inr.train.batch_size), name="batches/inr2array")
+    ctx.track(**{"model/inr2array/classifier": clf, "opt/inr2array/classifier": opt,
+                 "sched/inr2array/classifier": sched})
+    ran = False
+    t0 = time.perf_counter()
+    for step in ctx.steps(cfg.latent_steps, phase="inr2array/classifier"):
+        encode_all()
+        ran = True
+        clf.train()
+        idx = next(batches)
+        loss = F.cross_entropy(clf(latents["train"][idx]), inr.train_labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        ctx.log(step + 1, **{"inr2array/classifier/train/loss": float(loss.detach())})
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.latent_steps:
+            ctx.log(step + 1, **{"inr/inr2array/test/accuracy": _latent_accuracy(clf, latents["test"], inr.test_labels)})
+    if ran:
+        results["inr2array"].update(accuracy=_latent_accuracy(clf, latents["test"], inr.test_labels),
+                                    train_accuracy=_latent_accuracy(clf, latents["train"], inr.train_labels),
+                                    classifier_seconds=time.perf_counter() - t0,
+                                    invariance=_latent_invariance(ae, inr, ctx))
+    return ae
+
+
+@torch.no_grad()
+def _latent_accuracy(clf: nn.Module, z: Tensor, y: Tensor) -> float:
+    clf.eval()
+    return float((clf(z).argmax(1) == y).float().mean())
+
+
+@torch.no_grad()
+def _latent_invariance(ae: Inr2Array, inr: InrData, ctx: RunContext) -> float:
+    """max |latent(σ·W) − latent(W)| over a few test SIRENs and random hidden permutations σ (float64)."""
+    import copy
+
+    m = copy.deepcopy(ae).double().eval()
+    ws = inr.test[: min(4, inr.test.batch_size)].to(torch.float64)
+    perms = ws.random_permutations(ctx.generator("inr2array_invariance"))
+    return float((m.encode(ws.permute_all(perms)) - m.encode(ws)).abs().max())
+
+
+# -- the permutation demo ------------------------------------------------------------------------------------
+@torch.no_grad()
+def permutation_demo(models: dict[str, nn.Module], ws: WeightSpace, network: Callable[[WeightSpace], Tensor],
+                     gen: torch.Generator, n_perms: int = 8, scale: Callable[[Tensor], Tensor] | None = None
+                     ) -> dict[str, Any]:
+    """Permute one network's hidden neurons ``n_perms`` times: its outputs stay (``network`` renders them), every
+    invariant model's prediction stays, the flat MLP's moves. In float64, so "stays" means round-off."""
+    import copy
+
+    ws = ws.to(torch.float64)
+    perms = [ws.random_permutations(gen) for _ in range(n_perms)]
+    permuted = [ws.permute_all(p) for p in perms]
+    base_out = network(ws)
+    out_change = max(float((network(p) - base_out).abs().max()) for p in permuted)
+    weight_change = max(p.max_abs_diff(ws) for p in permuted)
+    rows: dict[str, Any] = {}
+    for kind, model in models.items():
+        m = copy.deepcopy(model).double().eval()
+        f = (lambda x, m=m: scale(m(x))) if scale is not None else m
+        p0 = f(ws)[0]
+        pk = [f(p)[0] for p in permuted]
+        rows[kind] = {"original": p0.tolist(), "permuted": [p.tolist() for p in pk],
+                      "max_change": max(float((p - p0).abs().max()) for p in pk)}
+    return {"output_change": out_change, "weight_change": weight_change, "models": rows, "permutations": n_perms}
