@@ -40,7 +40,8 @@ METHODS = {  # method → (cascade, options)
 
 
 def train(steps: int, seed: int = 0) -> TinyLM:
-    lm = A.make_lm(64, 2, 4, context=A.context_needed(6), seed=seed)
+    torch.manual_seed(seed)  # a script: the benchmark's own initialisation
+    lm = A.make_lm(64, 2, 4, context=A.context_needed(6))
     corpus = A.build_corpus(lm, steps * 64, steps * 64, seed, [1, 1, 1, 2, 2])
     opt = torch.optim.AdamW(lm.parameters(), lr=6e-3)
     for s in range(steps):

@@ -24,14 +24,20 @@ import time
 import torch
 
 
+def _step_rng(name: str, step: int) -> torch.Generator:
+    """A stateless generator per (name, step), like ``ctx.rng`` in a run (the benchmark has no run context)."""
+    import zlib
+
+    return torch.Generator().manual_seed(zlib.crc32(f"{name}/{step}".encode()))
+
+
 def _time_steps(args: argparse.Namespace) -> list[tuple[str, float, float, float, float]]:
     from types import SimpleNamespace
 
     from workbench.lib import data
     from workbench.core.batches import IndexBatches
-    from workbench.methods.nfm.experiment import nfm_recipe
     from workbench.lib.nn import build_model
-    from workbench.methods.noisymix.experiment import noisymix_recipe
+    from workbench.lib.robustness.recipes import nfm_recipe, noisymix_recipe
     from workbench.lib.robustness.inputs import Standardised, channel_stats
     from workbench.lib.robustness.training import RecipeTrainer
 
@@ -46,9 +52,9 @@ def _time_steps(args: argparse.Namespace) -> list[tuple[str, float, float, float
         "baseline": nfm_recipe("baseline", 1.0, 0.4, 0.2, 0.0),
         "manifold_mixup": nfm_recipe("manifold_mixup", 1.0, 0.4, 0.2, 0.0),
         "nfm": nfm_recipe("nfm", 1.0, 0.4, 0.2, 0.0),
-        "augmix": noisymix_recipe("augmix", cfg),
-        "augmix_jsd": noisymix_recipe("augmix_jsd", cfg),
-        "noisymix": noisymix_recipe("noisymix", cfg),
+        "augmix": noisymix_recipe("augmix", cfg, cfg),
+        "augmix_jsd": noisymix_recipe("augmix_jsd", cfg, cfg),
+        "noisymix": noisymix_recipe("noisymix", cfg, cfg),
     }
     total = (args.rounds + 1) * args.steps
     trainers: dict[tuple[str, bool], RecipeTrainer] = {}
@@ -59,7 +65,7 @@ def _time_steps(args: argparse.Namespace) -> list[tuple[str, float, float, float
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             trainers[name, prefetch] = RecipeTrainer(
                 name, recipe, model, opt, x, y, IndexBatches(len(x), args.batch_size, seed=0),
-                torch.Generator().manual_seed(0), seed=0, total=total, augment=args.augment, device=dev,
+                torch.Generator().manual_seed(0), rng=_step_rng, total=total, augment=args.augment, device=dev,
                 prefetch=prefetch)
     times: dict[tuple[str, bool], list[float]] = {key: [] for key in trainers}
     step = 0
@@ -91,7 +97,7 @@ def _views_ms(args: argparse.Namespace) -> float:
     from types import SimpleNamespace
 
     from workbench.lib import data
-    from workbench.methods.noisymix.experiment import augmix_views
+    from workbench.lib.robustness.recipes import augmix_views
 
     x, _ = data.tensors(args.dataset, "train")
     xb = x[: args.batch_size]

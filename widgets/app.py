@@ -16,14 +16,13 @@ from __future__ import annotations
 import html
 import os
 import socket
-import threading
-import time
 from typing import Any
 
 from workbench.core.params import Config, ConfigError, Param
 
 from .declared import ENGINE, ControlSpec, control_spec, sections
-from .labels import SMOKE, clock, run_label, summary_text
+from .controller import RunController
+from .labels import SMOKE, run_label, summary_text
 
 _PAGE_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#222}
@@ -117,11 +116,8 @@ class ExperimentPage:
         self.views = pn.Column(sizing_mode="stretch_width")
         self.run_button.on_click(lambda _e: self.start())
         self.stop_button.on_click(lambda _e: self.stop())
-        self.control: Any = None
-        self.run_id: str | None = None
-        self.thread: threading.Thread | None = None
+        self.runner = RunController(method)
         self._series: Any = None
-        self._follower: Any = None
         self._drawn = -1
         self._callback: Any = None
         self.poll_ms = poll_ms
@@ -161,81 +157,59 @@ class ExperimentPage:
             self.run_button.disabled = True
             return None
         self.alert.visible = False
-        self.run_button.disabled = self.thread is not None and self.thread.is_alive()
+        self.run_button.disabled = self.runner.running
         return cfg
+
+    @property
+    def run_id(self) -> str | None:
+        return self.runner.run_id
 
     def start(self) -> None:
         import panel as pn
 
-        from workbench.core.engine import Control
-
         from .curves import Series
 
         cfg = self.validate()
-        if cfg is None or (self.thread is not None and self.thread.is_alive()):
+        if cfg is None or self.runner.running:
             return
-        self.control, self.run_id, self._follower = Control(), None, None
         self._series, self._drawn = Series(), -1
         self.views.objects = []
+        self.runner.start(cfg)
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.status.object = "starting…"
-        self.thread = threading.Thread(target=self._work, args=(cfg, self.control), daemon=True)
-        self.thread.start()
         if self._callback is None:
             self._callback = pn.state.add_periodic_callback(self.refresh, period=self.poll_ms)
 
-    def _work(self, cfg: Config, control: Any) -> None:
-        import workbench
-
-        try:
-            workbench.run(self.method, cfg, control=control, progress=False)
-        except Exception as err:  # noqa: BLE001 - shown on the page
-            control.reason = f"{type(err).__name__}: {err}"
-        finally:
-            control.started.set()
-
     def stop(self) -> None:
-        if self.control is not None:
-            self.control.stop("stopped from the app")
+        self.runner.stop("stopped from the app")
         self.stop_button.disabled = True
 
     def refresh(self) -> None:
-        """Periodic: read what is new through the run follower, redraw; when the run is over, draw views."""
-        import panel as pn
-
-        from workbench.store.follow import RunFollower
-
+        """Periodic: draw what the run controller read since the last call; when the run is over, the views."""
         from .curves import static_figure
         from .views import render
 
-        ctl = self.control
-        if ctl is None:
+        if self.runner.control is None:
             return
-        done = self.thread is not None and not self.thread.is_alive()
-        if ctl.run_id is not None:
-            self.run_id = ctl.run_id
-            if self._follower is None:
-                self._follower = RunFollower(self.run_id)
-            update = self._follower.poll()
+        update = self.runner.poll()
+        if update is not None:
             if len(update.metrics):
                 self._series.add_frame(run_label(update.record), update.metrics)
-            if self._series.version != self._drawn or done:
+            if self._series.version != self._drawn or update.final:
                 self.plot.object = static_figure(self._series, title=f"{self.method} {self.run_id}",
-                                                 min_points=2 if done else 1)
+                                                 min_points=2 if update.final else 1)
                 self._drawn = self._series.version
-            if ctl.total:
-                self.progress.max = ctl.total
-                self.progress.value = min(ctl.step + 1, ctl.total)
-            elapsed = time.time() - ctl.started_at if ctl.started_at else 0.0
-            smoke = f" · <span class='wb-smoke'>{SMOKE}</span>" if update.record.get("smoke") else ""
-            self.status.object = (f"<b>{update.status}</b>{smoke} · run <code>{self.run_id}</code> · step "
-                                  f"{ctl.step + 1}/{ctl.total} · {ctl.steps_per_second():.1f} step/s · "
-                                  f"{clock(elapsed)} elapsed")
-        if done:
+            p = self.runner.progress()
+            if p.total:
+                self.progress.max, self.progress.value = p.total, min(p.step, p.total)
+            self.status.object = self.runner.status_html(update.record)
+        if not self.runner.running:
             if self.run_id is not None:
                 self.views.objects = [_pane(fig) for _t, fig in render(self.method, self.run_id)]
-            elif ctl.reason:
-                self.status.object = f"<span style='color:#c0392b'>{html.escape(ctl.reason)}</span>"
+            failure = self.runner.failure()
+            if failure:
+                prefix = self.status.object + " — " if self.run_id is not None else ""
+                self.status.object = f"{prefix}<span style='color:#c0392b'>{html.escape(failure)}</span>"
             self.stop_button.disabled = True
             self.validate()
             if self._callback is not None:

@@ -1,7 +1,7 @@
 """A dashboard per experiment: parameter form + run controls + live curves + the method's own views.
 
-The run trains in a background thread (the kernel stays idle, so sliders and Stop respond); a monitor
-thread follows it through the run store (:class:`workbench.store.follow.RunFollower`) and redraws. Because the
+The run trains in a background thread (the kernel stays idle, so sliders and Stop respond) of the shared
+:class:`~widgets.controller.RunController`; a monitor thread draws what it reports. Because the
 monitor reads only the store, the same dashboard follows a run it did not start (a ``torchrun`` job,
 another kernel): :func:`follow`. A smoke run is labelled as one in the status line and the legend.
 """
@@ -17,10 +17,11 @@ from typing import Any
 
 import ipywidgets as W
 
-from workbench.core.params import Config, ConfigError
+from workbench.core.params import ConfigError
 
+from .controller import RunController
 from .curves import LiveCurves
-from .labels import SMOKE, clock, run_label
+from .labels import SMOKE, run_label
 from .render import output
 from .views import render
 
@@ -90,18 +91,19 @@ class Dashboard:
         self.static_out.add_class("wb-static")
         self.widget = W.VBox([header, W.HBox([self.form.widget, controls]), self.live_box, self.static_out])
         self.widget.add_class("wb-dashboard")
-        self.control: Any = None
-        self.run_id: str | None = None
-        self.result: Any = None
-        self.error: str | None = None
-        self.run_status: str | None = None
-        self._worker: threading.Thread | None = None
+        self.runner = RunController(method, smoke=smoke, store=store)
         self._monitor: threading.Thread | None = None
-        self._done = threading.Event()
+        self._done = threading.Event()  # set once a run has ended and the dashboard has drawn its end
         self._done.set()
         self._last_views = 0.0
-        self._external = False
-        self.record: dict | None = None
+
+    # the run as the controller knows it ------------------------------------------------------
+    control = property(lambda self: self.runner.control)
+    run_id = property(lambda self: self.runner.run_id)
+    result = property(lambda self: self.runner.result)
+    error = property(lambda self: self.runner.error)
+    run_status = property(lambda self: self.runner.run_status)
+    record = property(lambda self: self.runner.record)
 
     # display ----------------------------------------------------------------------------------
     def _ipython_display_(self) -> None:
@@ -125,30 +127,19 @@ class Dashboard:
         except ConfigError as err:
             self._set_status(f"<span style='color:#c0392b'>not started: {html.escape(str(err))}</span>")
             return False
-        from workbench.core.engine import Control
-
-        self.control = Control()
-        self.run_id, self.result, self.error, self.run_status = None, None, None, "running"
-        self._external, self.record = False, None
+        self.runner.start(cfg)
         self._done.clear()
         self._show_live()
         self._set_running_ui(True)
         self._set_status("starting…")
-        self._worker = threading.Thread(target=self._work, args=(cfg,), daemon=True, name=f"wb-{self.method}")
-        self._worker.start()
         self._start_monitor()
         return True
 
     def follow(self, run_id: str) -> "Dashboard":
         """Show a run this dashboard did not start (another process, an earlier run) as it goes."""
-        from workbench import runs
-
         if self.running:
             raise RuntimeError("this dashboard is busy with a run; stop it first")
-        record = runs.get(run_id, store=self.store)
-        self.run_id, self.control, self.result = record["id"], None, None
-        self._external, self.record = True, record
-        self.run_status = record["status"]
+        record = self.runner.follow(run_id)
         try:
             self.form.set(**{k: v for k, v in record["config"].items() if k in self.form.controls})
         except ConfigError:
@@ -161,12 +152,7 @@ class Dashboard:
 
     def stop(self) -> None:
         """Ask the run to stop at its next step (it ends as ``stopped``, metrics kept)."""
-        if self.control is not None:
-            self.control.stop("stopped from the dashboard")
-        elif self.run_id is not None:
-            from workbench import runs
-
-            runs.stop(self.run_id, store=self.store)
+        self.runner.stop("stopped from the dashboard")
         self.stop_button.disabled = True
         self._set_status("stopping…")
 
@@ -180,10 +166,10 @@ class Dashboard:
         if self.control is None:
             return
         if change["new"]:
-            self.control.pause()
+            self.runner.pause()
             self.pause_button.description, self.pause_button.icon = "Resume", "play"
         else:
-            self.control.resume()
+            self.runner.resume()
             self.pause_button.description, self.pause_button.icon = "Pause", "pause"
 
     def wait(self, timeout: float | None = None, show: bool = True) -> Any:
@@ -241,105 +227,40 @@ class Dashboard:
             _show(fig)
 
     def _store(self) -> Any:
-        from workbench import runs
-
-        return self.store or runs.store()
+        return self.runner.store_()
 
     # background work ------------------------------------------------------------------------------
-    def _work(self, cfg: Config) -> None:
-        import workbench
-
-        try:
-            self.result = workbench.run(self.method, cfg, smoke=self.smoke, control=self.control, progress=False,
-                                        store=self.store)
-            self.run_id = self.result.run_id
-        except Exception as err:  # noqa: BLE001 - shown in the status line, never a traceback
-            self.error = f"{type(err).__name__}: {err}"
-        finally:
-            self.control.started.set()
-
     def _start_monitor(self) -> None:
         ctx = contextvars.copy_context()  # output from the thread goes to the cell that started the run
         self._monitor = threading.Thread(target=ctx.run, args=(self._watch,), daemon=True,
                                          name=f"wb-watch-{self.method}")
         self._monitor.start()
 
-    def _worker_done(self) -> bool:
-        return self._worker is not None and not self._worker.is_alive()
-
     def _watch(self) -> None:
-        from workbench.store.follow import RunFollower
-
         try:
-            if self.control is not None:
-                self.control.started.wait()
-                self.run_id = self.control.run_id or self.run_id
-            if self.run_id is None:  # the run never started (a bad config, a failure before the store)
-                return
-            follower = RunFollower(self.run_id, store=self._store())
-            failures = 0
-            while True:
-                try:
-                    update = follower.poll()
-                    failures = 0
-                except Exception as err:  # noqa: BLE001 - e.g. a busy database: try again, don't lose the run
-                    failures += 1
-                    if failures >= MAX_POLL_FAILURES or (self._worker_done() and not self._external):
-                        raise
-                    self._set_status(f"<i>reading the run store failed ({html.escape(str(err))}); retrying</i>")
-                    time.sleep(self.poll)
-                    continue
-                done = update.finished if self._external else self._worker_done()
-                self._apply(update, final=False)
-                if done:
-                    break
-                time.sleep(self.poll)
-            self._apply(follower.poll(), final=True)  # whatever was committed after the last look
-        except Exception as err:  # noqa: BLE001
-            self.error = self.error or f"{type(err).__name__}: {err}"
+            self.runner.watch(lambda update: self._apply(update, final=update.final), interval=self.poll,
+                              max_failures=MAX_POLL_FAILURES, on_error=lambda err: self._set_status(
+                                  f"<i>reading the run store failed ({html.escape(str(err))}); retrying</i>"))
         finally:
             self._finish()
 
     def _apply(self, update: Any, final: bool) -> None:
         """Draw one update of the follower: new metrics, status and progress, views when something new arrived."""
-        self.record = update.record
         if len(update.metrics):
             self.curves.add_frame(run_label(update.record), update.metrics)
         self.curves.draw(force=final)
-        self.run_status = update.status
         self._update_progress(update.record)
         stale = time.monotonic() - self._last_views > self.views_every
         if final or (stale and (update.artifacts or len(update.metrics))):
             self._refresh_views()
 
     def _update_progress(self, record: dict) -> None:
-        ctl = self.control
-        if ctl is not None:
-            step, total = ctl.step + (1 if ctl.steps_done else 0), ctl.total
-            rate, started = ctl.steps_per_second(), ctl.started_at
-            phase = ctl.phase
-        else:
-            steps = [len(s[0]) and max(s[0]) for s in self.curves.series.data.values()]
-            step = int(max(steps, default=0)) + 1 if steps else 0
-            total = int(record["config"].get("steps", 0) or 0)
-            started = record.get("created_at")
-            rate = step / max(time.time() - started, 1e-9) if started else 0.0
-            phase = ""
-        if total:
-            self.progress.max, self.progress.value = max(total, 1), min(step, total)
-        elapsed = time.time() - started if started else 0.0
-        bits = [f"<b>{record['status']}</b>"]
-        if record.get("smoke"):
-            bits.append(f"<b style='color:#8a6d3b'>{SMOKE}</b>")
-        bits.append(f"run <code>{record['id']}</code>")
-        if phase:
-            bits.append(html.escape(phase))
-        bits.append(f"step {step}/{total}" if total else f"step {step}")
-        bits.append(f"{rate:.1f} step/s")
-        bits.append(f"{clock(elapsed)} elapsed")
-        if ctl is not None and ctl.paused:
-            bits.append("<b>paused</b>")
-        self._set_status(" · ".join(bits))
+        steps = [len(s[0]) and max(s[0]) for s in self.curves.series.data.values()]
+        seen = int(max(steps, default=0)) + 1 if steps else 0
+        p = self.runner.progress(seen)
+        if p.total:
+            self.progress.max, self.progress.value = max(p.total, 1), min(p.step, p.total)
+        self._set_status(self.runner.status_html(record, seen))
 
     def _refresh_views(self) -> None:
         self._last_views = time.monotonic()
@@ -349,18 +270,14 @@ class Dashboard:
         self.views_box.outputs = tuple(output(fig) for _title, fig in render(self.method, self.run_id))
 
     def _finish(self) -> None:
-        if self.result is not None:
-            self.run_status = self.result.status
-        elif self.run_id is not None:
-            self.run_status = self._store().get(self.run_id)["status"]
         self._set_running_ui(False)
         self._show_static_in_widget()
-        if self.error:
-            self._set_status(f"<span style='color:#c0392b'>{html.escape(self.error)}</span>")
-        else:
-            err = self.result.error if self.result is not None and self.result.status == "failed" else None
-            extra = f" — {html.escape(err.strip().splitlines()[-1])}" if err else ""
-            self._set_status(self.status.value.replace("<b>running</b>", f"<b>{self.run_status}</b>") + extra)
+        failure = self.runner.failure()
+        if self.runner.error:
+            self._set_status(f"<span style='color:#c0392b'>{html.escape(self.runner.error)}</span>")
+        elif self.record is not None:
+            extra = f" — {html.escape(failure)}" if failure else ""
+            self._set_status(self.runner.status_html(self.record) + extra)
         self._done.set()
 
     def _show_static_in_widget(self) -> None:
@@ -373,7 +290,7 @@ class Dashboard:
             self.live_box.layout.display = "none"
             self.static_out.layout.display = None
         except Exception as err:  # noqa: BLE001 - a static copy must never break the dashboard
-            self.error = self.error or f"static figures: {type(err).__name__}: {err}"
+            self.runner.error = self.runner.error or f"static figures: {type(err).__name__}: {err}"
 
     def _show_live(self) -> None:
         self.static_out.outputs = ()
@@ -383,7 +300,7 @@ class Dashboard:
     def _set_running_ui(self, running: bool) -> None:
         self.start_button.disabled = running or not self.form.valid
         self.stop_button.disabled = not running
-        self.pause_button.disabled = not running or self._external
+        self.pause_button.disabled = not running or self.runner.external
         if not running:
             self.pause_button.value = False
         self.form.disable(running)

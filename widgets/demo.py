@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from .labels import SMOKE, claims_html, run_label
+from .labels import SMOKE, claims_html, outcome_counts, run_label
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -27,7 +27,8 @@ def _figure_html(fig: Any, first: bool) -> str:
 
 
 def claims_table(claims: list[dict], smoke: bool = False) -> str:
-    """An HTML table of (claim, measured, holds, detail) rows, complete (see :func:`widgets.labels.claims_html`)."""
+    """Every claim in full: statement, method vs arm, effect ± uncertainty, rule and outcome with its reason
+    (see :func:`widgets.labels.claims_html`)."""
     return claims_html(claims, smoke=smoke)
 
 
@@ -54,8 +55,11 @@ def build_report(results: list[dict], title: str = "Workbench demo") -> str:
     from workbench.core.registry import get
 
     parts, first = [], True
+    claims = {r["run_id"]: runs.claims(r["run_id"]) for r in results if r.get("run_id")}
     toc = "".join(f"<li><a href='#{html.escape(r['method'])}'>{html.escape(r['title'] or r['method'])}</a> "
-                  f"({html.escape(r['status'])})</li>" for r in results)
+                  f"({html.escape(r['status'])}"
+                  + (f"; claims: {html.escape(outcome_counts(claims[r['run_id']]))}"
+                     if claims.get(r.get("run_id")) else "") + ")</li>" for r in results)
     for r in results:
         out = [f"<section id='{html.escape(r['method'])}'><h2>{html.escape(r['title'] or r['method'])} "
                f"<small>({html.escape(r['method'])})</small></h2>"]
@@ -74,7 +78,7 @@ def build_report(results: list[dict], title: str = "Workbench demo") -> str:
         if r.get("error"):
             out.append(f"<pre class='error'>{html.escape(str(r['error'])[-3000:])}</pre>")
         if r.get("run_id"):
-            out.append("<h3>Claims checked</h3>" + claims_table(runs.claims(r["run_id"]), smoke=bool(rec.get("smoke"))))
+            out.append("<h3>Claims checked</h3>" + claims_table(claims[r["run_id"]], smoke=bool(rec.get("smoke"))))
             for fig_title, fig in section_figures(r["method"], r["run_id"]):
                 out.append(f"<h3>{html.escape(fig_title)}</h3>" + _figure_html(fig, first))
                 first = False

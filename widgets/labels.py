@@ -8,11 +8,21 @@ from typing import Any
 
 SMOKE = "smoke run"
 NOT_EVALUATED = "not evaluated (smoke run)"
+#: one colour per outcome, everywhere a claim is shown (inconclusive amber, never the red of fails)
+OUTCOME_COLOURS = {"holds": "#1e7e34", "fails": "#c0392b", "inconclusive": "#b7791f", "not evaluated": "#777777"}
+_OUTCOME_CLASS = {"holds": "yes", "fails": "no", "inconclusive": "maybe", "not evaluated": "na"}
 _CLAIMS_CSS = ("<style>table.wb-claims{border-collapse:collapse;margin:.5em 0;font-size:13px;width:100%}"
                "table.wb-claims th,table.wb-claims td{border:1px solid #ccc;padding:4px 8px;text-align:left;"
                "vertical-align:top;white-space:normal;word-break:normal}"
-               "table.wb-claims th{background:#f2f2f2}table.wb-claims td.yes{color:#1e7e34;font-weight:bold}"
-               "table.wb-claims td.no{color:#c0392b;font-weight:bold}table.wb-claims td.na{color:#777}</style>")
+               "table.wb-claims th{background:#f2f2f2}"
+               f"table.wb-claims td.yes{{color:{OUTCOME_COLOURS['holds']};font-weight:bold}}"
+               f"table.wb-claims td.no{{color:{OUTCOME_COLOURS['fails']};font-weight:bold}}"
+               f"table.wb-claims td.maybe{{color:{OUTCOME_COLOURS['inconclusive']};font-weight:bold;"
+               "background:#fff8e6}"
+               f"table.wb-claims td.na{{color:{OUTCOME_COLOURS['not evaluated']}}}"
+               "table.wb-claims .why{font-weight:normal;display:block;margin-top:2px}"
+               "table.wb-claims .sub{color:#666;font-size:12px;display:block;margin-top:2px}"
+               "table.wb-claims td.rule{color:#444;font-size:12px}</style>")
 
 
 def short_id(run_id: str) -> str:
@@ -39,39 +49,102 @@ def summary_text(summary: Any, limit: int | None = 3) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
 
 
+def outcome_text(claim: dict) -> tuple[str, str]:
+    """(text, css class) of a claim's outcome: ``✔ holds`` (yes), ``✘ fails`` (no), ``? inconclusive`` (maybe),
+    ``– not evaluated`` (na); records without an outcome (schema v4) read it from ``holds``."""
+    from workbench.store.interop.claims import SYMBOLS, outcome_of
+
+    outcome = outcome_of(claim)
+    return f"{SYMBOLS[outcome]} {outcome}", _OUTCOME_CLASS[outcome]
+
+
 def holds_text(claim: dict) -> tuple[str, str]:
-    """(text, css class) of a claim's verdict: holds / does not hold / not evaluated (smoke run) / n/a."""
-    holds = claim.get("holds")
-    if holds is True or holds == 1:
+    """(text, css class) of a claim's verdict in the words of ``holds``: holds / does not hold / inconclusive /
+    not evaluated (smoke run); see :func:`outcome_text` for the outcome's own words."""
+    from workbench.store.interop.claims import outcome_of
+
+    outcome = outcome_of(claim)
+    if outcome == "holds":
         return "✔ holds", "yes"
-    if holds is False or holds == 0:
+    if outcome == "fails":
         return "✘ does not hold", "no"
-    if str(claim.get("detail") or "").startswith("not evaluated"):
-        return NOT_EVALUATED, "na"
-    return "n/a", "na"
+    if outcome == "inconclusive":
+        return "? inconclusive", "maybe"
+    return NOT_EVALUATED if SMOKE in str(claim.get("reason") or claim.get("detail") or "") else "not evaluated", "na"
 
 
 def claims_html(claims: list[dict], smoke: bool = False) -> str:
-    """Every claim in full (claim, measured, holds, detail): an HTML table that wraps its text, never cut."""
+    """Every claim in full, an HTML table that wraps its text, never cut: the statement (and its detail, the
+    paper's figure), method vs arm, effect ± uncertainty with its interval, seeds and how it was made, the rule in
+    words, and the outcome, coloured (holds green, fails red, inconclusive amber, not evaluated grey) with its
+    reason."""
+    from workbench.store.interop import claims as fmt
+
     if not claims:
         return "<p><i>no claims checked</i></p>"
+    esc = lambda x: html.escape(str(x))  # noqa: E731
     rows = []
     for c in claims:
-        text, cls = holds_text(c)
-        detail = str(c.get("detail") or "")
-        if detail.startswith(NOT_EVALUATED):
-            detail = detail[len(NOT_EVALUATED):].lstrip("; ")
-        rows.append(f"<tr><td>{html.escape(str(c['claim']))}</td><td>{html.escape(str(c.get('measured', '')))}</td>"
-                    f"<td class='{cls}'>{html.escape(text)}</td><td>{html.escape(detail)}</td></tr>")
+        text, cls = outcome_text(c)
+        outcome = fmt.outcome_of(c)
+        statement = esc(c.get("claim") or c.get("statement") or "")
+        note, paper = fmt.note(c), str(c.get("paper") or "")
+        if note:
+            statement += f"<span class='sub'>{esc(note)}</span>"
+        if paper:
+            statement += f"<span class='sub'>paper: {esc(paper)}</span>"
+        effect = esc(fmt.effect_text(c))
+        if c.get("effect") is not None:
+            kind = c.get("kind") or "difference"
+            extra = [f"{kind} {fmt.interval_text(c)}"]
+            if c.get("seeds") is not None:
+                extra.append(f"{c['seeds']} seed{'s' if c['seeds'] != 1 else ''}")
+            if c.get("how"):
+                extra.append(str(c["how"]))
+            effect += f"<span class='sub'>{esc(', '.join(extra))}</span>"
+        reason = str(c.get("reason") or "")
+        why = (f"<span class='why'>{esc(reason)}</span>" if reason and outcome in ("inconclusive", "not evaluated")
+               else "")
+        rows.append(f"<tr><td>{statement}</td><td>{esc(fmt.comparison(c))}</td><td>{effect}</td>"
+                    f"<td class='rule'>{esc(c.get('rule') or '')}</td>"
+                    f"<td class='{cls}' data-outcome='{esc(outcome)}'>{esc(text)}{why}</td></tr>")
     note = (f"<p style='color:#8a6d3b'><b>{SMOKE}</b>: the settings are far too small for these numbers to mean "
             "anything, so no claim is evaluated.</p>" if smoke else "")
-    return (_CLAIMS_CSS + note + "<table class='wb-claims claims'><thead><tr><th>claim</th><th>measured</th>"
-            "<th>holds</th><th>detail</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return (_CLAIMS_CSS + note + "<table class='wb-claims claims'><thead><tr><th>claim</th><th>method vs arm</th>"
+            "<th>effect ± uncertainty</th><th>rule</th><th>outcome</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>")
+
+
+def outcome_counts(claims: list[dict]) -> str:
+    """``"2 hold, 1 fails, 1 inconclusive"``: how a run's claims came out, in one line ("" without claims)."""
+    from workbench.store.interop.claims import OUTCOMES, outcome_of
+
+    found = [outcome_of(c) for c in claims]
+    words = {"holds": "hold", "fails": "fail"}
+    parts = []
+    for o in OUTCOMES:
+        n = found.count(o)
+        if n:
+            parts.append(f"{n} {o if n == 1 else words.get(o, o)}")
+    return ", ".join(parts)
 
 
 def claims_text(claims: list[dict]) -> str:
-    """The claims as plain text lines (terminals)."""
-    return "\n".join(f"- {c['claim']}: {c.get('measured', '')} → {holds_text(c)[0]}" for c in claims)
+    """The claims as plain text (terminals): per claim, the statement, method vs arm, effect ± uncertainty with
+    its interval and seeds, and the outcome with its reason; the rule on the next line."""
+    from workbench.store.interop import claims as fmt
+
+    lines = []
+    for c in claims:
+        versus = fmt.comparison(c)
+        effect = fmt.effect_text(c)
+        if c.get("effect") is not None:
+            effect += f" {fmt.interval_text(c)}, seeds {fmt.seeds_text(c)}"
+        lines.append(f"- {c.get('claim') or c.get('statement')}" + (f" ({versus})" if versus else "")
+                     + f": {effect} → {fmt.outcome_text(c)}")
+        if c.get("rule"):
+            lines.append(f"    rule: {c['rule']}")
+    return "\n".join(lines)
 
 
 def text_table(rows: list[dict], columns: list[str], max_width: int = 60) -> str:

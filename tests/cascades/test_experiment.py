@@ -21,9 +21,12 @@ def test_smoke_runs_every_evaluation(cascades_smoke_run):
     assert ((acc["accuracy"] >= 0) & (acc["accuracy"] <= 1)).all()
     assert set(runs.artifact(rid, "digits")["format"]) == {"direct", "scratchpad", "tool"}
     star = runs.artifact(rid, "star")
-    assert list(star["round"]) == [0, 1]
+    assert list(star["round"]) == [0, 0, 1, 1] and list(star["arm"]) == ["star", "control"] * 2
+    long = runs.artifact(rid, "long")
+    assert list(long["format"]) == ["tool", "direct", "scratchpad"] and set(long["digits"]) == {3}
     names = set(runs.metrics(rid)["name"])
-    assert {"train/loss", "accuracy/self_consistency", "star/accuracy"} <= names
+    assert {"train/loss", "eval/loss", "accuracy/self_consistency", "star/accuracy", "star/control_accuracy",
+            "star/control_loss", "long/tool"} <= names
 
 
 def test_traces_are_stored_for_the_viewer(cascades_smoke_run):
@@ -40,19 +43,59 @@ def test_traces_are_stored_for_the_viewer(cascades_smoke_run):
 
 
 def test_claims_are_recorded(cascades_smoke_run):
-    claims = [c["claim"] for c in runs.claims(cascades_smoke_run.run_id)]
-    assert any("Self-consistency" in c for c in claims)
-    assert any("Verifier" in c for c in claims)
-    assert any("Tool use" in c for c in claims)
-    assert any("STaR" in c for c in claims)
+    """Every claim names its arm and carries an effect with an interval and a rule; a smoke run evaluates none."""
+    claims = runs.claims(cascades_smoke_run.run_id)
+    names = [c["claim"] for c in claims]
+    assert any("Self-consistency" in c for c in names)
+    assert any("Verifier" in c for c in names)
+    assert any("Tool use" in c for c in names)
+    assert any("STaR" in c for c in names)
+    for c in claims:
+        assert c["arm"] and c["method"] and c["rule"].startswith("holds if")
+        assert c["effect"] is not None and c["low"] is not None and c["high"] is not None
+        assert c["outcome"] == "not evaluated"
+    star = next(c for c in claims if "STaR" in c["claim"])
+    assert "control" in star["arm"]
+    tool = next(c for c in claims if "Tool use" in c["claim"])
+    assert "longer than any in training" in tool["claim"] and "unaided" in tool["arm"]
 
 
-def test_the_stored_model_reloads(cascades_smoke_run):
+def test_the_saved_model_reloads_in_a_plain_process(cascades_smoke_run):
+    """``runs.load_model`` rebuilds the trained model (and STaR's) in a fresh Python process: no notebook layer,
+    no experiment module, the same weights."""
+    import os
+    import subprocess
+    import sys
+
     from workbench.methods.cascades import String
-    from workbench.methods.cascades.experiment import load_model
 
-    lm = load_model(runs.artifact(cascades_smoke_run.run_id, "model"))
-    assert String(lm, "Q:1+2\n", stop="\n", max_tokens=4).log_prob("0+0+0=00") < 0
+    rid = cascades_smoke_run.run_id
+    assert runs.models(rid) == ["lm", "star"]
+    lm = runs.load_model(rid, "lm")
+    lp = String(lm, "Q:01+02\n", stop="\n", max_tokens=8).log_prob("1+2+0=03")
+    assert lp < 0
+    code = ("import sys; from workbench import runs; from workbench.methods.cascades import String\n"
+            f"lm = runs.load_model({rid!r}, 'lm')\n"
+            "print(String(lm, 'Q:01+02\\n', stop='\\n', max_tokens=8).log_prob('1+2+0=03'))\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('widgets', 'ipywidgets', 'plotly')]\n"
+            "assert 'workbench.methods.cascades.experiment' not in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) == pytest.approx(lp, abs=1e-5)
+
+
+def test_the_playground_samples_and_scores_headlessly(cascades_smoke_run):
+    from workbench.methods.cascades import playground as pg
+
+    rid = cascades_smoke_run.run_id
+    lm = runs.load_model(rid, "lm")
+    prompt = pg.first_prompt(runs.get(rid)["config"])
+    assert prompt.startswith("Q:") and len(prompt.split("+")[0]) == 2 + 2  # "Q:" and two digits (width 2)
+    a, b = pg.sample(lm, prompt, stop="\n", seed=3), pg.sample(lm, prompt, stop="\n", seed=3)
+    assert a == b and a.total <= 0 and "".join(t for t, _ in a.tokens) == a.text
+    again = pg.score(lm, prompt, a.text, stop="\n")
+    assert again.total == pytest.approx(a.total) and len(again.tokens) == len(lm.encode(a.text))
+    assert sum(lp for _, lp in pg.score(lm, prompt, "1+2", stop="\n").tokens) < 0
 
 
 def test_config_errors():
@@ -63,6 +106,8 @@ def test_config_errors():
         exp.make_config({"digit_weights": "1,2"})
     with pytest.raises(ConfigError, match="n_head"):
         exp.make_config({"d_model": 30, "n_head": 4})
+    with pytest.raises(ConfigError, match="long_digits"):
+        exp.make_config({"long_digits": 5})  # not longer than the training operands (5 digits, 5 wide)
     assert exp.make_config({"k_max": 6}).ks == [1, 2, 4, 6]
 
 

@@ -112,10 +112,20 @@ def test_random_crop_by_hand():
 def test_augmenter_shards_match_the_global_batch():
     """Two ranks together draw exactly the augmentations of one process on the whole batch."""
     x = torch.rand(6, 3, 8, 8)
-    whole = Augmenter((3, 8, 8), flip=True, generator=torch.Generator().manual_seed(5))(x, 6)
+    whole = Augmenter((3, 8, 8), flip=True)(x, 6, torch.Generator().manual_seed(5))
     for rank in (0, 1):
-        aug = Augmenter((3, 8, 8), flip=True, generator=torch.Generator().manual_seed(5), rank=rank, world_size=2)
-        assert torch.equal(aug(x[rank::2], 6), whole[rank::2])
+        aug = Augmenter((3, 8, 8), flip=True, rank=rank, world_size=2)
+        assert torch.equal(aug(x[rank::2], 6, torch.Generator().manual_seed(5)), whole[rank::2])
+
+
+def test_augmenter_is_stateless():
+    """The same generator state gives the same augmentation: nothing of the Augmenter needs checkpointing."""
+    x = torch.rand(4, 1, 8, 8)
+    aug = Augmenter((1, 8, 8), flip=True)
+    assert not hasattr(aug, "state_dict")
+    a = aug(x, 4, torch.Generator().manual_seed(3))
+    assert torch.equal(aug(x, 4, torch.Generator().manual_seed(3)), a)
+    assert not torch.equal(aug(x, 4, torch.Generator().manual_seed(4)), a)
 
 
 def test_lr_schedules():

@@ -6,7 +6,9 @@ For every registered experiment, in smoke mode:
 - stopped at a step and resumed, its metrics equal an uninterrupted run's;
 - it runs against a store passed explicitly, and nothing lands in the default store;
 - under ``torchrun --nproc-per-node 2`` on CPU it either matches a 1-process run or refuses at once, clearly;
-- ``workbench run NAME --help`` prints.
+- ``workbench run NAME --help`` prints;
+- every claim carries the statement, the arm, the effect ± uncertainty, the rule and one outcome;
+- every trained model it saved reloads with ``workbench.runs.load_model`` in a plain Python process.
 """
 from __future__ import annotations
 
@@ -102,7 +104,33 @@ def test_completes_with_claims_and_is_labelled_smoke(name, finished):
     assert record["smoke"] is True
     claims = runs.claims(res.run_id)
     assert claims, f"{name} recorded no claim"
-    assert all(c["holds"] is None and c["detail"].startswith("not evaluated (smoke run)") for c in claims)
+    assert all(c["holds"] is None and c["outcome"] == "not evaluated" and c["reason"].startswith(
+        "not evaluated (smoke run)") for c in claims)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_claim_carries_effect_uncertainty_rule_and_outcome(name, finished):
+    from workbench.core.claims import OUTCOMES
+
+    res, _, _ = finished[name]
+    for c in runs.claims(res.run_id):
+        assert c["outcome"] in OUTCOMES, c
+        assert c["claim"] and c["arm"] and c["rule"] and not c["rule"].startswith("legacy"), (name, c["claim"])
+        assert c["effect"] is not None and c["uncertainty"] is not None, (name, c["claim"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_trained_model_reloads_in_a_plain_process(name, finished):
+    res, _, _ = finished[name]
+    saved = runs.models(res.run_id)
+    assert saved, f"{name} saved no model (ctx.save_model)"
+    code = ("import sys, torch\nfrom workbench import runs\n"
+            f"for n in {saved!r}:\n"
+            f"    assert isinstance(runs.load_model({res.run_id!r}, n), torch.nn.Module), n\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('widgets', 'ipywidgets', 'panel', 'plotly')]\n"
+            "assert not bad, bad\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
 
 
 @pytest.mark.parametrize("name", NAMES)

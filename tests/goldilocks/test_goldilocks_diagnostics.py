@@ -72,7 +72,7 @@ def test_probe_metrics_match_a_dense_computation():
     corrupted[::5] = True
     target = _Fixed(torch.randn(n, c, generator=g) * 3)
     il = _Fixed(torch.randn(n, c, generator=g))
-    probe = ProbeSet.draw(x, y, corrupted, size=0, seed=0)
+    probe = ProbeSet.draw(x, y, corrupted, size=0, generator=torch.Generator().manual_seed(0))
     metrics, hist = probe_metrics(target, il, probe, fraction=0.25)
     lt = -target.table.double().log_softmax(-1)[torch.arange(n), y]
     li = -il.table.double().log_softmax(-1)[torch.arange(n), y]

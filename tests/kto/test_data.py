@@ -23,7 +23,7 @@ def test_unpaired_to_paired_pairs_within_prompt():
     un = Dataset.from_dict({"prompt": ["a", "a", "a", "b", "b", "c"],
                             "completion": ["g", "b1", "b2", "g2", "b3", "g3"],
                             "label": [True, False, False, True, False, True]})
-    pairs = D.unpaired_to_paired(un, seed=0)
+    pairs = D.unpaired_to_paired(un, generator=torch.Generator().manual_seed(0))
     assert len(pairs) == 2  # a: 1 good x 2 bad -> 1 pair; b: 1 pair; c: no bad
     for row in pairs:
         assert row["chosen"].startswith("g") and row["rejected"].startswith("b")
@@ -33,11 +33,11 @@ def test_unpaired_to_paired_pairs_within_prompt():
 def test_subsample_shares():
     un = Dataset.from_dict({"prompt": ["p"] * 40, "completion": [str(i) for i in range(40)],
                             "label": [i < 20 for i in range(40)]})
-    sub = D.subsample(un, desirable_share=0.1, seed=1)
+    sub = D.subsample(un, desirable_share=0.1, generator=torch.Generator().manual_seed(1))
     assert D.counts(sub) == (2, 20)
-    assert D.counts(D.subsample(un, desirable_share=0.01)) == (1, 20)
+    assert D.counts(D.subsample(un, desirable_share=0.01, generator=torch.Generator())) == (1, 20)
     with pytest.raises(ValueError, match="undesirable_share"):
-        D.subsample(un, undesirable_share=0.0)
+        D.subsample(un, undesirable_share=0.0, generator=torch.Generator())
 
 
 def test_load_local_jsonl_and_parquet(tmp_path):

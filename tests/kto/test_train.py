@@ -168,7 +168,7 @@ def test_fused_gelu_is_the_same_function():
 
 def test_heldout_metrics_by_hand(models):
     """Implied rewards, margin and ranking accuracy on held-out rows, checked against their definitions."""
-    from workbench.methods.kto.train import _ranking_accuracy, heldout_metrics, precompute_reference
+    from workbench.methods.kto.train import heldout_metrics, precompute_reference, ranking_accuracy
 
     ref, _ = models
     pol = copy.deepcopy(ref)
@@ -190,7 +190,7 @@ def test_heldout_metrics_by_hand(models):
     expected = ((r[0] > r[4]).float() + (r[5] > r[1]).float()) / 2
     assert m["rewards/accuracy"] == pytest.approx(float(expected))
     # no prompt with both kinds: all desirable/undesirable pairs (the AUC)
-    auc = _ranking_accuracy(torch.tensor([3.0, 1.0, 2.0]), torch.tensor([True, False, False]), [(1,), (2,), (3,)])
+    auc = ranking_accuracy(torch.tensor([3.0, 1.0, 2.0]), torch.tensor([True, False, False]), torch.tensor([1, 2, 3]))
     assert auc == 1.0
 
 

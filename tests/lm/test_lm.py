@@ -118,3 +118,25 @@ def test_tinygpt_bad_shape():
     tok = WordTokenizer.from_corpus(CORPUS)
     with pytest.raises(ValueError, match="d_model"):
         TinyLM(tok, d_model=30, n_head=4)
+
+
+def test_tiny_lm_spec_is_plain_and_rebuilds_the_model(lm):
+    """``TinyLM(**lm.spec())`` (the default build of ``ctx.save_model``) and ``build_tiny_lm`` rebuild the same
+    architecture; with the state dict, the same numbers. The spec is plain values (weights-only loadable)."""
+    import io
+    import json
+
+    from workbench.lib.lm import build_tiny_lm
+    from workbench.store.models import pack, unpack
+
+    spec = lm.spec()
+    assert json.loads(json.dumps(spec)) == spec  # plain values only
+    ids = torch.tensor([[1, 5, 7, 9]])
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    for build in (None, build_tiny_lm):
+        payload = pack(lm, spec, build)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        again = unpack(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
+        assert isinstance(again, TinyLM) and again.tokenizer.tokens == lm.tokenizer.tokens
+        assert torch.allclose(again(ids, mask).logits, lm(ids, mask).logits)

@@ -29,12 +29,13 @@ def test_generators_are_seeded_and_sharp():
 
 
 def test_load_split_and_missing_values():
-    ts = D.load("square", n=40, length=20, seed=3, noise=0.1, missing_rate=0.3)
+    ts = D.load("square", n=40, length=20, generator=torch.Generator().manual_seed(3), noise=0.1, missing_rate=0.3)
     assert ts.x.shape == (40, 20, 1) and ts.mask.dtype == torch.bool
     assert abs(ts.mask.float().mean().item() - 0.7) < 0.05 and (ts.x[~ts.mask] == 0).all()
-    train, test = D.split(ts, 0.25, seed=3)
+    train, test = D.split(ts, 0.25, torch.Generator().manual_seed(3))
     assert len(train) == 30 and len(test) == 10
-    again = D.split(D.load("square", n=40, length=20, seed=3, noise=0.1, missing_rate=0.3), 0.25, seed=3)[1]
+    again = D.split(D.load("square", n=40, length=20, generator=torch.Generator().manual_seed(3), noise=0.1,
+                           missing_rate=0.3), 0.25, torch.Generator().manual_seed(3))[1]
     assert torch.equal(test.x, again.x)
     with pytest.raises(ValueError, match="unknown time-series source"):
         D.load("weather")
@@ -61,7 +62,7 @@ def test_tsf_reader_and_windows(tmp_path):
     assert [s["series_name"] for s in series] == ["T1", "T2"] and meta["frequency"] == "daily"
     assert meta["horizon"] == "7" and meta["attributes"][1] == ("start_timestamp", "date")
     assert series[0]["values"].tolist() == list(range(1, 11)) and np.isnan(series[1]["values"][1])
-    ts = D.load("tsf", n=6, length=5, seed=0, tsf_path=str(path))
+    ts = D.load("tsf", n=6, length=5, generator=torch.Generator().manual_seed(0), tsf_path=str(path))
     assert ts.x.shape == (6, 5, 1) and not ts.mask.all()  # the '?' stays missing
     with pytest.raises(D.MissingSource, match="forecastingdata.org"):
         D.read_tsf(tmp_path / "absent.tsf")
@@ -84,9 +85,9 @@ def test_packaged_series_say_what_to_install(monkeypatch):
 
 def test_packaged_series_when_installed():
     pytest.importorskip("statsmodels")
-    co2 = D.load("co2", n=30, length=32, seed=0)
+    co2 = D.load("co2", n=30, length=32)
     assert co2.x.shape == (30, 32, 1) and co2.channels == ["co2"]
-    macro = D.load("macrodata", n=10, length=24, seed=0)
+    macro = D.load("macrodata", n=10, length=24)
     assert macro.x.shape == (10, 24, 5) and macro.mask.all()
     full = D.packaged_series("co2")[0]
     assert np.isnan(full).sum() == 59  # the weeks Mauna Loa did not report stay missing

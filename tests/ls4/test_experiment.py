@@ -19,29 +19,51 @@ def smoke_run():
     return res
 
 
-def test_compare_records_scores_artifacts_and_three_claims(smoke_run):
+def test_compare_records_scores_artifacts_models_and_claims(smoke_run):
     rid = smoke_run.run_id
     names = {a["name"] for a in runs.artifacts(rid)}
     for m in ("ls4", "latent_ode", "gru_vae"):
-        assert {f"samples/{m}", f"model/{m}", f"conditional/{m}", f"latents/{m}"} <= names
+        assert {f"samples/{m}", f"conditional/{m}", f"latents/{m}"} <= names
         for key in ("marginal", "classification", "prediction", "interp_mse", "extrap_mse", "crps", "nll"):
             assert math.isfinite(smoke_run.summary[f"{m}/{key}"]), (m, key)
-    assert {"kernels", "metrics", "timing", "jumps", "setup"} <= names
+    assert {"kernels", "metrics", "metrics_by_source", "timing", "jumps", "setup"} <= names
     setup = runs.artifact(rid, "setup")
     ls4_params = setup["params"]["ls4"]
     for m in ("latent_ode", "gru_vae"):  # the parameter budget: baselines sized to LS4
         assert abs(setup["params"][m] - ls4_params) / ls4_params < 0.2, setup["params"]
     claims = runs.claims(rid)
-    assert len(claims) == 3 and all(c["measured"] for c in claims)
-    assert all(c["holds"] is None and "smoke" in c["detail"] for c in claims)
+    # on square: marginal, classification, prediction, sharp transitions; timing: LS4 slope, ratio, ratio growth
+    assert len(claims) == 7, [c["claim"] for c in claims]
+    assert sum("prediction score" in c["claim"] for c in claims) == 1
+    for c in claims:  # a smoke run records the effect and the rule, and the outcome "not evaluated"
+        assert c["outcome"] == "not evaluated" and c["holds"] is None, c
+        assert c["arm"] and c["rule"] and c["effect"] is not None and c["uncertainty"] is not None, c
     timing = runs.artifact(rid, "timing")
     assert set(timing["length"]) == {16, 32} and set(timing["method"]) == {"ls4", "latent_ode", "gru_vae"}
     samples = runs.artifact(rid, "samples/ls4")
     assert np.asarray(samples["generated"]).shape == (3, 16, 1) and samples["step"] == 3
-    ckpt = runs.artifact(rid, "model/ls4")
-    assert ckpt["spec"]["model"] == "ls4" and ckpt["step"] == 3
+    assert runs.models(rid) == ["gru_vae", "latent_ode", "ls4"]
+    model = runs.load_model(rid, "ls4")  # rebuilt from the saved spec with the trained weights
+    assert type(model).__name__ == "LS4" and sum(p.numel() for p in model.parameters()) == ls4_params
     metrics = set(runs.metrics(rid)["name"])
     assert {"ls4/train/loss", "ls4/test/nelbo", "latent_ode/score/marginal", "gru_vae/test/crps"} <= metrics
+
+
+def test_a_saved_model_reloads_in_a_plain_process(smoke_run):
+    """``runs.load_model`` needs only the method's package: no widgets, no experiment module."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from workbench import runs; from workbench.methods.ls4 import resample; "
+            f"m = runs.load_model({smoke_run.run_id!r}, 'latent_ode'); "
+            f"shown = runs.artifact({smoke_run.run_id!r}, 'samples/ls4'); "
+            "d = resample(m, shown['real'], shown['real_mask'], n=2, generator=1, prefix=4); "
+            "assert d['x'].shape == (2, 16, 1), d['x'].shape; "
+            "assert 'widgets' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                         timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 
 @pytest.mark.parametrize("options", [

@@ -80,7 +80,8 @@ def test_temperature_zero_follows_the_prior_means():
     torch.manual_seed(6)
     model = LS4(1, z_dim=2, hidden=6, state=4, layers=1).double()
     out = model.sample(2, 6, torch.Generator().manual_seed(0), temperature=0.0)
-    assert torch.equal(out["x"][0], out["x"][1])  # no noise: every sample is the same path
+    # no noise: every sample is the same path (up to rounding: BLAS may treat batch rows differently)
+    assert torch.equal(out["z"][0], out["z"][1]) and torch.allclose(out["x"][0], out["x"][1], rtol=0, atol=1e-12)
     with torch.no_grad(), stepping(model):
         o, _ = model.prior.step(model.z_start.expand(1, 2), model.prior.default_state(1))
     assert torch.allclose(out["z"][0, 0], gaussian_head(o, model.min_std)[0][0])

@@ -31,8 +31,15 @@ def test_kendall_tau_and_r2_against_closed_forms_and_scipy():
 def test_smoke_run_records_claims_artifacts_and_an_exact_permutation_demo(smoke_run):
     rid, s = smoke_run.run_id, smoke_run.summary
     claims = runs.claims(rid)
-    assert len(claims) == 4 and all(c["measured"] for c in claims)
-    assert all(c["holds"] is None for c in claims)  # a smoke run evaluates nothing
+    assert len(claims) == 6 and all(c["measured"] for c in claims)
+    assert all(c["holds"] is None and c["outcome"] == "not evaluated" for c in claims)  # smoke: nothing evaluated
+    for c in claims:  # but the comparison, the effect with its interval and the rule are recorded
+        assert c["arm"] and c["rule"] and not c["rule"].startswith("legacy"), c
+        assert c["effect"] is not None and c["uncertainty"] is not None, c
+    assert {c["arm"] for c in claims} >= {"NFN-NP", "NFN-HNP", "weight statistics + MLP", "NFT"}
+    saved = runs.models(rid)
+    assert {"acc/nft", "acc/np", "acc/hnp", "acc/stats", "acc/flat", "inr/nft", "inr/np", "inr2array/autoencoder",
+            "inr2array/classifier"} <= set(saved)
     names = {a["name"] for a in runs.artifacts(rid)}
     assert {"zoo", "zoo/weights", "zoo/spec", "predictions", "attention", "permutation_demo", "inr/gallery",
             "inr/attention", "results"} <= names
@@ -119,5 +126,7 @@ def test_a_stopped_run_resumes_to_the_same_results(checkpointed_run, stop_after)
     assert set(got) == set(want)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
+    effects = lambda rid: [(c["claim"], c["effect"], c["low"], c["high"]) for c in runs.claims(rid)]  # noqa: E731
+    assert effects(cut.run_id) == effects(full.run_id)
     a, b = runs.artifact(full.run_id, "inr/gallery"), runs.artifact(cut.run_id, "inr/gallery")
     assert np.allclose(a["reconstruction"], b["reconstruction"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from workbench.methods.noisymix import ALL_OPS, OPS, apply_op, augmix, augmix_chains, augmix_mix
+from workbench.methods.noisymix import ALL_OPS, OPS, apply_op, augmix, augmix_chains, augmix_mix, augmix_parts
 
 
 def _imgs(mode: str, n=4, size=(10, 12), seed=0):
@@ -99,17 +99,11 @@ def test_augmix_mix_formula_hand_computed():
 
 
 def test_augmix_lies_between_image_and_chains():
-    """Convex weights: every output pixel is within [min, max] of the image and its chains (recomputed from
-    the same seed sequence as augmix draws them)."""
-    import numpy as np
-
+    """Convex weights: every output pixel is within [min, max] of the image and its chains (the parts augmix
+    mixes, drawn from the same generator state: what the previewer shows)."""
     x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     out = augmix(x, generator=torch.Generator().manual_seed(3))
-    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=torch.Generator().manual_seed(3)).item()))
-    w = torch.from_numpy(rng.dirichlet([1.0] * 3, size=6)).float()
-    m = torch.from_numpy(rng.beta(1.0, 1.0, size=6)).float()
-    sub = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-    chains = augmix_chains(x, generator=sub)
+    chains, w, m = augmix_parts(x, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(out, augmix_mix(x, chains, w, m), atol=1e-6)  # the same draws, recomputed
     assert torch.allclose(w.sum(1), torch.ones(6), atol=1e-6)
     stack = torch.stack([x] + chains)
@@ -147,7 +141,7 @@ def test_each_op_vectorised_equals_per_image(name, channels):
 
 def _chains_per_image(x, severity, width, depth, all_ops, generator):
     """augmix_chains replayed image by image: the same draws (documented order), one op call per image."""
-    from workbench.methods.noisymix.augmix import _rng
+    from workbench.lib.robustness.augmix import _rng
 
     names = list(ALL_OPS if all_ops else OPS)
     rng = _rng(generator)

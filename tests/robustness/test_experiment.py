@@ -14,11 +14,13 @@ def test_compare_smoke():
     summary = pd.DataFrame(runs.artifact(res.run_id, "summary")).to_dict("records")
     assert [r["variant"] for r in summary] == list(ALL_RECIPES)
     claims = runs.claims(res.run_id)
-    # NFM: noise, clean; NoisyMix: ECE, clean (corruption_set='noise' in smoke: no mean corruption accuracy)
-    assert [c["claim"].split(":")[0] for c in claims] == [
-        "NFM keeps the highest accuracy as test-time noise grows", "nfm", "The stability (JSD) loss lowers ECE",
-        "noisymix"]
-    assert all(c["holds"] is None and c["detail"].startswith("not evaluated (smoke run)") for c in claims)
+    # NFM: noise (three arms), clean; NoisyMix: JSD ablation, ECE, clean (corruption_set='noise' in smoke: no
+    # corruption claims)
+    assert [(c["method"], c["arm"] if c["method"] != "nfm" or "clean" in c["claim"] else "*") for c in claims] == [
+        ("nfm", "*"), ("nfm", "*"), ("nfm", "*"), ("nfm", "baseline"), ("augmix_jsd", "augmix"),
+        ("noisymix", "baseline"), ("noisymix", "baseline"), ("noisymix", "baseline")]
+    assert all(c["outcome"] == "not evaluated" and c["holds"] is None for c in claims)
+    assert all(c["effect"] is not None and c["uncertainty"] is not None and c["rule"] for c in claims)
     assert runs.get(res.run_id)["smoke"] is True
     assert runs.artifact(res.run_id, "augmix_preview")["names"][-1] == "AugMix"
     preview = runs.artifact(res.run_id, "corruption_preview")

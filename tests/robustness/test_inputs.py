@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.common import Staged, g
-from workbench.lib.robustness.inputs import Standardised, channel_stats, crop_flip, crop_padding, step_generator
+from workbench.lib.robustness.inputs import Standardised, channel_stats, crop_flip, crop_padding
 from workbench.lib.robustness.mixing import mix_features, staged_forward
 
 
@@ -65,10 +65,3 @@ def test_crop_flip_equals_pad_cut_mirror_per_image():
     assert mirror.any() and (~mirror).any() and (dy != 0).any()
     assert torch.equal(crop_flip(x, g(0), pad=0, flip=False), x)
     assert crop_padding(32) == 4 and crop_padding(28) == 4 and crop_padding(8) == 1
-
-
-def test_step_generator_depends_on_seed_name_and_step_only():
-    a = torch.rand(4, generator=step_generator(3, "augment", 10))
-    assert torch.equal(a, torch.rand(4, generator=step_generator(3, "augment", 10)))
-    for other in (step_generator(3, "augment", 11), step_generator(4, "augment", 10), step_generator(3, "views", 10)):
-        assert not torch.equal(a, torch.rand(4, generator=other))

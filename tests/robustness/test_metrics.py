@@ -65,7 +65,7 @@ def test_flip_probability_hand_computed():
 
 def test_sequences():
     x = torch.rand(3, 1, 8, 8)
-    seq = noise_sequence(x, n_steps=5, max_sigma=0.2, seed=0)
+    seq = noise_sequence(x, n_steps=5, max_sigma=0.2, generator=torch.Generator().manual_seed(0))
     assert len(seq) == 5 and torch.equal(seq[0], x)
     d = [float((s - x).abs().mean()) for s in seq]
     assert all(b > a for a, b in zip(d, d[1:]))
@@ -82,14 +82,14 @@ def test_accuracy_table_perfect_classifier():
     assert len(rows) == 4 and all(r["accuracy"] == 1.0 for r in rows)
 
 
-def test_dataset_c_cached_and_consistent():
-    path = build_c("digits", corruptions=["contrast", "gaussian_noise"], limit=8)
-    assert path == c_root("digits", limit=8)
+def test_dataset_c_cached_and_consistent(tmp_path):
+    path = build_c("digits", corruptions=["contrast", "gaussian_noise"], limit=8, root=tmp_path)
+    assert path == c_root("digits", limit=8, root=tmp_path)
     f = path / "contrast.npz"
     mtime = f.stat().st_mtime_ns
-    build_c("digits", corruptions=["contrast"], limit=8)
+    build_c("digits", corruptions=["contrast"], limit=8, root=tmp_path)
     assert f.stat().st_mtime_ns == mtime  # reused, not rebuilt
-    xc, yc = load_c("digits", "contrast", 3, limit=8)
+    xc, yc = load_c("digits", "contrast", 3, limit=8, root=tmp_path)
     from workbench.lib import data
 
     x, y = data.tensors("digits", "test")
@@ -97,4 +97,6 @@ def test_dataset_c_cached_and_consistent():
     assert xc.shape == (8, 1, 8, 8) and torch.equal(yc, y[:8])
     assert float((xc - ref).abs().max()) <= 0.5 / 255 + 1e-6  # uint8 quantisation only
     with pytest.raises(ValueError, match="severity"):
-        load_c("digits", "contrast", 6, limit=8)
+        load_c("digits", "contrast", 6, limit=8, root=tmp_path)
+    with pytest.raises(ValueError, match="root"):  # a toolkit never guesses the run store's cache
+        build_c("digits", corruptions=["contrast"], limit=8)

@@ -9,12 +9,19 @@ import torch
 from tests.common import g
 from workbench.core.batches import IndexBatches
 from workbench.lib.nn import build_model
-from workbench.methods.noisymix.experiment import noisymix_recipe
+from workbench.lib.robustness.recipes import noisymix_recipe
 from workbench.lib.robustness.suite import lr_factor
 from workbench.lib.robustness.training import BatchMaker, RecipeTrainer, as_recipe
 
 CFG = SimpleNamespace(add_noise=0.5, mult_noise=0.5, sparsity=0.65, jsd_weight=12.0, alpha=1.0, augmix_severity=3,
                       augmix_width=3, augmix_depth=-1, all_ops=False)
+
+
+def rng(name: str, step: int) -> torch.Generator:
+    """A stateless stream of (name, step), like ``ctx.rng``."""
+    from workbench.core.context import derive_seed
+
+    return g(derive_seed(7, name, step))
 
 
 def _run(prefetch: bool, steps: int = 4) -> tuple[list[float], dict]:
@@ -23,8 +30,8 @@ def _run(prefetch: bool, steps: int = 4) -> tuple[list[float], dict]:
     torch.manual_seed(0)
     model = build_model("cnn", (1, 8, 8), 3, width=4)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    trainer = RecipeTrainer("noisymix", noisymix_recipe("noisymix", CFG), model, opt, x, y,
-                            IndexBatches(40, 8, seed=3), g(5), seed=7, total=steps, augment="crop_flip",
+    trainer = RecipeTrainer("noisymix", noisymix_recipe("noisymix", CFG, CFG), model, opt, x, y,
+                            IndexBatches(40, 8, seed=3), g(5), rng=rng, total=steps, augment="crop_flip",
                             prefetch=prefetch)
     try:
         losses = [float(trainer.step(s)) for s in range(steps)]
@@ -46,8 +53,8 @@ def test_batch_maker_views_and_crops_are_per_step_and_shared_crops():
     x = torch.rand(10, 1, 8, 8, generator=g(1))
     y = torch.arange(10)
     idx = torch.tensor([3, 1, 4])
-    one = BatchMaker(x, y, noisymix_recipe("augmix_jsd", CFG), seed=0, name="augmix_jsd", augment="crop_flip")
-    other = BatchMaker(x, y, as_recipe(lambda *a: None), seed=0, name="baseline", augment="crop_flip")
+    one = BatchMaker(x, y, noisymix_recipe("augmix_jsd", CFG, CFG), rng=rng, name="augmix_jsd", augment="crop_flip")
+    other = BatchMaker(x, y, as_recipe(lambda *a: None), rng=rng, name="baseline", augment="crop_flip")
     p1, p2 = one(5, idx), one(5, idx)
     assert torch.equal(p1.x, p2.x) and all(torch.equal(a, b) for a, b in zip(p1.views, p2.views))
     assert len(p1.views) == 2 and not torch.equal(p1.views[0], p1.views[1])

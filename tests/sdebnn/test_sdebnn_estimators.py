@@ -122,11 +122,18 @@ def test_predictive_averages_probabilities_not_logits():
     assert float(gaussian_kl(torch.zeros(3), torch.ones(3), 1.0)) == 0.0
 
 
-def test_model_round_trips_through_bytes_and_resamples_with_another_sigma():
+def test_model_round_trips_through_the_saved_model_format_and_resamples_with_another_sigma():
+    import io
+
+    from workbench.store.models import pack, unpack
+
     torch.manual_seed(6)
     model = SDEBNN((1,), 1, aug=1, hidden=4, sigma=0.3, steps=5)
     _perturb(model.sde.net, seed=2)
-    back = SDEBNN.from_bytes(model.to_bytes())
+    buf = io.BytesIO()
+    torch.save(pack(model, model.spec), buf)  # what ctx.save_model stores and runs.load_model reads
+    back = unpack(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
+    assert isinstance(back, SDEBNN) and back.spec == model.spec
     x = torch.randn(4, 1)
     with torch.no_grad():
         torch.testing.assert_close(model(x, 3, entropy=5)[0], back(x, 3, entropy=5)[0])

@@ -25,7 +25,7 @@ def test_completed_run_is_recorded_with_everything():
     assert rec["ended_at"] >= rec["created_at"]
     assert [s for s, _ in losses(res.run_id)] == list(range(20))
     assert runs.artifact(res.run_id, "weights").shape == (1, 4)
-    assert runs.claims(res.run_id)[0]["claim"] == "the loss falls"
+    assert runs.claims(res.run_id)[0]["claim"] == "the loss falls below 1"
     assert rec["summary"]["train/loss"] == pytest.approx(losses(res.run_id)[-1][1])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from workbench import runs
-from workbench.store.store import MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
+from workbench.store.store import CLAIM_COLUMNS, MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
 from workbench.store.sql import parse_location, redact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +38,16 @@ def test_migrates_a_version_1_database(tmp_path):
     conn = sqlite3.connect(home / "workbench.db")
     conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
     conn.execute("INSERT INTO runs (id, method, config, status) VALUES ('r1', 'toy', '{}', 'completed')")
+    conn.execute("INSERT INTO claims (run_id, claim, measured, holds, detail) VALUES ('r1', 'it works', '0.9', 1, '')")
     conn.commit()
     conn.close()
     st = Store(home)
     rec = st.get("r1")
     assert rec["stop_requested"] == 0 and rec["world_size"] == 1 and rec["smoke"] is False
     assert rec["pid_space"] is None and st.schema_version() == SCHEMA_VERSION
+    (claim,) = st.claims("r1")
+    assert claim["outcome"] == "holds" and claim["holds"] is True and claim["measured"] == "0.9"
+    assert [r[1] for r in st.connect().execute("PRAGMA table_info(claims)")] == ["id", "run_id", *CLAIM_COLUMNS]
 
 
 def test_refuses_a_newer_schema(tmp_path):

@@ -1,6 +1,7 @@
 """A tiny experiment for engine tests: linear regression by SGD with dropout noise (uses the global RNG)."""
 import torch
 
+from workbench.core.claims import Effect, exceeds
 from workbench.core.params import Config, Param
 from workbench.core.registry import Experiment, register
 
@@ -15,13 +16,19 @@ class ToyConfig(Config):
     pretrain: int = Param(0, bounds=(0, 1000), doc="steps of a first phase")
 
 
+def build_regressor(inputs: int = 4, dropout: float = 0.1) -> torch.nn.Module:
+    """The toy's model, rebuilt from its saved spec by ``runs.load_model``."""
+    return torch.nn.Sequential(torch.nn.Dropout(dropout), torch.nn.Linear(inputs, 1))
+
+
 def run(cfg: ToyConfig, ctx) -> dict:
     import time
 
     gen = ctx.generator("data")
     x = torch.randn(64, 4, generator=gen)
     y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(64, generator=gen)
-    model = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(4, 1))
+    with ctx.seeded("init"):
+        model = build_regressor()
     model = ctx.distribute(model)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     ctx.track(model=model, opt=opt)
@@ -47,7 +54,9 @@ def run(cfg: ToyConfig, ctx) -> dict:
             time.sleep(cfg.sleep)
     ctx.artifact("weights", model.state_dict()["1.weight"] if not hasattr(model, "module") else
                  model.module.state_dict()["1.weight"])
-    ctx.claim("the loss falls", measured=round(loss.item(), 4), holds=loss.item() < 1.0)
+    ctx.save_model("regressor", model, {"inputs": 4, "dropout": 0.1}, build=build_regressor)
+    ctx.claim(exceeds("the loss falls below 1", Effect.normal(loss.item(), 0.0, kind="value"), 1.0, better="lower",
+                      method="toy"))
     return {"train/loss": loss.item()}
 
 

@@ -37,12 +37,28 @@ def make_run(store: Store, status: str = "completed") -> str:
     store.add_artifact(rid, "samples", np.ones((2, 2)), step=10)
     store.add_artifact(rid, "samples", np.zeros((2, 2)), step=20)
     store.add_artifact(rid, "checkpoint", {"w": torch.ones(2)}, kind="checkpoint", meta={"next_step": 40})
-    store.add_claim(rid, "loss falls", 0.025, True, "x40")
-    store.add_claim(rid, "beats baseline", "0.80 vs 0.85", False)
-    store.add_claim(rid, "smoke only", 1, None, "not evaluated (smoke run)")
+    for record in claim_records():
+        store.add_claim(rid, record)
     store.finish(rid, status, "ValueError: boom" if status == "failed" else None,
                  {"train/loss": 0.025, "test/accuracy": 0.8, "extra": 7})
     return rid
+
+
+def claim_records() -> list[dict]:
+    """Claims of every shape: holds over seeds, fails on a bootstrap, inconclusive with an unbounded interval,
+    not evaluated (smoke), and a schema-v4 record (a measured value and a verdict only)."""
+    from workbench.core.claims import Effect, exceeds, superior
+
+    return [
+        superior("loss falls", "SGD", "init", Effect.paired([0.5, 0.6, 0.55], [0.1, 0.2, 0.1]), detail="x40",
+                 paper="Fig. 2").to_record(),
+        superior("beats baseline", "ours", "baseline", Effect(-0.05, -0.08, -0.02, samples=400,
+                                                               how="bootstrap")).to_record(),
+        exceeds("ratio above one", Effect.paired([1.2]), 1.0, method="LS4").to_record(),
+        superior("smoke only", "A", "B", Effect.normal(0.1, 0.01)).not_evaluated("not evaluated (smoke run)")
+        .to_record(),
+        {"claim": "old verdict", "measured": "0.80 vs 0.85", "holds": False, "detail": "v4"},
+    ]
 
 
 # -- exported directories and imports ---------------------------------------------------------------------------
@@ -68,6 +84,26 @@ def test_export_dir_then_import_into_the_other_backend(store, other_url, tmp_pat
     assert runs.import_runs(out, store=target) == [(rid, "exists")]  # twice is harmless
     assert target.load_artifact(rid, "per_class").to_dict(orient="records") == [{"cls": "a", "acc": 0.9},
                                                                                  {"cls": "b", "acc": 0.7}]
+
+
+def test_a_schema_v4_bundle_imports_with_outcomes(store, other_url, tmp_path):
+    """A run exported before claims had outcomes (claims.json: claim, measured, holds, detail) reads as the v5
+    migration reads a v4 store."""
+    rid = make_run(store)
+    out = runs.export_run(rid, "dir", tmp_path / "old", store=store)
+    (out / "claims.json").write_text(json.dumps([
+        {"claim": "a", "measured": "1", "holds": True, "detail": ""},
+        {"claim": "b", "measured": "2", "holds": False, "detail": "worse"},
+        {"claim": "c", "measured": "3", "holds": None, "detail": "not evaluated (smoke run)"},
+        {"claim": "d", "measured": "4", "holds": None, "detail": "ranges do not overlap"}]))
+    target = Store(other_url)
+    runs.import_runs(out, store=target)
+    got = target.claims(rid)
+    assert [c["outcome"] for c in got] == ["holds", "fails", "not evaluated", "inconclusive"]
+    assert [c["holds"] for c in got] == [True, False, None, None]
+    assert got[3]["reason"] == "ranges do not overlap" and got[3]["detail"] == "ranges do not overlap"
+    assert got[2]["detail"].startswith("not evaluated (smoke run)") and got[1]["detail"] == "worse"
+    assert all(c["rule"] and c["effect"] is None and c["measured"] for c in got)
 
 
 def test_import_from_another_store_url(store, other_url):
@@ -137,8 +173,15 @@ def check_mlflow_run(got: dict, store: Store, rid: str, status: str = "FINISHED"
     assert "claims.json" in files and "workbench/run.json" in files
     assert not any("checkpoint" in f for f in files)  # checkpoints only on request
     table = json.loads((got["dir"] / "claims.json").read_text())
-    assert table["columns"] == ["claim", "measured", "holds", "detail"]
-    assert [row[2] for row in table["data"]] == ["holds", "does not hold", "not evaluated"]
+    from workbench.store.interop.to_mlflow import MLFLOW_CLAIM_COLUMNS
+
+    assert table["columns"] == list(MLFLOW_CLAIM_COLUMNS)
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert [r["outcome"] for r in rows] == ["holds", "fails", "inconclusive", "not evaluated", "fails"]
+    assert [r["holds"] for r in rows] == [True, False, None, None, False]
+    assert rows[0]["method"] == "SGD" and rows[0]["arm"] == "init" and rows[0]["seeds"] == 3
+    assert rows[0]["low"] < rows[0]["effect"] < rows[0]["high"] and rows[0]["rule"].startswith("holds if")
+    assert rows[2]["low"] is None and "unbounded" in rows[2]["reason"]  # no NaN in the table
     index = {a["name"] + ("" if a["step"] is None else f"@{a['step']}"): a
              for a in json.loads((got["dir"] / "workbench" / "artifacts.json").read_text())}
     assert set(index) == {"confusion", "per_class", "info", "log", "samples@10", "samples@20"}
@@ -228,7 +271,12 @@ def test_export_to_tensorboard_reads_back_with_its_event_reader(store, tmp_path)
     assert {"workbench/config/text_summary", "workbench/claims/text_summary", "workbench/status/text_summary"} <= set(
         texts)
     claims = acc.Tensors("workbench/claims/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert "| loss falls | 0.025 | holds | x40 |" in claims
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in claims.splitlines()}
+    assert "| claim | method vs arm | effect ± uncertainty | interval | seeds | rule | outcome | detail |" in claims
+    assert "| SGD vs init | 0.417 ± 0.072 | [0.345, 0.488] |" in lines["loss falls"] and "| 3 |" in lines["loss falls"]
+    assert "| ✔ holds | x40 |" in lines["loss falls"] and "| ✘ fails |" in lines["beats baseline"]
+    assert "? inconclusive: the interval is unbounded" in lines["ratio above one"]
+    assert "– not evaluated (smoke run)" in lines["smoke only"] and "| 0.80 vs 0.85 |" in lines["old verdict"]
     images = {tag: acc.Images(tag)[0] for tag in acc.Tags()["images"]}
     assert (images["views/confusion"].width, images["views/confusion"].height) == (6, 4)
     assert (images["views/gray"].width, images["views/gray"].height) == (3, 3)

@@ -15,7 +15,7 @@ from tests.spine import toy  # noqa: F401  (registers "toy")
 from workbench import runs
 from workbench.store import store as store_module
 from workbench.store.follow import RunFollower
-from workbench.store.store import MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
+from workbench.store.store import CLAIM_COLUMNS, MIGRATIONS, RUN_COLUMNS, SCHEMA_VERSION, Store
 
 
 def test_schema_is_current_and_reopening_migrates_nothing(store, url):
@@ -72,22 +72,71 @@ def test_artifacts_under_an_fsspec_url(pg):
 
 
 def test_claims_smoke_flag_summary_and_traceback(store):
+    from workbench.core.claims import Effect, superior
+
     rid = store.create_run("toy", {"seed": 2, "lr": 0.5}, smoke=True, world_size=2, device="cpu")
-    store.add_claim(rid, "loss falls", 0.25, True, "by 4x")
-    store.add_claim(rid, "not evaluated", "n/a", None)
-    store.add_claim(rid, "fails", 3, False)
+    full = superior("loss falls", "SGD", "init", Effect.paired([0.5, 0.7, 0.6], [0.1, 0.1, 0.2]), detail="by 4x",
+                    paper="Fig. 1")
+    store.add_claim(rid, full.to_record())
+    store.add_claim(rid, full.not_evaluated("not evaluated (smoke run)").to_record())
+    store.add_claim(rid, superior("one seed", "A", "B", Effect.paired([1.0], [0.0])).to_record())
+    store.add_claim(rid, {"claim": "fails", "measured": 3, "holds": False})  # a schema-v4 record
     store.finish(rid, "failed", "ValueError: bad", {"loss": float("nan"), "acc": np.float32(0.5)},
                  traceback="Traceback (most recent call last):\n  ...\nValueError: bad")
     rec = store.get(rid)
     assert rec["smoke"] is True and rec["world_size"] == 2 and rec["config"] == {"seed": 2, "lr": 0.5}
     assert rec["status"] == "failed" and rec["error"] == "ValueError: bad" and rec["traceback"].endswith("bad")
     assert rec["summary"] == {"loss": None, "acc": 0.5} and rec["ended_at"] >= rec["created_at"]
-    assert store.claims(rid) == [
-        {"claim": "loss falls", "measured": "0.25", "holds": True, "detail": "by 4x"},
-        {"claim": "not evaluated", "measured": "n/a", "holds": None, "detail": ""},
-        {"claim": "fails", "measured": "3", "holds": False, "detail": ""}]
+    got = store.claims(rid)
+    assert all(set(c) == set(CLAIM_COLUMNS) | {"statement"} for c in got)
+    first = full.to_record()
+    assert {k: got[0][k] for k in first if k in CLAIM_COLUMNS and k not in ("holds", "effect", "uncertainty", "low",
+                                                                           "high")} == {
+        k: first[k] for k in first if k in CLAIM_COLUMNS and k not in ("holds", "effect", "uncertainty", "low",
+                                                                       "high")}
+    for key in ("effect", "uncertainty", "low", "high"):  # double precision on both backends
+        assert got[0][key] == first[key]
+    assert got[0]["holds"] is True and got[0]["outcome"] == "holds" and got[0]["statement"] == "loss falls"
+    assert got[0]["seeds"] == 3 and got[0]["method"] == "SGD" and got[0]["arm"] == "init" and got[0]["paper"] == "Fig. 1"
+    assert got[1]["outcome"] == "not evaluated" and got[1]["holds"] is None
+    assert got[1]["reason"] == "not evaluated (smoke run)" and got[1]["detail"] == "not evaluated (smoke run); by 4x"
+    assert got[2]["outcome"] == "inconclusive" and got[2]["low"] is None and got[2]["uncertainty"] is None
+    assert got[2]["effect"] == 1.0 and "unbounded" in got[2]["reason"]
+    assert got[3] == {**got[3], "claim": "fails", "measured": "3", "holds": False, "outcome": "fails", "detail": "",
+                      "effect": None, "method": "", "reason": ""}
+    for record in got:  # a claim read back and written again (a copy between stores) is the same claim
+        store.add_claim(rid, record)
+    assert store.claims(rid)[len(got):] == got
+    with pytest.raises(ValueError, match="claim outcome 'passes'"):
+        store.add_claim(rid, {**first, "outcome": "passes"})
+    with pytest.raises(ValueError, match="statement"):
+        store.add_claim(rid, {"measured": 1})
     with pytest.raises(ValueError, match="status must be one of"):
         store.finish(rid, "exploded")
+
+
+def test_a_version_4_store_migrates_its_claims(url, monkeypatch):
+    """Schema v5 gives a claim its outcome, comparison, effect and rule; a v4 store's rows get an outcome from
+    ``holds`` (and "not evaluated" from a smoke run's detail), on SQLite and PostgreSQL alike."""
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 4)
+    old = Store(url)
+    assert old.schema_version() == 4
+    rid = old.create_run("toy", {})
+    old._write("INSERT INTO claims (run_id, claim, measured, holds, detail) VALUES (?,?,?,?,?), (?,?,?,?,?), "
+               "(?,?,?,?,?), (?,?,?,?,?), (?,?,?,?,?)",
+               [rid, "a", "1", 1, "by 4x", rid, "b", "2", 0, None, rid, "c", "3", None, "not evaluated (smoke run)",
+                rid, "d", "4", None, "ranges do not overlap", rid, "e", "5", None, None])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION)
+    new = Store(url)
+    assert new.schema_version() == SCHEMA_VERSION == 5
+    got = new.claims(rid)
+    assert [c["outcome"] for c in got] == ["holds", "fails", "not evaluated", "inconclusive", "inconclusive"]
+    assert [c["holds"] for c in got] == [True, False, None, None, None]  # holds stays comparable
+    assert [c["reason"] for c in got] == ["", "", "not evaluated (smoke run)", "ranges do not overlap",
+                                          "no verdict recorded"]
+    assert [c["measured"] for c in got] == ["1", "2", "3", "4", "5"] and got[0]["detail"] == "by 4x"
+    assert all(c["rule"] == store_module.LEGACY_RULE and c["effect"] is None and c["method"] == "" for c in got)
+    assert all(set(c) == set(CLAIM_COLUMNS) | {"statement"} for c in got)
 
 
 def test_metric_values_and_times_keep_double_precision(store):
@@ -279,7 +328,7 @@ def test_engine_runs_stops_and_resumes_exactly_on_the_store(store):
     assert list(b.step) == list(range(24)) and b.value.tolist() == pytest.approx(a.value.tolist(), rel=1e-6)
     rec = store.get(part.run_id)
     assert rec["status"] == "completed" and rec["error"] is None and rec["stop_requested"] == 0
-    assert runs.claims(full.run_id, store=store)[0]["claim"] == "the loss falls"
+    assert runs.claims(full.run_id, store=store)[0]["claim"] == "the loss falls below 1"
 
 
 def test_follower_reads_only_what_is_new(store):

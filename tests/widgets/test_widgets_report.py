@@ -79,8 +79,56 @@ def test_demo_writes_one_section_per_experiment_with_claims(tmp_path, tiny, caps
     html = out.read_text()
     assert html.count("<section") == 1 and "Tiny test experiment" in html
     # the claims table: a smoke run says so, and its claims are "not evaluated", never yes/no
-    assert "loss decreases" in html and "<td class='na'>not evaluated (smoke run)</td>" in html
+    assert "loss decreases" in html and "<td class='na' data-outcome='not evaluated'>– not evaluated" in html
+    assert "not evaluated (smoke run)" in html and "(completed; claims: 1 not evaluated)" in html
     assert "✔ holds" not in html and "smoke run</span> (claims not evaluated)" in html
     assert html.count("plotly.js v") == 1 and remote_resources(html) == []
     assert html.count('class="plotly-graph-div"') == 2  # curves + the 'bars' view
     assert demo(["--only", "nosuch"]) == 2
+
+
+def claim_records() -> list[dict]:
+    from workbench.core.claims import Effect, superior
+
+    base = Effect.paired([0.6, 0.7, 0.65], [0.5, 0.52, 0.55])
+    return [superior("A beats B", "A", "B", base, paper="Fig. 3", detail="on CIFAR-10").to_record(),
+            superior("B beats A", "B", "A", Effect(-0.1, -0.15, -0.05, seeds=3)).to_record(),
+            superior("A beats C", "A", "C", Effect(0.01, -0.02, 0.04, seeds=3, how="t interval over 3 seeds"))
+            .to_record(),
+            superior("A beats D", "A", "D", base, precondition=(False, "accuracies differ by 0.05")).to_record(),
+            superior("A beats E", "A", "E", base).not_evaluated("not evaluated (smoke run)").to_record(),
+            {"claim": "old", "measured": "0.9", "holds": True, "detail": ""}]
+
+
+def test_claims_table_shows_effect_rule_and_outcome_coloured_by_kind():
+    """Every claim: statement, method vs arm, effect ± uncertainty with its interval and seeds, the rule in words,
+    the outcome with its reason; inconclusive amber (never the red of fails), not evaluated grey."""
+    from workbench.store.store import Store
+    from widgets.labels import OUTCOME_COLOURS, claims_html, claims_text, outcome_counts
+
+    import tempfile
+
+    st = Store(tempfile.mkdtemp(prefix="wb-claims-view-"))
+    rid = st.create_run("wbtiny", {})
+    for record in claim_records():
+        st.add_claim(rid, record)
+    claims = st.claims(rid)
+    html = claims_html(claims)
+    rows = html.split("<tr>")[2:]
+    assert len(rows) == 6
+    assert "A beats B" in rows[0] and "A vs B" in rows[0] and "0.13 ± 0.11" in rows[0] and "[0.0119, 0.241]" in rows[0] and "3 seeds" in rows[0]
+    assert "on CIFAR-10" in rows[0] and "paper: Fig. 3" in rows[0] and "lies entirely above 0" in rows[0]
+    assert "class='yes' data-outcome='holds'>✔ holds" in rows[0]
+    assert "class='no' data-outcome='fails'>✘ fails" in rows[1] and "[-0.150, -0.0500]" in rows[1]
+    assert "class='maybe' data-outcome='inconclusive'>? inconclusive" in rows[2] and "straddles 0" in rows[2]
+    assert "precondition not met: accuracies differ by 0.05" in rows[3] and "class='maybe'" in rows[3]
+    assert "class='na' data-outcome='not evaluated'" in rows[4] and "not evaluated (smoke run)" in rows[4]
+    assert "class='yes'" in rows[5] and "0.9" in rows[5]  # a schema-v4 record: its measured value, its verdict
+    assert OUTCOME_COLOURS["inconclusive"] != OUTCOME_COLOURS["fails"]
+    assert f"td.maybe{{color:{OUTCOME_COLOURS['inconclusive']}" in html and "td.no{color:#c0392b" in html
+    text = claims_text(claims)
+    assert "- A beats B (A vs B): 0.13 ± 0.11 [0.0119, 0.241], seeds 3" in text and "→ ✔ holds" in text and "    rule: holds if" in text
+    assert "→ ? inconclusive: precondition not met" in text and "→ – not evaluated (smoke run)" in text
+    assert outcome_counts(claims) == "2 hold, 1 fails, 2 inconclusive, 1 not evaluated"
+    smoke = claims_html(claims[4:5], smoke=True)
+    assert "smoke run</b>: the settings are far too small" in smoke and "✔" not in smoke and "✘" not in smoke

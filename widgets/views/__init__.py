@@ -14,8 +14,9 @@ or ``None`` when the run has not stored what it needs yet (e.g. a live run early
 the run store, the same view draws a finished run, a live run, a run from another process and a run in an
 exported report.
 
-Every method gets the generic view ``claims`` for free: the claims its run checked (claim, measured, holds),
-as a complete HTML table, last in :func:`render`'s list.
+Every method gets the generic view ``claims`` for free: the claims its run checked (statement, method vs arm,
+effect ± uncertainty with its interval and seeds, the rule, the outcome coloured by kind with its reason), as a
+complete HTML table (:func:`widgets.labels.claims_html`), last in :func:`render`'s list.
 """
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ class HTMLView:
 
 
 def claims_view(run_id: str) -> HTMLView | None:
-    """The generic claims view: every claim the run checked, in full; smoke runs say "not evaluated"."""
+    """The generic claims view: every claim the run checked, in full (effect ± uncertainty, rule, outcome and
+    reason); a smoke run is labelled and its claims say "not evaluated"."""
     from workbench import runs
 
     from ..labels import claims_html

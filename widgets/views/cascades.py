@@ -1,8 +1,9 @@
 """Views of the ``cascades`` experiment: the trace viewer (one trace's tree of variables at a time,
 stepped through with a slider, accepted and rejected traces coloured, weights shown), accuracy against
-the number of samples K per inference method, accuracy over STaR rounds and against the number of
-digits. Functions of stored data only; :func:`playground` is the notebook's prompt playground
-(ipywidgets: edit a prompt, sample from the run's stored model, see the scored completion).
+the number of samples K per inference method, accuracy over STaR rounds (with its control arm) and against the
+number of digits. Functions of stored data only; :func:`playground` is the notebook's prompt playground
+(ipywidgets over :mod:`workbench.methods.cascades.playground`: edit a prompt, sample from the run's saved model,
+see the scored completion).
 """
 from __future__ import annotations
 
@@ -184,9 +185,14 @@ def accuracy_vs_k(run_id: str) -> Any | None:
     return None if rows is None else accuracy_figure(rows)
 
 
+STAR_ARMS = {"star": ("STaR (own rationales + ground truth)", "#1f77b4"),
+             "control": ("control (ground truth only, same steps and lr)", "#7f7f7f")}
+
+
 @view(METHOD, "STaR rounds")
 def star_rounds(run_id: str) -> Any | None:
-    """Accuracy after each STaR round (round 0: before any), and the rationales collected so far."""
+    """Accuracy after each STaR round (round 0: before any) for STaR and for its control arm (the same steps,
+    learning rate and ground-truth batches without the rationales), and the rationales collected so far."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -196,14 +202,22 @@ def star_rounds(run_id: str) -> Any | None:
     df = table(rows)
     if not len(df):
         return None
+    if "arm" not in df:  # a run from before the control arm
+        df = df.assign(arm="star")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=df["round"], y=df["rationales"], name="rationales collected (all rounds)",
+    star = df[df["arm"] == "star"]
+    fig.add_trace(go.Bar(x=star["round"], y=star["rationales"], name="rationales collected (all rounds)",
                          marker={"color": "#c7dcef"}), secondary_y=False)
-    # the accuracy on the overlaying (secondary) axis: drawn above the bars, never hidden by them
-    fig.add_trace(go.Scatter(x=df["round"], y=df["accuracy"], mode="lines+markers", name="test accuracy (one sample)",
-                             line={"color": "#1f77b4", "width": 3}), secondary_y=True)
-    fig.update_layout(title={"text": "STaR: accuracy over rounds"}, height=380, legend={"orientation": "h", "y": -0.25},
-                      xaxis={"title": {"text": "STaR round"}, "dtick": 1})
+    # the accuracies on the overlaying (secondary) axis: drawn above the bars, never hidden by them
+    for arm, (label, colour) in STAR_ARMS.items():
+        part = df[df["arm"] == arm]
+        if len(part):
+            fig.add_trace(go.Scatter(x=part["round"], y=part["accuracy"], mode="lines+markers",
+                                     name=f"{label}: test accuracy (one sample)",
+                                     line={"color": colour, "width": 3 if arm == "star" else 2,
+                                           "dash": "solid" if arm == "star" else "dash"}), secondary_y=True)
+    fig.update_layout(title={"text": "STaR against its control: accuracy over rounds"}, height=380,
+                      legend={"orientation": "h", "y": -0.25}, xaxis={"title": {"text": "STaR round"}, "dtick": 1})
     fig.update_yaxes(title_text="exact-match accuracy", range=[0, 1.02], secondary_y=True)
     fig.update_yaxes(title_text="rationales", secondary_y=False, showgrid=False, rangemode="tozero")
     return fig
@@ -211,7 +225,8 @@ def star_rounds(run_id: str) -> Any | None:
 
 @view(METHOD, "accuracy vs digits", key=False)
 def accuracy_vs_digits(run_id: str) -> Any | None:
-    """Single-sample accuracy against the number of digits: direct answer, scratchpad, calculator."""
+    """Single-sample accuracy against the number of digits: direct answer, scratchpad, calculator (written as wide
+    as the run writes them), and, as open diamonds, the tool-use claim's operands longer than any in training."""
     import plotly.graph_objects as go
 
     rows = stored(run_id, "digits")
@@ -225,6 +240,13 @@ def accuracy_vs_digits(run_id: str) -> Any | None:
         group = group.sort_values("digits")
         fig.add_trace(go.Scatter(x=group["digits"], y=group["accuracy"], mode="lines+markers",
                                  name=LABELS.get(name, name), line={"color": COLOURS.get(name)}))
+    long = stored(run_id, "long")  # the tool-use claim: operands longer than any in training, unpadded
+    if long is not None and len(table(long)):
+        for r in table(long).itertuples():
+            fig.add_trace(go.Scatter(x=[r.digits], y=[r.accuracy], mode="markers",
+                                     name=f"{LABELS.get(r.format, r.format)}: longer than training, unpadded",
+                                     marker={"color": COLOURS.get(r.format), "size": 12, "symbol": "diamond-open",
+                                             "line": {"width": 2}}))
     fig.update_layout(title={"text": "one-sample accuracy against the number of digits"}, height=380,
                       xaxis={"title": {"text": "digits of both operands"}, "dtick": 1},
                       yaxis={"title": {"text": "exact-match accuracy"}, "range": [0, 1.02]},
@@ -247,23 +269,18 @@ def completion_html(prompt: str, text: str, token_logps: list[tuple[str, float]]
 
 
 def playground(run_id: str, prompt: str | None = None) -> Any:
-    """An ipywidgets playground on the run's stored model: edit the prompt and the decoding settings,
-    sample a completion (shown with each character's probability and the total log-prob under the
-    String distribution), or type a completion and score it. The first prompt is a held-out question
-    written the way the run wrote them."""
+    """An ipywidgets playground on the run's saved model (``runs.load_model(run_id, "lm")``): edit the prompt and
+    the decoding settings, sample a completion (shown with each character's probability and the total log-prob
+    under the String distribution), or type a completion and score it. The first prompt is a held-out question
+    written the way the run wrote them. The sampling and scoring are :mod:`workbench.methods.cascades.playground`."""
     import ipywidgets as w
-    import torch
 
     from workbench import runs
-    from workbench.methods.cascades import String
-    from workbench.methods.cascades import arithmetic as A
-    from workbench.methods.cascades.experiment import load_model
+    from workbench.methods.cascades import playground as pg
 
-    lm = load_model(runs.artifact(run_id, "model"))
+    lm = runs.load_model(run_id, "lm")
     if prompt is None:
-        cfg = runs.get(run_id)["config"]
-        problem = A.held_out(1, cfg.get("test_digits", 5), seed=4242, width=cfg.get("width", 0))[0]
-        prompt = A.prompt(problem, "scratchpad")
+        prompt = pg.first_prompt(runs.get(run_id)["config"])
     box = w.Textarea(value=prompt, description="prompt", layout={"width": "60%", "height": "70px"})
     stop = w.Text(value="\\n", description="stop")
     max_tokens = w.IntSlider(value=12, min=1, max=80, description="max tokens")
@@ -273,29 +290,21 @@ def playground(run_id: str, prompt: str | None = None) -> Any:
     out = w.HTML()
     sample_btn, score_btn = w.Button(description="sample", button_style="primary"), w.Button(description="score")
 
-    def dist() -> Any:
+    def settings() -> dict[str, Any]:
         stops = [s.encode().decode("unicode_escape") for s in stop.value.split(",") if s]
-        return String(lm, box.value, stop=stops, max_tokens=max_tokens.value, temperature=temperature.value)
+        return {"stop": stops, "max_tokens": max_tokens.value, "temperature": temperature.value}
 
-    def show(text: str) -> None:
-        d = dist()
-        total = d.log_prob(text)
-        ids, running, per = lm.encode(text), 0.0, []
-        backend = d.backend
-        for i in range(len(ids)):  # each character's conditional log-prob at this temperature
-            lp = backend.token_log_probs([lm.encode_prompt(box.value)], [ids[: i + 1]], d.temperature)[0][0]
-            per.append((lm.decode(ids[i: i + 1]), lp - running))
-            running = lp
-        out.value = completion_html(box.value, text, per, total)
+    def show(result: Any) -> None:
+        out.value = completion_html(result.prompt, result.text, result.tokens, result.total)
 
     def on_sample(_: Any) -> None:
-        text, _lp = dist().sample_with_log_prob(torch.Generator().manual_seed(seed.value))
+        result = pg.sample(lm, box.value, seed=seed.value, **settings())
         seed.value += 1
-        scored.value = text
-        show(text)
+        scored.value = result.text
+        show(result)
 
     sample_btn.on_click(on_sample)
-    score_btn.on_click(lambda _: show(scored.value))
+    score_btn.on_click(lambda _: show(pg.score(lm, box.value, scored.value, **settings())))
     on_sample(None)  # a first sample, so the playground (and a static export of it) shows something
 
     class Playground(w.VBox):

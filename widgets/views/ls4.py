@@ -1,14 +1,15 @@
 """Views of the ``ls4`` experiment, functions of stored data only (a live run, a finished one, an exported report).
 
 The headline is the sample viewer: real against generated series as a grid and as an overlay, and conditional
-generation from an observed prefix (the prefix shaded). The run stores samples and the weights of every model as
-it trains (``samples/<method>``, ``model/<method>``), so the viewer draws a live run and refreshes as they arrive.
+generation from an observed prefix (the prefix shaded). The run stores samples and saves every model as it trains
+(``samples/<method>``, ``ctx.save_model``), so the viewer draws a live run and refreshes as they arrive.
 :func:`sample_explorer` is an ipywidgets helper (sliders: number of samples, seed, prior temperature, horizon,
-prefix) that re-samples from the STORED weights without training anything.
+prefix) that re-samples from the SAVED model (``runs.load_model``) through the headless
+:func:`workbench.methods.ls4.resample`, without training anything.
 
 Other views: training curves (methods overlaid), the metric table against the baselines and one panel per score,
-time per training step against the sequence length, the distribution of step-to-step jumps, LS4's kernels
-(|K_l| per layer) and the latent trajectories.
+the generation scores on every scored data source, time per training step against the sequence length, the
+distribution of step-to-step jumps, LS4's kernels (|K_l| per layer) and the latent trajectories.
 """
 from __future__ import annotations
 
@@ -287,6 +288,32 @@ def scores_figure(rows: list[dict]) -> Any:
     return fig
 
 
+def sources_figure(rows: list[dict]) -> Any:
+    """The generation scores on every scored data source: one panel per score, sources along x, the models side
+    by side (real series marked with an asterisk)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    gen = SCORES[:3]
+    sources = list(dict.fromkeys(r["source"] for r in rows))
+    real = {r["source"] for r in rows if r.get("real")}
+    names = [f"{s}*" if s in real else s for s in sources]
+    fig = make_subplots(rows=1, cols=len(gen), horizontal_spacing=0.06,
+                        subplot_titles=[f"{t} ({b} is better)" for _, t, b in gen])
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    for i, (key, _, _) in enumerate(gen):
+        for m in methods:
+            by = {r["source"]: r[key] for r in rows if r["method"] == m}
+            fig.add_trace(go.Bar(x=names, y=[by.get(s) for s in sources], name=LABELS.get(m, m), legendgroup=m,
+                                 marker_color=COLOURS.get(m), showlegend=i == 0), row=1, col=i + 1)
+        if key == "classification":
+            fig.add_hline(y=float(np.log(2)), line_dash="dot", line_color="black", row=1, col=i + 1)
+    fig.update_layout(title="Generation scores on every data source (*: real series; dotted: ln 2, a classifier "
+                            "at chance)", barmode="group", height=380, margin={"t": 90, "l": 50, "r": 20, "b": 60},
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
 def timing_figure(rows: list[dict]) -> Any:
     """Seconds per training step against the sequence length L (log-log), with the Latent ODE / LS4 ratio."""
     import plotly.graph_objects as go
@@ -398,6 +425,12 @@ def scores(run_id: str) -> Any:
     return None if rows is None else scores_figure(table(rows).to_dict("records"))
 
 
+@view("ls4", "scores by data source")
+def scores_by_source(run_id: str) -> Any:
+    rows = stored(run_id, "metrics_by_source")
+    return None if rows is None or not len(table(rows)) else sources_figure(table(rows).to_dict("records"))
+
+
 @view("ls4", "time per step vs length")
 def timing(run_id: str) -> Any:
     rows = stored(run_id, "timing")
@@ -422,51 +455,39 @@ def latents(run_id: str) -> Any:
     return latents_figure(value) if value else None
 
 
-# -- re-sampling from the stored weights -----------------------------------------------------------------------
+# -- re-sampling from the saved models --------------------------------------------------------------------------
 @functools.lru_cache(maxsize=16)
-def _load(run_id: str, method: str, created: float) -> tuple[Any, dict]:
+def _load(run_id: str, method: str, created: float) -> Any:
     from workbench import runs
-    from workbench.methods.ls4 import build_model
 
-    ckpt = runs.artifact(run_id, f"model/{method}")
-    model = build_model(ckpt["spec"])
-    model.load_state_dict(ckpt["state"])
-    model.eval()
-    return model, ckpt
+    return runs.load_model(run_id, method)
 
 
 def stored_model(run_id: str, method: str = "ls4") -> tuple[Any, dict]:
-    """The model ``method`` of the run rebuilt from its latest stored weights, and the stored checkpoint dict
-    (``step``, ``length``, ``prefix``, ``real``, ``mask``, ``channels``). Cached until newer weights arrive."""
+    """The model ``method`` the run saved last (``runs.load_model``) and the samples shown beside it
+    (``samples/<method>``: ``step``, ``real``, ``real_mask``, ``prefix``, ``channels``, ``label``). Cached until a
+    newer model arrives."""
     from workbench import runs
 
     rows = [a for a in runs.artifacts(run_id) if a["name"] == f"model/{method}"]
     if not rows:
-        raise KeyError(f"run {run_id} has no stored weights of {method!r} (artifact 'model/{method}') yet")
-    return _load(run_id, method, float(rows[-1]["created_at"]))
+        raise KeyError(f"run {run_id} has saved no {method!r} model yet (they arrive every sample_every steps)")
+    shown = runs.artifact(run_id, f"samples/{method}")
+    return _load(run_id, method, float(rows[-1]["created_at"])), shown
 
 
 def resample(run_id: str, method: str = "ls4", n: int = 8, seed: int = 0, temperature: float = 1.0,
              horizon: int | None = None, prefix: int = 0) -> dict[str, Any]:
-    """Draw new series from the stored model, no training: ``n`` samples of ``horizon`` steps (default: the
-    training length) at prior ``temperature`` with ``seed``; with ``prefix > 0`` conditioned on the first
-    ``prefix`` steps of the stored real series (one continuation each, cycling through them)."""
-    import torch
+    """Draw new series from the run's saved model (:func:`workbench.methods.ls4.resample`, nothing is trained):
+    ``n`` samples of ``horizon`` steps at prior ``temperature`` with ``seed``; with ``prefix > 0`` conditioned on
+    the first ``prefix`` steps of the shown real series."""
+    from workbench.methods.ls4 import resample as draw
 
-    model, ckpt = stored_model(run_id, method)
-    horizon = int(horizon or ckpt["length"])
-    g = torch.Generator().manual_seed(int(seed))
-    with torch.no_grad():
-        if prefix > 0:
-            real, mask = ckpt["real"], ckpt["mask"]
-            idx = torch.arange(n) % len(real)
-            obs, m = real[idx, :prefix], mask[idx, :prefix]
-            out = model.extrapolate(obs, m, horizon, g, temperature)["x"][0]
-            return {"observed": obs.numpy(), "x": out.numpy(), "prefix": prefix, "step": ckpt["step"],
-                    "real": real.numpy(), "channels": ckpt["channels"], "label": ckpt["label"]}
-        out = model.sample(n, horizon, g, temperature)["x"]
-    return {"observed": None, "x": out.numpy(), "prefix": 0, "step": ckpt["step"], "real": ckpt["real"].numpy(),
-            "channels": ckpt["channels"], "label": ckpt["label"]}
+    model, shown = stored_model(run_id, method)
+    out = draw(model, shown["real"], shown.get("real_mask"), n=n, generator=int(seed), temperature=temperature,
+               horizon=horizon, prefix=prefix)
+    return {**out, "step": shown["step"], "channels": shown.get("channels"),
+            "label": shown.get("label", LABELS.get(method, method))}
 
 
 def resample_figure(draw: dict[str, Any], channel: int = 0, method: str = "ls4") -> Any:
@@ -493,14 +514,14 @@ def resample_figure(draw: dict[str, Any], channel: int = 0, method: str = "ls4")
     if P:
         fig.add_vrect(x0=-0.5, x1=P - 0.5, fillcolor="rgba(120,120,120,0.13)", line_width=0,
                       annotation_text="observed prefix", annotation_position="top left")
-    fig.update_layout(title=f"{draw['label']}: re-sampled from the stored weights (training step {draw['step']})",
+    fig.update_layout(title=f"{draw['label']}: re-sampled from the saved model (training step {draw['step']})",
                       xaxis={"title": {"text": "time step"}},
                       yaxis={"title": {"text": _channel_name(draw.get("channels"), channel)}}, height=380)
     return fig
 
 
 def sample_explorer(run_id: str, method: str = "ls4") -> Any:
-    """An ipywidgets panel that re-samples from the run's STORED weights (nothing is trained): sliders for the
+    """An ipywidgets panel that re-samples from the run's SAVED models (nothing is trained): sliders for the
     number of samples, the seed, the prior temperature, the horizon and the observed prefix (0: unconditional),
     and a menu of the stored models. Re-reads the latest weights on every change, so it follows a live run."""
     import ipywidgets as w
@@ -508,9 +529,9 @@ def sample_explorer(run_id: str, method: str = "ls4") -> Any:
 
     methods = _present(run_id, "model")
     if not methods:
-        raise KeyError(f"run {run_id} has no stored model weights yet (they arrive every sample_every steps)")
-    _, ckpt = stored_model(run_id, methods[0])
-    L = int(ckpt["length"])
+        raise KeyError(f"run {run_id} has saved no model yet (they arrive every sample_every steps)")
+    _, shown = stored_model(run_id, methods[0])
+    L = len(shown["real"][0])
     style = {"description_width": "110px"}
     controls = {
         "method": w.Dropdown(options=[(LABELS[m], m) for m in methods], value=method if method in methods else

@@ -41,7 +41,7 @@ def _sorted(models: Any) -> list[str]:
 # -- figures from plain data --------------------------------------------------------------------------------
 def predictions_figure(rows: Any) -> go.Figure:
     """Predicted against true test accuracy of the held-out networks, one marker colour per model."""
-    from workbench.methods.nft.metrics import kendall_tau, r2_score
+    from workbench.methods.nft import kendall_tau, r2_score
 
     df = table(rows)
     fig = go.Figure()
@@ -214,7 +214,7 @@ def results(run_id: str) -> go.Figure | None:
         pred = stored(run_id, "predictions")
         if pred is None:
             return None
-        from workbench.methods.nft.metrics import kendall_tau, r2_score
+        from workbench.methods.nft import kendall_tau, r2_score
 
         df = table(pred)
         rows = [{"task": "accuracy prediction", "model": m, "metric": k, "value": f(d["true_accuracy"],

@@ -1,10 +1,12 @@
 """Views of the SDE-BNN experiment: pure functions of stored run data -> plotly figures, plus two ipywidgets helpers
 that re-sample the STORED regression model with other settings (no retraining).
 
-Registered views: the predictive band of the 1-D task, the weight paths (prior against posterior), the reliability
-diagram (the shared one), the gradient variance of the KL estimators, and the test metrics of the classifiers.
+Registered views: the predictive band of the 1-D task, its std against the prior's (the band diagnosis), the weight
+paths (prior against posterior), the reliability diagram (the shared one), the gradient variance of the KL
+estimators, and the test metrics of the classifiers.
 ``band_explorer(run_id)`` (sliders: number of sampled paths, σ) and ``weight_explorer(run_id)`` (σ, which weight)
-rebuild the model from the run's artifact ``model/regression`` and draw again on every change.
+reload the saved model (``runs.load_model(run_id, "regression")``), re-sample it with the headless
+:mod:`workbench.methods.sdebnn.playground` and draw again on every change.
 """
 from __future__ import annotations
 
@@ -124,11 +126,37 @@ def metrics_figure(rows: Any) -> go.Figure:
     return fig
 
 
+def band_diagnosis_figure(rows: Any) -> go.Figure:
+    """Predictive std over x of the trained SDE-BNN, of its prior (the drift g switched off: the OU prior from the
+    same w(0) and paths) and of Bayes-by-backprop, with the gap shaded: where the spread comes from."""
+    df = table(rows)
+    fig = go.Figure()
+    fig.add_vrect(x0=2.0, x1=6.0, fillcolor="#eeeeee", line_width=0, layer="below",
+                  annotation_text="gap (no data)", annotation_position="top left")
+    styles = {"posterior": (COLOUR["sdebnn"], None), "prior (g = 0)": (COLOURS[0], "dash"),
+              "Bayes-by-backprop": (COLOUR["bbb"], None)}
+    for name in [n for n in styles if n in set(df["model"])]:
+        d = df[df["model"] == name]
+        colour, dash = styles[name]
+        label = "SDE-BNN " + name if name != "Bayes-by-backprop" else name
+        fig.add_trace(go.Scatter(x=d["x"], y=d["std"], mode="lines", name=label,
+                                 line={"color": colour, "dash": dash, "width": 2}))
+    fig.update_layout(title={"text": "Predictive std over x: the trained SDE-BNN against its own prior (g = 0)"},
+                      xaxis_title="x", yaxis_title="predictive std", height=380)
+    return fig
+
+
 # -- registered views (run id -> figure) ----------------------------------------------------------------------------
 @view(METHOD, "predictive band")
 def band(run_id: str) -> go.Figure | None:
     value = stored(run_id, "band")
     return None if value is None else band_figure(value)
+
+
+@view(METHOD, "band: posterior vs prior")
+def band_diagnosis(run_id: str) -> go.Figure | None:
+    rows = stored(run_id, "band_diagnosis")
+    return None if rows is None else band_diagnosis_figure(rows)
 
 
 @view(METHOD, "weight paths")
@@ -161,43 +189,35 @@ def test_metrics(run_id: str) -> go.Figure | None:
     return None if rows is None else metrics_figure(rows)
 
 
-# -- re-sampling the stored model (notebook helpers; static views above stay the exported record) ------------------
+# -- re-sampling the saved model (notebook helpers; static views above stay the exported record) ------------------
 def load_model(run_id: str) -> Any:
-    """The run's trained 1-D SDE-BNN (artifact ``model/regression``), rebuilt from its spec and state."""
-    from workbench.methods.sdebnn import SDEBNN
+    """The run's trained 1-D SDE-BNN (``runs.load_model(run_id, "regression")``), in eval mode."""
+    from workbench import runs
 
-    blob = stored(run_id, "model/regression")
-    if blob is None:
-        raise KeyError(f"run {run_id} has no stored regression model (artifact 'model/regression') yet")
-    model = SDEBNN.from_bytes(blob)
-    model.eval()
-    return model
+    return runs.load_model(run_id, "regression")
 
 
 def resample_band(run_id: str, samples: int = 32, sigma: float | None = None, seed: int = 0,
                   model: Any = None) -> dict[str, Any]:
-    """The stored model's predictive band with ``samples`` paths and diffusion ``sigma`` (default: as trained)."""
-    import torch
-
-    from workbench.methods.sdebnn import data as gapdata
-    from workbench.methods.sdebnn.train import predict_regression
+    """The saved model's predictive band with ``samples`` paths and diffusion ``sigma`` (default: as trained),
+    with the run's training data: :func:`workbench.methods.sdebnn.playground.band`."""
+    from workbench.methods.sdebnn import playground
 
     model = load_model(run_id) if model is None else model
+    out = playground.band(model, int(samples), sigma, seed=seed)
     stored_band = stored(run_id, "band") or {}
-    trained = float(model.spec["sigma"])
-    model.sigma = trained if sigma is None else float(sigma)
-    grid = gapdata.grid(200)
-    mean, std, draws = predict_regression(model, gapdata.scale_x(grid), int(samples), seed, "explorer")
-    on, gap = gapdata.region_masks(grid)
-    ratio = float(std[gap].mean() / std[on].mean()) if float(std[on].mean()) > 0 else float("nan")
-    return {"x": grid.squeeze(1).tolist(), "train_x": stored_band.get("train_x", []),
-            "train_y": stored_band.get("train_y", []), "gap": list(gapdata.GAP),
-            "models": {"sdebnn": {"mean": mean.tolist(), "std": std.tolist(), "samples": draws[:8].tolist()}},
-            "stats": {"sdebnn": {"ratio": ratio}}, "sigma": model.sigma, "trained_sigma": trained}
+    return out | {"train_x": stored_band.get("train_x", []), "train_y": stored_band.get("train_y", [])}
+
+
+def _redraw(fig: Any, new: go.Figure) -> None:
+    with fig.batch_update():
+        fig.data = ()
+        fig.layout = new.layout
+        fig.add_traces(list(new.data))
 
 
 def band_explorer(run_id: str, max_samples: int = 128) -> Any:
-    """Sliders for the number of sampled paths and for σ; each change re-samples the stored model's band."""
+    """Sliders for the number of sampled paths and for σ; each change re-samples the saved model's band."""
     import ipywidgets as W
 
     model = load_model(run_id)
@@ -209,12 +229,9 @@ def band_explorer(run_id: str, max_samples: int = 128) -> Any:
 
     def redraw(*_: Any) -> None:
         b = resample_band(run_id, paths.value, sigma.value, model=model)
-        new = band_figure(b, title=f"Stored SDE-BNN re-sampled: {paths.value} paths, σ = {sigma.value:.2f} "
-                                   f"(trained with σ = {trained}); std gap/data = {b['stats']['sdebnn']['ratio']:.2f}")
-        with fig.batch_update():
-            fig.data = ()
-            fig.layout = new.layout
-            fig.add_traces(list(new.data))
+        _redraw(fig, band_figure(b, title=f"Saved SDE-BNN re-sampled: {paths.value} paths, σ = {sigma.value:.2f} "
+                                          f"(trained with σ = {trained}); std gap/data = "
+                                          f"{b['stats']['sdebnn']['ratio']:.2f}"))
 
     paths.observe(redraw, names="value")
     sigma.observe(redraw, names="value")
@@ -223,9 +240,11 @@ def band_explorer(run_id: str, max_samples: int = 128) -> Any:
 
 
 def weight_explorer(run_id: str, paths: int = 8) -> Any:
-    """Pick a weight and σ: its prior (OU) and posterior paths w(t), re-sampled from the stored model."""
+    """Pick a weight and σ: its prior (OU) and posterior paths w(t), re-sampled from the saved model
+    (:func:`workbench.methods.sdebnn.playground.weight_paths`)."""
     import ipywidgets as W
-    import torch
+
+    from workbench.methods.sdebnn import playground
 
     model = load_model(run_id)
     trained = float(model.spec["sigma"])
@@ -236,17 +255,8 @@ def weight_explorer(run_id: str, paths: int = 8) -> Any:
     fig = go.FigureWidget()
 
     def redraw(*_: Any) -> None:
-        model.sigma = sigma.value
-        ts = torch.linspace(0, 1, 2 * model.steps + 1)
-        with torch.no_grad():
-            post = model.weight_paths(ts, paths, entropy=1)[:, :, which.value]  # the same noise for both
-            prior = model.weight_paths(ts, paths, prior=True, entropy=1)[:, :, which.value]
-        new = weight_paths_figure({"t": ts.tolist(), "names": [names[which.value]], "sigma": round(sigma.value, 3),
-                                   "prior": prior.T.unsqueeze(-1).tolist(), "posterior": post.T.unsqueeze(-1).tolist()})
-        with fig.batch_update():
-            fig.data = ()
-            fig.layout = new.layout
-            fig.add_traces(list(new.data))
+        value = playground.weight_paths(model, paths, weights=[which.value], sigma=sigma.value, seed=1)
+        _redraw(fig, weight_paths_figure(value | {"sigma": round(sigma.value, 3)}))
 
     which.observe(redraw, names="value")
     sigma.observe(redraw, names="value")

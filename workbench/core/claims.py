@@ -62,7 +62,9 @@ class Effect:
     @classmethod
     def normal(cls, value: float, se: float, *, kind: str = "difference", seeds: int = 1, samples: int = 0,
                how: str = "", level: float = LEVEL) -> "Effect":
-        """A normal interval ``value ± z·se`` from a standard error."""
+        """A normal interval ``value ± z·se`` from a standard error (``z`` the two-sided ``level`` quantile)."""
+        if se < 0:
+            raise ValueError(f"normal effect: standard error {se} < 0")
         z = _z(level)
         return cls(float(value), float(value - z * se), float(value + z * se), kind, seeds, samples,
                    how or "normal interval from a standard error", level)
@@ -94,6 +96,8 @@ class Effect:
         (Newcombe 1998, method 10): well behaved near 0 and 1, where the Wald interval is not."""
         if min(n_a, n_b) <= 0:
             raise ValueError("proportions: each arm needs at least one example")
+        if not (0 <= k_a <= n_a and 0 <= k_b <= n_b):
+            raise ValueError(f"proportions: successes out of range ({k_a} of {n_a}, {k_b} of {n_b})")
         p_a, p_b = k_a / n_a, k_b / n_b
         la, ua = _wilson(k_a, n_a, level)
         lb, ub = _wilson(k_b, n_b, level)
@@ -137,6 +141,7 @@ class Claim:
     reason: str = ""
     detail: str = ""
     paper: str = field(default="", compare=False)
+    measured: str = field(default="", compare=False)  # what was measured, in words (a claim without an Effect)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -151,10 +156,17 @@ class Claim:
         return replace(self, outcome="not evaluated", reason=reason)
 
     def to_record(self) -> dict[str, Any]:
-        """A flat record (what the store, the views and ``workbench claims`` read)."""
+        """A flat record (what the store, the views and ``workbench claims`` read): the fields, ``holds``,
+        ``measured`` (``effect ± uncertainty``, or the measured words of a claim without an effect), and the
+        effect's ``effect``, ``uncertainty``, ``low``, ``high`` (None where unbounded), ``kind``, ``seeds``,
+        ``samples`` and ``how``."""
         e = self.effect
         rec = {k: v for k, v in asdict(self).items() if k != "effect"}
-        rec.update(holds=self.holds, measured=e.text() if e else "",
+        measured, detail = self.measured, self.detail
+        if e is None and not measured and detail.startswith("measured "):  # the legacy ctx.claim(text, measured, ..)
+            measured, _, detail = detail[len("measured "):].partition("; ")
+        rec.update(detail=detail)
+        rec.update(holds=self.holds, measured=e.text() if e else measured,
                    effect=None if e is None else e.value, uncertainty=None if e is None else _finite(e.uncertainty),
                    low=None if e is None else _finite(e.low), high=None if e is None else _finite(e.high),
                    kind=None if e is None else e.kind, seeds=None if e is None else e.seeds,
@@ -166,22 +178,31 @@ class Claim:
 def superior(statement: str, method: str, arm: str, effect: Effect, *, margin: float = 0.0,
              better: str = "higher", precondition: tuple[bool, str] | None = None, detail: str = "",
              paper: str = "") -> Claim:
-    """"``method`` beats ``arm``": holds when the interval lies above ``margin`` (in the better direction)."""
+    """"``method`` beats ``arm``": holds when the interval lies beyond "no effect" (0, or 1 for a ratio) by more
+    than ``margin`` ≥ 0 in the better direction; fails when it lies entirely at or on the other side."""
+    _check_better(better)
+    if not margin >= 0:
+        raise ValueError(f"superior: margin must be ≥ 0 (got {margin}); 'not worse by' is its own claim, not_worse")
+    null = _null(effect)
+    bound = null + margin if better == "higher" else null - margin
     word = "above" if better == "higher" else "below"
-    unit = "ratio" if effect.kind == "ratio" else "difference"
-    rule = (f"holds if the {int(effect.level * 100)}% interval of the {unit} ({method} vs {arm}) lies entirely "
-            f"{word} {margin:g}; fails if it lies entirely on the other side; inconclusive if it straddles {margin:g}")
-    return _decide(statement, method, arm, effect, margin, better, rule, precondition, detail, paper)
+    unit = _unit(effect)
+    rule = (f"holds if the {_pct(effect)} interval of the {unit} ({_versus(method, arm)}) lies entirely {word} "
+            f"{bound:g}; fails if it lies entirely on the other side; inconclusive if it straddles {bound:g}")
+    return _decide(statement, method, arm, effect, bound, better, rule, precondition, detail, paper)
 
 
 def not_worse(statement: str, method: str, arm: str, effect: Effect, *, margin: float, better: str = "higher",
               precondition: tuple[bool, str] | None = None, detail: str = "", paper: str = "") -> Claim:
     """"``method`` is not worse than ``arm`` by more than ``margin``" (non-inferiority, its own named claim)."""
-    if margin < 0:
-        raise ValueError("not_worse: margin must be ≥ 0")
-    bound = -margin if better == "higher" else margin
+    _check_better(better)
+    if not margin >= 0:
+        raise ValueError(f"not_worse: margin must be ≥ 0 (got {margin})")
+    null = _null(effect)
+    bound = null - margin if better == "higher" else null + margin
     word = "above" if better == "higher" else "below"
-    rule = (f"non-inferiority: holds if the {int(effect.level * 100)}% interval of the difference ({method} − {arm}) "
+    unit = _unit(effect)
+    rule = (f"non-inferiority: holds if the {_pct(effect)} interval of the {unit} ({_versus(method, arm)}) "
             f"lies entirely {word} {bound:g}; fails if entirely beyond it; inconclusive otherwise")
     return _decide(statement, method, arm, effect, bound, better, rule, precondition, detail, paper)
 
@@ -190,21 +211,24 @@ def exceeds(statement: str, effect: Effect, threshold: float, *, better: str = "
             arm: str = "threshold", precondition: tuple[bool, str] | None = None, detail: str = "",
             paper: str = "") -> Claim:
     """One quantity (a ratio, a slope, a speed-up) against a fixed ``threshold``."""
+    _check_better(better)
     word = "above" if better == "higher" else "below"
-    rule = (f"holds if the {int(effect.level * 100)}% interval lies entirely {word} {threshold:g}; fails if entirely "
+    rule = (f"holds if the {_pct(effect)} interval lies entirely {word} {threshold:g}; fails if entirely "
             f"on the other side; inconclusive if it straddles {threshold:g}")
     return _decide(statement, method, arm, effect, threshold, better, rule, precondition, detail, paper)
 
 
 def decide(effect: Effect, bound: float, better: str = "higher") -> str:
-    """The outcome of an interval against ``bound``: holds, fails or inconclusive (NaN: inconclusive)."""
-    if better not in ("higher", "lower"):
-        raise ValueError(f"better must be 'higher' or 'lower', got {better!r}")
-    low, high = (effect.low, effect.high) if better == "higher" else (-effect.high, -effect.low)
-    bound = bound if better == "higher" else -bound
-    if math.isnan(low) or math.isnan(high) or math.isnan(effect.value):
+    """The outcome of an interval against ``bound``: holds when the interval and the point estimate lie beyond
+    ``bound`` in the ``better`` direction, fails when the interval lies at or on the other side, inconclusive
+    otherwise (a straddling interval, NaN, or a point estimate outside its own interval on the worse side)."""
+    _check_better(better)
+    sign = 1.0 if better == "higher" else -1.0
+    low, high = sorted((sign * effect.low, sign * effect.high))
+    value, bound = sign * effect.value, sign * bound
+    if math.isnan(low) or math.isnan(high) or math.isnan(value) or math.isnan(bound):
         return "inconclusive"
-    if low > bound:
+    if low > bound and value > bound:
         return "holds"
     if high <= bound:
         return "fails"
@@ -216,14 +240,44 @@ def _decide(statement: str, method: str, arm: str, effect: Effect, bound: float,
     outcome = decide(effect, bound, better)
     reason = ""
     if outcome == "inconclusive":
-        reason = ("the interval is unbounded (" + effect.how + ")" if math.isinf(effect.low) or math.isinf(effect.high)
-                  else f"the interval [{effect.low:.3g}, {effect.high:.3g}] straddles {bound:g}")
+        low, high = sorted((effect.low, effect.high))
+        if any(math.isnan(x) for x in (effect.value, effect.low, effect.high)):
+            reason = "the effect or its interval is not a number (NaN)"
+        elif math.isinf(low) or math.isinf(high):
+            reason = "the interval is unbounded (" + (effect.how or "no uncertainty estimate") + ")"
+        elif low <= bound <= high:
+            reason = f"the interval [{low:.3g}, {high:.3g}] straddles {bound:g}"
+        else:  # the interval lies beyond the bound, its own point estimate does not
+            reason = (f"the point estimate {effect.value:.3g} lies on the worse side of {bound:g}, outside its "
+                      f"interval [{low:.3g}, {high:.3g}]")
     if precondition is not None and not precondition[0]:
         outcome, reason = "inconclusive", f"precondition not met: {precondition[1]}"
     return Claim(statement, method, arm, effect, rule, outcome, reason, detail, paper)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+def _check_better(better: str) -> None:
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower', got {better!r}")
+
+
+def _null(effect: Effect) -> float:
+    """"No effect": 1 for a ratio, 0 otherwise."""
+    return 1.0 if effect.kind == "ratio" else 0.0
+
+
+def _unit(effect: Effect) -> str:
+    return effect.kind if effect.kind in ("ratio", "difference") else "value"
+
+
+def _pct(effect: Effect) -> str:
+    return f"{effect.level * 100:g}%"
+
+
+def _versus(method: str, arm: str) -> str:
+    return f"{method} vs {arm}" if method and arm else method or arm or "the comparison"
+
+
 def _z(level: float) -> float:
     return float(torch.special.ndtri(torch.tensor((1 + level) / 2, dtype=torch.float64)))
 

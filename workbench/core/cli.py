@@ -1,5 +1,5 @@
-"""Command line: ``workbench run METHOD [--param value ...]``, ``workbench runs ...``, and the notebook
-layer's ``demo``, ``report`` and ``serve`` (found through the ``workbench.commands`` entry points, so the
+"""Command line: ``workbench run METHOD [--param value ...]``, ``workbench runs ...``, ``workbench claims``, and
+the notebook layer's ``demo``, ``report`` and ``serve`` (found through the ``workbench.commands`` entry points, so the
 core never imports the notebook layer). ``python -m workbench`` is the same command.
 """
 from __future__ import annotations
@@ -218,6 +218,307 @@ def one_line_error(err: BaseException) -> str:
     return text if not _external(err) else f"{type(err).__name__}: {text}"
 
 
+# -- workbench claims ------------------------------------------------------------------------------------------
+CLAIMS_START, CLAIMS_END = "<!-- claims:start -->", "<!-- claims:end -->"
+#: config keys that do not change what a run computes (a run that differs only there is the same run)
+_NOT_RESULTS = ("checkpoint_every",)
+
+
+class _Usage(Exception):
+    """A bad command line: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _Usage(message)
+
+
+def _cmd_claims(argv: Sequence[str]) -> int:
+    """``workbench claims [NAME ...]``: run each experiment's claim setting (resuming where it stopped), then one
+    table of every claim: effect ± uncertainty, seeds, rule, outcome, run id and wall time."""
+    from workbench.core.registry import SCALES
+
+    parser = _Parser(prog="workbench claims", description="Run every registered experiment's claim setting (or the "
+                     "named ones) and print one table of their claims. A completed run of the same experiment with "
+                     "the same config in the store is reused; a stopped one is resumed from its checkpoint.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (default: every registered one)")
+    parser.add_argument("--scale", default="demo", metavar="{" + ",".join(SCALES) + "}",
+                        help="the preset each experiment runs at (default: demo, minutes on a CPU)")
+    parser.add_argument("--seeds", metavar="N", help="N seeds: passed as the config's `seeds` where the experiment "
+                        "declares one, else seeds 0..N-1 as separate runs, each listed")
+    parser.add_argument("--markdown", metavar="PATH", help="write the table as markdown")
+    parser.add_argument("--json", metavar="PATH", help="write the claims as a JSON list of objects")
+    parser.add_argument("--readme", metavar="PATH", help=f"rewrite the block between {CLAIMS_START} and "
+                        f"{CLAIMS_END} in this file with the markdown table")
+    parser.add_argument("--checkpoint-every", metavar="N", help="checkpoint every N steps, so that a stopped run "
+                        "resumes (default: the preset's)")
+    parser.add_argument("--fresh", action="store_true", help="run again even where a matching run is stored")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--store", metavar="URL", help=STORE_HELP)
+    try:
+        args = parser.parse_args(argv)
+        plan = _claims_plan(args)
+        readme = _readme_text(args.readme) if args.readme else None
+        store = open_store(args.store)
+    except _Usage as err:
+        print(f"workbench claims: {err}", file=sys.stderr)
+        return 2
+    except (ConfigError, SourceError) as err:
+        print(f"workbench claims: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bad --store URL, a missing driver, a server that does not answer: one line
+        if not (isinstance(err, (ValueError, ImportError, OSError)) or _external(err)):
+            raise
+        print(f"workbench claims: {one_line_error(err)}", file=sys.stderr)
+        return 2
+    rows, complete = [], True
+    for job in plan:
+        outcome = _claims_job(job, store, fresh=args.fresh, progress=not args.no_progress)
+        rows.extend(outcome["rows"])
+        if outcome["status"] != "completed":
+            complete = False
+        if outcome["status"] == "stopped":  # Ctrl-C or a stop request: the rest waits for the next call
+            for rest in plan[plan.index(job) + 1:]:
+                rows.append(_claim_row(rest, None, None, "not run", reason="not run: an earlier run was stopped"))
+            break
+    command = "workbench claims " + " ".join(_command_words(args))
+    table = claims_table_text(rows)
+    print(table)
+    markdown = claims_markdown(rows, command)
+    if args.markdown:
+        _write(args.markdown, markdown + "\n")
+    if args.json:
+        _write(args.json, to_json(rows, indent=1) + "\n")
+    if readme is not None:
+        if complete:
+            _write(args.readme, _replace_block(readme, markdown))
+        else:
+            print(f"workbench claims: {args.readme} left as it was (not every run completed; run the command again "
+                  "to resume)", file=sys.stderr)
+    return 0 if complete else 1
+
+
+def _claims_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The runs to make: (experiment, values, label) for each name and seed; every config validated first."""
+    from workbench.core.registry import SCALES, experiments, get
+
+    if args.scale not in SCALES:
+        raise _Usage(f"parameter '--scale' = {args.scale!r} is not allowed; allowed: {', '.join(SCALES)}")
+    seeds = _count("--seeds", args.seeds, 1) if args.seeds is not None else None
+    every = _count("--checkpoint-every", args.checkpoint_every, 1) if args.checkpoint_every is not None else None
+    names = list(dict.fromkeys(args.names)) or list(experiments())
+    smoke = args.scale == "smoke"
+    plan = []
+    for name in names:
+        exp = get(name)  # an unknown name: ConfigError listing the known ones
+        base: dict[str, Any] = {} if every is None else {"checkpoint_every": every}
+        if seeds is None:
+            variants = [(base, "")]
+        elif "seeds" in exp.config.params():
+            variants = [({**base, "seeds": seeds}, "")]
+        else:
+            variants = [({**base, "seed": s}, f"seed {s}") for s in range(seeds)]
+        for values, label in variants:
+            cfg = exp.make_config(values, smoke=smoke, scale="default" if smoke else args.scale)
+            plan.append({"exp": exp, "values": values, "label": label, "smoke": smoke, "scale": args.scale,
+                         "config": _comparable(cfg.to_dict())})
+    return plan
+
+
+def _count(flag: str, text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _Usage(f"parameter '{flag}' = {text!r} is not an integer; allowed: integers ≥ {low}") from None
+    if value < low:
+        raise _Usage(f"parameter '{flag}' = {value} is out of range; allowed: integers ≥ {low}")
+    return value
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as stored (JSON), without the keys that do not change the results."""
+    plain = json.loads(to_json(config))
+    return {k: v for k, v in plain.items() if k not in _NOT_RESULTS}
+
+
+def _claims_job(job: dict[str, Any], store: Any, fresh: bool, progress: bool) -> dict[str, Any]:
+    """Reuse a completed matching run, resume a stopped one, or run it; returns its status and claim rows."""
+    import time
+
+    from workbench.core import engine
+
+    exp, tag = job["exp"], job["exp"].name + (f" ({job['label']})" if job["label"] else "")
+    found = [] if fresh else [r for r in store.runs(method=exp.name)
+                              if bool(r.get("smoke")) == job["smoke"] and _comparable(r["config"]) == job["config"]]
+    done = [r for r in found if r["status"] == "completed"]
+    stopped = [r for r in found if r["status"] in ("stopped", "crashed")
+               and store.artifact_row(r["id"], "checkpoint") is not None]
+    try:
+        if done:
+            record = done[-1]
+            print(f"== {tag}: reusing completed run {record['id']}", file=sys.stderr, flush=True)
+            seconds = _run_seconds(record)
+        else:
+            previous = 0.0
+            if stopped:
+                record = stopped[-1]
+                previous = _run_seconds(record) or 0.0
+                print(f"== {tag}: resuming run {record['id']}", file=sys.stderr, flush=True)
+                start = time.time()
+                result = engine.run(exp, None, resume=record["id"], progress=progress, store=store)
+            else:
+                print(f"== {tag}: running ({job['scale']} scale)", file=sys.stderr, flush=True)
+                start = time.time()
+                result = engine.run(exp, dict(job["values"]), smoke=job["smoke"],
+                                    scale="default" if job["smoke"] else job["scale"], progress=progress, store=store)
+            seconds = previous + time.time() - start
+            record = store.get(result.run_id)
+            print(f"   {result.status} in {seconds:.1f} s" + (f": {result.error}" if result.error else ""),
+                  file=sys.stderr, flush=True)
+    except (ConfigError, SourceError) as err:  # nothing ran (missing data, a bad stored config): say why
+        print(f"   not run: {err}", file=sys.stderr, flush=True)
+        return {"status": "not run", "rows": [_claim_row(job, None, None, "not run", reason=f"not run: {err}")]}
+    finally:
+        engine.leave_process_group()
+    status = record["status"]
+    claims = store.claims(record["id"])
+    if status != "completed":
+        why = f"run {status}" + (f": {record['error']}" if record.get("error") else "")
+        rows = [_claim_row(job, record, seconds, status, claim=c, reason=why) for c in claims] or [
+            _claim_row(job, record, seconds, status, reason=why)]
+    else:
+        rows = [_claim_row(job, record, seconds, status, claim=c) for c in claims] or [
+            _claim_row(job, record, seconds, status, reason="the run recorded no claim")]
+    return {"status": status, "rows": rows}
+
+
+def _run_seconds(record: dict[str, Any]) -> float | None:
+    """Wall time of a stored run, from its creation to its end (a run resumed elsewhere: with the pause)."""
+    if record.get("ended_at") and record.get("created_at"):
+        return float(record["ended_at"]) - float(record["created_at"])
+    return None
+
+
+def _claim_row(job: dict[str, Any], record: dict[str, Any] | None, seconds: float | None, status: str,
+               claim: dict[str, Any] | None = None, reason: str = "") -> dict[str, Any]:
+    """One row of the table and of the JSON: the claim's fields, the experiment, the run and its wall time.
+
+    Without a claim (a run that did not run, failed before its claims, or recorded none) the row says so, with
+    the outcome "not evaluated" and ``reason``; a claim of a run that did not complete keeps its outcome and
+    gets the run's status beside its reason."""
+    from workbench.store.interop.claims import note
+
+    c = claim or {}
+    row = {
+        "experiment": job["exp"].name, "label": job["label"],
+        "claim": c.get("claim") or "(no claim checked)",
+        "method": c.get("method", ""), "arm": c.get("arm", ""),
+        "effect": c.get("effect"), "uncertainty": c.get("uncertainty"), "low": c.get("low"), "high": c.get("high"),
+        "kind": c.get("kind"), "seeds": c.get("seeds"), "samples": c.get("samples"), "how": c.get("how", ""),
+        "rule": c.get("rule", ""), "outcome": c.get("outcome") or "not evaluated",
+        "reason": "; ".join(x for x in (c.get("reason", ""), reason) if x),
+        "detail": note(c) if c else "", "paper": c.get("paper", ""), "measured": c.get("measured", ""),
+        "holds": c.get("holds"),
+        "run_id": record["id"] if record else None, "status": status,
+        "seed": (record["config"] if record else {}).get("seed"), "scale": job["scale"],
+        "seconds": None if seconds is None else round(seconds, 1),
+    }
+    return row
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def _text_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[str]]:
+    """The rows as text cells, and the rules they cite (numbered R1, R2, ... in order of first use)."""
+    from workbench.store.interop.claims import effect_text, outcome_text, seeds_text
+
+    rules: list[str] = []
+    out = []
+    for i, r in enumerate(rows, 1):
+        rule = r.get("rule") or ""
+        if rule and rule not in rules:
+            rules.append(rule)
+        method = r["experiment"] + (f" ({r['label']})" if r.get("label") else "")
+        versus = f"{r['method']} vs {r['arm']}" if r.get("method") and r.get("arm") else r.get("method") or ""
+        out.append({"n": str(i), "experiment": method, "claim": str(r["claim"]), "versus": versus,
+                    "effect": effect_text(r) if r.get("run_id") else "–", "seeds": seeds_text(r),
+                    "rule": f"R{rules.index(rule) + 1}" if rule else "", "outcome": outcome_text(r),
+                    "run": r.get("run_id") or "–", "time": _duration(r.get("seconds"))})
+    return out, rules
+
+
+_TABLE_COLUMNS = (("experiment", "method"), ("claim", "claim"), ("versus", "vs"), ("effect", "effect ± uncertainty"),
+                  ("seeds", "seeds"), ("rule", "rule"), ("outcome", "outcome"), ("run", "run id"), ("time", "time"))
+
+
+def claims_table_text(rows: list[dict[str, Any]]) -> str:
+    """The terminal table of ``workbench claims`` (claims cut at 70 characters; the rules listed below it)."""
+    from workbench.store.interop.claims import plain_table
+
+    if not rows:
+        return "no claims"
+    text, rules = _text_rows(rows)
+    table = plain_table(text, (("n", "#"),) + _TABLE_COLUMNS, widths={"claim": 70, "outcome": 90})
+    return table + "\n\nrules:\n" + "\n".join(f"  R{i}: {rule}" for i, rule in enumerate(rules, 1))
+
+
+def claims_markdown(rows: list[dict[str, Any]], command: str = "workbench claims") -> str:
+    """The markdown of ``workbench claims``: how it was made, the table, and the rules it cites."""
+    import time
+
+    from workbench.store.interop.claims import markdown_table
+
+    text, rules = _text_rows(rows)
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    head = (f"Generated by `{command}` on {stamp}: effect ± the half-width of its 95% interval; time is the run's "
+            "wall clock on the machine that ran it.")
+    body = markdown_table(text, _TABLE_COLUMNS) if rows else "_no claims_"
+    legend = "\n".join(f"- **R{i}**: {rule}" for i, rule in enumerate(rules, 1))
+    return "\n\n".join(x for x in (head, body, legend) if x)
+
+
+def _command_words(args: argparse.Namespace) -> list[str]:
+    words = list(args.names)
+    if args.scale != "demo":
+        words += ["--scale", args.scale]
+    if args.seeds is not None:
+        words += ["--seeds", str(args.seeds)]
+    return words
+
+
+def _readme_text(path: str) -> str:
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")  # a missing file: OSError, one line
+    _replace_block(text, "")  # the markers are checked before anything runs
+    return text
+
+
+def _replace_block(text: str, block: str) -> str:
+    """``text`` with everything between the claims markers replaced by ``block``."""
+    start, end = text.find(CLAIMS_START), text.find(CLAIMS_END)
+    if start < 0 or end < 0 or end < start or text.count(CLAIMS_START) != 1 or text.count(CLAIMS_END) != 1:
+        raise _Usage(f"--readme: the file needs one {CLAIMS_START} line followed by one {CLAIMS_END} line")
+    return text[: start + len(CLAIMS_START)] + "\n" + block + "\n" + text[end:]
+
+
+def _write(path: str, text: str) -> None:
+    from pathlib import Path
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+
+
 def _cmd_experiments(argv: Sequence[str]) -> int:
     from workbench.core.registry import experiments
 
@@ -228,11 +529,13 @@ def _cmd_experiments(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    builtin = {"run": _cmd_run, "runs": _cmd_runs, "experiments": _cmd_experiments}
+    builtin = {"run": _cmd_run, "runs": _cmd_runs, "claims": _cmd_claims, "experiments": _cmd_experiments}
     plugins = _commands()
     usage = ("usage: workbench {" + ",".join([*builtin, *sorted(plugins)]) + "} ...\n"
              "  run METHOD [--param value ...]   train one experiment and record it\n"
              "  runs list|show|export|import|delete|stop [--store URL]  the run store\n"
+             "  claims [NAME ...] [--scale S] [--seeds N] [--markdown P] [--json P] [--readme P]\n"
+             "                                   run the claim settings; one table of every claim\n"
              "  experiments                      the registered experiments\n"
              "  demo                             quick default of every experiment -> reports/demo.html\n"
              "  report NOTEBOOK [-p NAME VALUE]  execute a notebook and export it\n"

@@ -99,7 +99,9 @@ def artifact(run_id: str, name: str, step: int | None = None, store: Store | Non
 
 
 def claims(run_id: str, store: Store | None = None) -> builtins.list[dict[str, Any]]:
-    """The paper claims a run checked: claim, measured, holds, detail."""
+    """The paper claims a run checked, in order: statement (`claim`), method vs `arm`, `effect` ± `uncertainty` with
+    its interval (`low`, `high`), `seeds`, `rule`, `outcome` (holds, fails, inconclusive, not evaluated) with its
+    `reason`, and `holds` (True, False or None)."""
     st = store or _default()
     return st.claims(st.get(run_id)["id"])
 

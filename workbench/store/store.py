@@ -39,7 +39,7 @@ from urllib.parse import quote
 from workbench.store.files import ArtifactFiles
 from workbench.store.sql import Dialect, PostgreSQL, SQLite, parse_location, redact
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TIMEOUT = 30.0
 STATUSES = ("running", "completed", "stopped", "failed", "crashed")
@@ -47,6 +47,13 @@ STATUSES = ("running", "completed", "stopped", "failed", "crashed")
 RUN_COLUMNS = ("id", "method", "config", "seed", "device", "version", "git_commit", "status", "error", "summary",
                "host", "pid", "created_at", "ended_at", "heartbeat_at", "stop_requested", "world_size", "smoke",
                "traceback", "pid_space")
+#: the columns of ``claims`` at SCHEMA_VERSION, beside id and run_id (see :meth:`Store.add_claim`)
+CLAIM_COLUMNS = ("claim", "measured", "holds", "detail", "outcome", "method", "arm", "effect", "uncertainty", "low",
+                 "high", "kind", "seeds", "samples", "how", "rule", "reason", "paper")
+#: a claim's outcomes (:mod:`workbench.core.claims`); ``holds`` is True, False, or None for the last two
+OUTCOMES = ("holds", "fails", "inconclusive", "not evaluated")
+#: the rule of a claim recorded before schema v5 (a measured value and a verdict)
+LEGACY_RULE = "recorded without a rule: a measured value and a verdict, no interval"
 
 #: MIGRATIONS[v] upgrades a database at version v to v + 1 (SQLite's types; PostgreSQL's are mapped from them).
 MIGRATIONS: list[str] = [
@@ -86,6 +93,31 @@ MIGRATIONS: list[str] = [
     # (two machines, or two containers, may share a host name).
     """
     ALTER TABLE runs ADD COLUMN pid_space TEXT;
+    """,
+    # v5: a claim is the comparison (method vs arm), the effect with its interval, the rule and one of four
+    # outcomes (holds, fails, inconclusive with its reason, not evaluated); ``holds`` stays, derived from the
+    # outcome, so old and new records compare. Old rows: holds 1/0 -> holds/fails; NULL -> "not evaluated" when
+    # the detail says so (smoke runs), else "inconclusive" with the detail as its reason.
+    f"""
+    ALTER TABLE claims ADD COLUMN outcome TEXT;
+    ALTER TABLE claims ADD COLUMN method TEXT;
+    ALTER TABLE claims ADD COLUMN arm TEXT;
+    ALTER TABLE claims ADD COLUMN effect REAL;
+    ALTER TABLE claims ADD COLUMN uncertainty REAL;
+    ALTER TABLE claims ADD COLUMN low REAL;
+    ALTER TABLE claims ADD COLUMN high REAL;
+    ALTER TABLE claims ADD COLUMN kind TEXT;
+    ALTER TABLE claims ADD COLUMN seeds INTEGER;
+    ALTER TABLE claims ADD COLUMN samples INTEGER;
+    ALTER TABLE claims ADD COLUMN how TEXT;
+    ALTER TABLE claims ADD COLUMN rule TEXT;
+    ALTER TABLE claims ADD COLUMN reason TEXT;
+    ALTER TABLE claims ADD COLUMN paper TEXT;
+    UPDATE claims SET
+        outcome = CASE WHEN holds = 1 THEN 'holds' WHEN holds = 0 THEN 'fails'
+                       WHEN detail LIKE 'not evaluated%' THEN 'not evaluated' ELSE 'inconclusive' END,
+        reason = CASE WHEN holds IS NULL THEN COALESCE(NULLIF(detail, ''), 'no verdict recorded') ELSE '' END,
+        rule = '{LEGACY_RULE}', method = '', arm = '', how = '', paper = ''
     """,
 ]
 
@@ -471,20 +503,20 @@ class Store:
         return decode(self.artifact_bytes(row), row["kind"])
 
     def add_claim(self, run_id: str, record: dict[str, Any]) -> None:
-        """Store one claim record (``Claim.to_record()``: statement, measured, holds, outcome, rule, reason, ...).
-        TODO(claims schema v5): the effect, interval, seeds, rule and outcome get columns of their own."""
-        detail = "; ".join(x for x in (record.get("outcome", ""), record.get("reason", ""),
-                                       record.get("rule", ""), record.get("detail", "")) if x)
-        holds = record.get("holds")
-        self._write(
-            "INSERT INTO claims (run_id, claim, measured, holds, detail) VALUES (?,?,?,?,?)",
-            (run_id, record["statement"], str(record.get("measured", "")), None if holds is None else int(bool(holds)),
-             detail),
-        )
+        """Store one claim record: :meth:`workbench.core.claims.Claim.to_record` (statement, method, arm, effect,
+        uncertainty, low, high, kind, seeds, samples, how, rule, outcome, reason, detail, paper, measured), or a
+        record read back by :meth:`claims` (copies between stores), or a schema-v4 record (claim, measured, holds,
+        detail: its outcome is derived as in the v5 migration). See :func:`claim_row`."""
+        row = claim_row(record)
+        cols = list(row)
+        self._write(f"INSERT INTO claims (run_id, {', '.join(cols)}) VALUES (?,{','.join('?' * len(cols))})",
+                    [run_id] + [row[c] for c in cols])
 
     def claims(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._read("SELECT claim, measured, holds, detail FROM claims WHERE run_id=? ORDER BY id", (run_id,))
-        return [{**dict(r), "holds": None if r["holds"] is None else bool(r["holds"])} for r in rows]
+        """The claims a run checked, in order: every column of ``claims`` (:data:`CLAIM_COLUMNS`: ``claim`` is the
+        statement, ``holds`` True/False/None, ``outcome`` one of :data:`OUTCOMES`) plus ``statement``."""
+        rows = self._read(f"SELECT {', '.join(CLAIM_COLUMNS)} FROM claims WHERE run_id=? ORDER BY id", (run_id,))
+        return [claim_from_row(r) for r in rows]
 
     # -- writing a run --------------------------------------------------------------------------
     def add_sink(self, factory: SinkFactory) -> None:
@@ -683,6 +715,82 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         return value.item()
     return value
+
+
+def legacy_outcome(holds: Any, detail: Any = "") -> str:
+    """The outcome of a claim recorded with a verdict only (schema v4, or a record without ``outcome``)."""
+    if holds is not None:
+        return "holds" if bool(holds) else "fails"
+    return "not evaluated" if str(detail or "").startswith("not evaluated") else "inconclusive"
+
+
+def claim_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The ``claims`` columns of one claim record (see :meth:`Store.add_claim`), checked and normalised.
+
+    ``holds`` follows the outcome (True for holds, False for fails, else None). ``detail`` keeps its schema-v4
+    meaning, the whole explanation of the verdict: the reason first, then the claim's own detail (a reader of
+    ``detail`` alone still sees "not evaluated (smoke run)..."); :func:`claim_note` gives the detail back.
+    Non-finite numbers (an unbounded interval) are stored as NULL.
+    """
+    statement = record.get("statement") or record.get("claim")
+    if not statement:
+        raise ValueError("a claim record needs its statement ('statement' or 'claim')")
+    outcome = record.get("outcome") or legacy_outcome(record.get("holds"), record.get("detail"))
+    if outcome not in OUTCOMES:
+        raise ValueError(f"claim outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+    reason = str(record.get("reason") or "")
+    detail = str(record.get("detail") or "")
+    if not record.get("outcome") and outcome in ("not evaluated", "inconclusive") and not reason:
+        reason = detail or "no verdict recorded"  # a v4 record: its detail said why
+    if reason and not detail.startswith(reason):
+        detail = f"{reason}; {detail}" if detail else reason
+    measured = record.get("measured")
+    row = {
+        "claim": str(statement),
+        "measured": "" if measured is None else str(measured),
+        "holds": {"holds": 1, "fails": 0}.get(outcome),
+        "detail": detail,
+        "outcome": outcome,
+        "method": str(record.get("method") or ""),
+        "arm": str(record.get("arm") or ""),
+        "effect": _finite_or_none(record.get("effect")),
+        "uncertainty": _finite_or_none(record.get("uncertainty")),
+        "low": _finite_or_none(record.get("low")),
+        "high": _finite_or_none(record.get("high")),
+        "kind": record.get("kind") or None,
+        "seeds": None if record.get("seeds") is None else int(record["seeds"]),
+        "samples": None if record.get("samples") is None else int(record["samples"]),
+        "how": str(record.get("how") or ""),
+        "rule": str(record.get("rule") or LEGACY_RULE),
+        "reason": reason,
+        "paper": str(record.get("paper") or ""),
+    }
+    return row
+
+
+def claim_from_row(row: Any) -> dict[str, Any]:
+    """A claim as :meth:`Store.claims` returns it (``holds`` as a bool or None, ``statement`` beside ``claim``)."""
+    rec = dict(row)
+    rec["holds"] = None if rec["holds"] is None else bool(rec["holds"])
+    for key in ("method", "arm", "how", "rule", "reason", "paper", "detail", "measured"):
+        rec[key] = rec.get(key) or ""
+    rec["statement"] = rec["claim"]
+    return rec
+
+
+def claim_note(record: dict[str, Any]) -> str:
+    """A stored claim's own detail, without the reason that :func:`claim_row` put in front of it."""
+    detail, reason = str(record.get("detail") or ""), str(record.get("reason") or "")
+    if reason and detail.startswith(reason):
+        detail = detail[len(reason):].lstrip("; ").strip()
+    return detail
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _run_record(row: Any) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 ``TinyLM`` and ``HFLM`` share one interface (:class:`CausalLM`): ``encode_batch``/``batch_logps``
 for differentiable completion log-probs, ``score`` for batched (summed and per-token) log-probs,
 ``sample`` for temperature/top-k/top-p/stop-string decoding that returns text and log-prob.
+``TinyLM.spec()`` is its plain-values spec: ``ctx.save_model(name, lm, lm.spec())`` saves a tiny transformer that
+``workbench.runs.load_model`` rebuilds (``build_tiny_lm`` is the same build as a module-level function).
 """
-from workbench.lib.lm.core import CausalLM, EncodedBatch, LogProbs, Sample, TinyLM, filter_logits
+from workbench.lib.lm.core import CausalLM, EncodedBatch, LogProbs, Sample, TinyLM, build_tiny_lm, filter_logits
 from workbench.lib.lm.model import TinyGPT
 from workbench.lib.lm.tokenizer import CharTokenizer, Tokenizer, WordTokenizer
 
@@ -18,6 +20,7 @@ __all__ = [
     "TinyLM",
     "Tokenizer",
     "WordTokenizer",
+    "build_tiny_lm",
     "filter_logits",
     "HFLM",
     "tiny_gpt2",

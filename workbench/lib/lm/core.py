@@ -293,11 +293,18 @@ class CausalLM(nn.Module):
 
 
 class TinyLM(CausalLM):
-    """:class:`~workbench.lib.lm.model.TinyGPT` plus a word/char tokenizer; every prompt starts with ``<bos>``."""
+    """:class:`~workbench.lib.lm.model.TinyGPT` plus a word/char tokenizer; every prompt starts with ``<bos>``.
 
-    def __init__(self, tokenizer: Tokenizer, n_layer: int = 2, d_model: int = 64, n_head: int = 4, context: int = 32,
-                 dropout: float = 0.0):
+    ``tokenizer`` may be a :class:`Tokenizer` or its plain form (``Tokenizer.to_dict()``), so ``TinyLM(**lm.spec())``
+    rebuilds the architecture from plain values: ``ctx.save_model("lm", lm, lm.spec())`` saves one that
+    ``workbench.runs.load_model`` rebuilds (a subclass such as a cached decoder rebuilds as itself).
+    """
+
+    def __init__(self, tokenizer: Tokenizer | dict, n_layer: int = 2, d_model: int = 64, n_head: int = 4,
+                 context: int = 32, dropout: float = 0.0):
         super().__init__()
+        if isinstance(tokenizer, dict):
+            tokenizer = Tokenizer.from_dict(tokenizer)
         self.tokenizer = tokenizer
         self.net = TinyGPT(tokenizer.vocab_size, n_layer, d_model, n_head, context, dropout)
         self.pad_id, self.eos_id, self.bos_id = tokenizer.pad_id, tokenizer.eos_id, tokenizer.bos_id
@@ -317,5 +324,15 @@ class TinyLM(CausalLM):
     def forward(self, input_ids: Tensor, attention_mask: Tensor, return_hidden: bool = False) -> ModelOutput:
         return self.net(input_ids, attention_mask, return_hidden=return_hidden)
 
+    def spec(self) -> dict[str, Any]:
+        """The plain-values spec (tokenizer and architecture) that rebuilds this model: ``type(lm)(**lm.spec())``."""
+        return {"tokenizer": self.tokenizer.to_dict(), **self.arch}
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def build_tiny_lm(tokenizer: dict, n_layer: int = 2, d_model: int = 64, n_head: int = 4, context: int = 32,
+                  dropout: float = 0.0) -> TinyLM:
+    """A :class:`TinyLM` from its plain spec (:meth:`TinyLM.spec`): a module-level build for ``ctx.save_model``."""
+    return TinyLM(tokenizer, n_layer, d_model, n_head, context, dropout)

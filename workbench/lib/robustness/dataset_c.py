@@ -1,6 +1,8 @@
 """DATASET-C: a cached corrupted copy of any registered image dataset (like CIFAR-10-C).
 
-``build_c("digits", root=ctx.cache_dir("dataset-c"))`` writes ``<root>/digits-C/<split>/<corruption>.npz`` holding ``images``
+The cache directory ``root`` always comes from the caller (``ctx.cache_dir("dataset-c")`` in a run, any folder
+elsewhere): a toolkit never looks for the run store. ``build_c("digits", root=ctx.cache_dir("dataset-c"))``
+writes ``<root>/digits-C/<split>/<corruption>.npz`` holding ``images``
 (uint8, 5×N×C×H×W: severities 1–5, quantised like the published CIFAR-10-C files) and ``labels``; later
 calls reuse the files. ``load_c`` reads one corruption × severity back as float32 tensors in [0, 1].
 """
@@ -20,12 +22,11 @@ __all__ = ["c_root", "build_c", "load_c", "load_c_all"]
 
 
 def c_root(name: str, split: str = "test", root: str | os.PathLike[str] | None = None, limit: int | None = None) -> Path:
-    """``<root>/<name>-C/<split>`` (``<split>-first<limit>`` for a truncated copy); without ``root`` (outside a run)
-    the cache of the default run store, ``<workbench home>/cache/dataset-c``."""
-    from workbench.store.store import default_home
-
-    home = Path(root) if root is not None else default_home() / "cache" / "dataset-c"
-    return home / f"{name}-C" / (split if not limit else f"{split}-first{limit}")
+    """``<root>/<name>-C/<split>`` (``<split>-first<limit>`` for a truncated copy)."""
+    if root is None:
+        raise ValueError("root: the DATASET-C cache directory is required (ctx.cache_dir('dataset-c') in a run, "
+                         "any folder elsewhere)")
+    return Path(root) / f"{name}-C" / (split if not limit else f"{split}-first{limit}")
 
 
 def _seed(seed: int, corruption: str, severity: int) -> int:

@@ -10,20 +10,16 @@ standardised input, as in the papers.
 
 - :func:`channel_stats`: per-channel mean and std of a training set;
 - :func:`crop_flip`: the papers' augmentation of every recipe (random crop after zero padding, random
-  horizontal flip), per image, as tensor ops over the batch;
-- :func:`step_generator`: a generator that depends only on (seed, name, step), so work for a step can be done
-  ahead of time (in a worker thread) and a resumed run redoes it identically.
+  horizontal flip), per image, as tensor ops over the batch (its draws come from ``ctx.rng(name, step)``).
 """
 from __future__ import annotations
-
-import zlib
 
 import torch
 from torch import Tensor, nn
 
 from workbench.lib.nn.base import StagedClassifier
 
-__all__ = ["Standardised", "channel_stats", "crop_flip", "crop_padding", "step_generator"]
+__all__ = ["Standardised", "channel_stats", "crop_flip", "crop_padding"]
 
 
 class Standardised(StagedClassifier):
@@ -84,9 +80,3 @@ def crop_flip(x: Tensor, generator: torch.Generator, pad: int | None = None, fli
     flat = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).reshape(n, 1, h * w).to(x.device)
     out = x.reshape(n, c, h * w).gather(2, flat.expand(n, c, h * w)).view(n, c, h, w)
     return out * valid.view(n, 1, h, w).to(device=x.device, dtype=x.dtype)
-
-
-def step_generator(seed: int, name: str, step: int) -> torch.Generator:
-    """A CPU generator seeded from (seed, name, step) only: the randomness of one step's batch preparation."""
-    key = (int(seed) * 1_000_003 + zlib.crc32(name.encode()) * 10_007 + int(step)) % (2**63)
-    return torch.Generator().manual_seed(key)

@@ -32,6 +32,7 @@ __all__ = [
     "noise_sequence",
     "shift_sequence",
     "flip_rate",
+    "ece_columns",
 ]
 
 Row = dict[str, object]
@@ -135,12 +136,13 @@ def flip_probability(predictions: Tensor, reference: str = "previous") -> float:
     return float(flips.float().mean())
 
 
-def noise_sequence(x: Tensor, n_steps: int = 10, max_sigma: float = 0.3, seed: int = 0) -> list[Tensor]:
-    """Clean image then Gaussian noise of linearly increasing σ up to ``max_sigma`` (ImageNet-P noise)."""
+def noise_sequence(x: Tensor, n_steps: int = 10, max_sigma: float = 0.3,
+                   generator: torch.Generator | None = None) -> list[Tensor]:
+    """Clean image then Gaussian noise of linearly increasing σ up to ``max_sigma`` (ImageNet-P noise); one noise
+    draw from ``generator`` (default: a fresh ``torch.Generator()``, torch's fixed seed), scaled along the sequence."""
     if n_steps < 2:
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    noise = torch.randn(x.shape, generator=generator if generator is not None else torch.Generator(), dtype=x.dtype)
     return [x] + [(x + noise * max_sigma * j / (n_steps - 1)).clamp(0, 1) for j in range(1, n_steps)]
 
 
@@ -169,3 +171,20 @@ def flip_rate(probs_for: Callable[[Tensor], Tensor], x: Tensor, kind: str = "noi
         raise ValueError(f"kind must be 'noise' or 'shift', got {kind!r}")
     preds = torch.stack([probs_for(frame).argmax(-1) for frame in seq])
     return flip_probability(preds, ref)
+
+
+def ece_columns(conf: Tensor, correct: Tensor, n_bins: int = 15) -> Tensor:
+    """The ECE of every column of (N, M) confidences (max probabilities) and correctness: M values, each
+    Σ_b |Σ_{i∈b} correct_i − Σ_{i∈b} conf_i| / N over ``n_bins`` equal-width bins ((m−1)/M, m/M] (the binning of
+    :func:`workbench.lib.metrics.expected_calibration_error`), vectorised so a bootstrap can resample rows cheaply."""
+    conf, correct = torch.as_tensor(conf, dtype=torch.float64), torch.as_tensor(correct).to(torch.float64)
+    if conf.dim() == 1:
+        conf, correct = conf[:, None], correct[:, None]
+    if conf.shape != correct.shape or conf.dim() != 2 or conf.shape[0] == 0:
+        raise ValueError(f"conf and correct must be (N >= 1, M) of one shape, got {tuple(conf.shape)}, "
+                         f"{tuple(correct.shape)}")
+    n, m = conf.shape
+    idx = (torch.ceil(conf * n_bins).long() - 1).clamp(0, n_bins - 1) + n_bins * torch.arange(m).view(1, m)
+    gap = torch.zeros(m * n_bins, dtype=torch.float64).index_add_(0, idx.reshape(-1), (correct - conf).reshape(-1))
+    return gap.view(m, n_bins).abs().sum(1) / n
+

@@ -9,8 +9,9 @@ with U ~ Uniform(−1, 1) and N ~ Normal(0, 1) elementwise, b₁, b₂ ~ Beta(2,
 additive level (×1, ×2, ×3 for the clean and the two AugMix thirds) and a ``sparsity`` that drops noise
 elements (additive → 0, multiplicative → 1).
 
-This lives in the shared ``workbench.lib.robustness`` package because both method folders need it;
-``workbench.methods.nfm`` re-exports it as the NFM public API.
+This lives in the shared ``workbench.lib.robustness`` toolkit because both methods (and their comparison) need
+it; ``workbench.methods.nfm`` re-exports it as the NFM public API. Its declared parameters are
+:class:`~workbench.lib.robustness.params.MixingParams`.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ __all__ = [
     "staged_forward",
     "mixup_cross_entropy",
     "choose_mixing_point",
-    "mixing_params",
 ]
 
 
@@ -215,22 +215,3 @@ def choose_mixing_point(model: nn.Module, where: str, generator: torch.Generator
     if where != "any":
         raise ValueError(f"where must be 'input' or 'any', got {where!r}")
     return int(torch.randint(0, mixing_points(model), (1,), generator=generator).item())
-
-
-def mixing_params(title: str, prefix: str = "", *, add_noise: float, mult_noise: float,
-                  sparsity: float | None = None, alpha: bool = True) -> type:
-    """The declared parameters of noisy feature mixing, as a :class:`~workbench.core.params.ParamGroup` a config
-    composes (NFM and NoisyMix use the same maths with different defaults; ``prefix`` keeps two groups apart
-    in one config)."""
-    from workbench.core.params import Param, ParamGroup
-
-    ns: dict[str, object] = {"title": title}
-    if alpha:
-        ns["alpha"] = Param(1.0, bounds=(0.0, 10.0), step=0.1, doc="λ ~ Beta(α, α) mixing concentration (0: no mixing)")
-    ns[prefix + "add_noise"] = Param(add_noise, bounds=(0.0, 5.0), step=0.05,
-                                     doc="σ_add, additive noise level (NoisyMix: ×1, ×2, ×3 per third)")
-    ns[prefix + "mult_noise"] = Param(mult_noise, bounds=(0.0, 5.0), step=0.05, doc="σ_mult, multiplicative noise level")
-    if sparsity is not None:
-        ns[prefix + "sparsity"] = Param(sparsity, bounds=(0.0, 1.0), step=0.05,
-                                        doc="probability of dropping each noise element")
-    return type(title.title().replace(" ", "") + "Params", (ParamGroup,), ns)

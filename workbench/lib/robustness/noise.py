@@ -8,7 +8,9 @@
   :func:`salt_and_pepper_extremes`.
 
 The paper's tables report σ ∈ {0.1, 0.2, 0.3} and γ ∈ {0.02, 0.04, 0.1} (:data:`TABLE_LEVELS`); the curves
-add intermediate levels. ``noise_accuracy`` is the mean accuracy over the table's six levels.
+add intermediate levels. ``noise_accuracy`` is the mean accuracy over the table's six levels; per test image, the
+fraction of those six noisy copies it classifies correctly (:func:`noise_evaluation`), whose mean is the same number,
+is what a claim's bootstrap resamples.
 """
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ import torch
 from torch import Tensor
 
 __all__ = ["WHITE_SIGMAS", "SP_GAMMAS", "TABLE_LEVELS", "white_noise_normalised", "salt_and_pepper_extremes",
-           "noise_curves", "table_accuracy"]
+           "noise_curves", "noise_evaluation", "table_accuracy", "NamedRng"]
+
+#: ``rng(name)``: a fresh generator for the named noise draw (``ctx.rng`` in a run; the same for every model)
+NamedRng = Callable[[str], torch.Generator]
 
 #: white-noise levels σ of the curves (normalised space); the paper's table uses 0.1, 0.2, 0.3
 WHITE_SIGMAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
@@ -49,22 +54,38 @@ def salt_and_pepper_extremes(x: Tensor, gamma: float, generator: torch.Generator
     return torch.where(hit, torch.where(salt, lo.expand_as(x), hi.expand_as(x)), x)
 
 
-def noise_curves(probs_for: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, std: Tensor | float,
-                 seed: int = 0, white: Iterable[float] = WHITE_SIGMAS,
-                 sp: Iterable[float] = SP_GAMMAS) -> list[dict[str, float | str]]:
-    """Accuracy under white noise (normalised space) and salt and pepper at each level: rows
-    {kind, level, accuracy}. The same noise (seeded by ``seed`` and the level) for every model."""
+def noise_evaluation(probs_for: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, std: Tensor | float,
+                     rng: NamedRng | None = None, white: Iterable[float] = WHITE_SIGMAS,
+                     sp: Iterable[float] = SP_GAMMAS) -> tuple[list[dict[str, float | str]], Tensor]:
+    """Accuracy under white noise (normalised space) and salt and pepper at each level, rows {kind, level,
+    accuracy}, and per image the fraction of the six table levels (:data:`TABLE_LEVELS`) it gets right.
+
+    Level ``v`` of ``kind`` draws its noise from ``rng(f"{kind}/{v}")`` (default: a fresh ``torch.Generator()``,
+    torch's fixed seed), so every model is scored on the same noisy images."""
     levels = sorted(set(white) | set(TABLE_LEVELS["white_noise"]))
     gammas = sorted(set(sp) | set(TABLE_LEVELS["salt_and_pepper"]))
+    make = rng or (lambda name: torch.Generator())
     rows: list[dict[str, float | str]] = []
     y = torch.as_tensor(y)
+    hits = torch.zeros(len(y), dtype=torch.float64)
     for kind, values in (("white_noise", levels), ("salt_and_pepper", gammas)):
-        for i, level in enumerate(values):
-            gen = torch.Generator().manual_seed(seed * 7_919 + (0 if kind == "white_noise" else 1_000) + i)
+        table = {round(v, 6) for v in TABLE_LEVELS[kind]}
+        for level in values:
+            gen = make(f"{kind}/{float(level):g}")
             xn = white_noise_normalised(x, level, std, gen) if kind == "white_noise" else salt_and_pepper_extremes(x, level, gen)
-            acc = float((probs_for(xn).argmax(-1) == y).float().mean())
-            rows.append({"kind": kind, "level": float(level), "accuracy": acc})
-    return rows
+            correct = probs_for(xn).argmax(-1) == y
+            rows.append({"kind": kind, "level": float(level), "accuracy": float(correct.float().mean())})
+            if round(float(level), 6) in table:
+                hits += correct.double()
+    n_table = sum(len(v) for v in TABLE_LEVELS.values())
+    return rows, hits / n_table
+
+
+def noise_curves(probs_for: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, std: Tensor | float,
+                 rng: NamedRng | None = None, white: Iterable[float] = WHITE_SIGMAS,
+                 sp: Iterable[float] = SP_GAMMAS) -> list[dict[str, float | str]]:
+    """The rows of :func:`noise_evaluation`: {kind, level, accuracy} for every level."""
+    return noise_evaluation(probs_for, x, y, std, rng, white, sp)[0]
 
 
 def table_accuracy(rows: Iterable[dict], kinds: Iterable[str] = ("white_noise", "salt_and_pepper")) -> float:

@@ -1,28 +1,31 @@
-"""Train several training recipes with the same budget and seed, then evaluate them on the same benchmark.
+"""The shared protocol of the robustness experiments: train several recipes on one budget, evaluate them alike.
 
-Shared by the ``nfm``, ``noisymix`` and ``robustness_compare`` experiments (each owns its claims; this module
-knows none of them). A *recipe* is a :class:`~workbench.lib.robustness.training.Recipe` (or a plain
-``loss_fn(model, x, y, generator) -> (loss, logits)``); every recipe gets the same initial weights (seeded),
-the same batch order and crop/flip draws, optimiser (SGD + Nesterov momentum + weight decay, cosine or step
-learning rate) and number of steps. Inputs are standardised inside the model (``normalise``, the papers'
-protocol; :mod:`~workbench.lib.robustness.inputs`). All training phases run first (so a resumed run restores every
-model), then one evaluation pass:
+Used by ``nfm``, ``noisymix`` and ``robustness_compare`` (each owns its config, its recipes and its claims; this
+module knows none of them). A *recipe* is a :class:`~workbench.lib.robustness.training.Recipe`; every recipe gets
+the same initial weights (``ctx.seeded("robustness/model")``), the same batch order and crop/flip draws, optimiser
+(SGD + Nesterov momentum + weight decay, cosine or step learning rate) and number of steps. Inputs are
+standardised inside the model (``normalise``, the papers' protocol; :mod:`~workbench.lib.robustness.inputs`).
+All training phases run first (so a resumed run restores every model), each trained model is saved
+(``ctx.save_model(recipe, ...)``: ``workbench.runs.load_model(run_id, recipe)`` rebuilds it), then one evaluation:
 
 - during training, ``<recipe>/test_subset/accuracy``: clean accuracy on a fixed subset of ``curve_images``
   test images every ``eval_every`` steps — a training curve, not the result;
-- at the end, ``<recipe>/clean_accuracy``: THE clean accuracy, on the full test set, with its ECE (15 bins) and
-  reliability table; on the first ``eval_limit`` test images: accuracy per corruption × severity on the cached
-  DATASET-C, mean corruption accuracy (15 standard ones), mCE normalised to the ``baseline`` recipe, NFM's
-  noise curves (white noise in the normalised space, salt and pepper) and flip probabilities;
+- at the end, ``<recipe>/clean_accuracy``: THE clean accuracy, on the full test set, with its ECE (15 bins),
+  confidence gap and reliability table; on the first ``eval_limit`` test images: accuracy (and ECE) per
+  corruption × severity on the cached DATASET-C, mean corruption accuracy (15 standard ones), mCE normalised to
+  the ``baseline`` recipe, NFM's noise curves (white noise in the normalised space, salt and pepper) and flip
+  probabilities;
 - two_moons: clean accuracy, ECE, accuracy under additive Gaussian noise, and a decision-boundary grid.
 
 Metrics are logged as ``<recipe>/<name>``; tables are stored as artifacts (``summary``, ``corruption_table``,
-``noise_curves``, ``reliability``, ``decision_boundary``, ``corruption_preview``) for the views.
+``noise_curves``, ``reliability``, ``decision_boundary``, ``corruption_preview``) for the views. :func:`run_suite`
+returns the scalars and, per recipe, the per-image :class:`Evidence` the claims' bootstraps resample.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Union
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -30,106 +33,100 @@ from torch import Tensor, nn
 
 from workbench.core.context import RunContext
 from workbench.lib.metrics import expected_calibration_error, reliability
-from workbench.core.params import Config, ConfigError, Param
-from workbench.lib.robustness.benchmark import BENCHMARK, baseline_table, corruption_rows, evaluate_classifier
+from workbench.lib.robustness.benchmark import BENCHMARK, baseline_table, corruption_table, evaluate_classifier
 from workbench.lib.robustness.corruptions import STANDARD, corrupt
 from workbench.lib.robustness.inputs import Standardised, channel_stats
 from workbench.lib.robustness.metrics import mce, predict
-from workbench.lib.robustness.training import AUGMENT, Recipe, RecipeTrainer
+from workbench.lib.robustness.params import SuiteParams
+from workbench.lib.robustness.training import Recipe, RecipeTrainer
 
-__all__ = ["SuiteConfig", "LossFn", "Results", "run_suite", "summarise", "fmt", "clean_within_margin",
-           "KEY_METRICS", "SUITE_NOTE", "build_classifier", "lr_factor"]
+__all__ = ["Results", "Evidence", "SuiteResult", "run_suite", "summarise", "robust_classifier", "classifier_spec",
+           "lr_factor", "KEY_METRICS", "SUITE_NOTE", "MOONS_NOISE"]
 
-LossFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], "tuple[Tensor, Tensor]"]
 Results = dict[str, dict[str, Any]]  # recipe -> its summary scalars
 MOONS_NOISE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 KEY_METRICS = ("*/train/loss", "*/test_subset/accuracy")
-NORMALISE = ("dataset", "fixed", "none")  # what every suite experiment logs per recipe
 SUITE_NOTE = ("the recipes are trained one after another in one process; data-parallel training of the suite is "
               "not implemented")
 
 
-class SuiteConfig(Config):
-    """Parameters shared by the robustness experiments (data, model, budget, evaluation)."""
+@dataclass(frozen=True)
+class Evidence:
+    """One recipe's per-image results, on the same images for every recipe (so differences are paired).
 
-    dataset: str = Param("digits", choices=("digits", "fashion_mnist", "mnist", "cifar10", "two_moons"),
-                         doc="training data (two_moons: 2-D points, decision boundaries instead of corruptions)")
-    train_size: int = Param(0, bounds=(0, 10_000_000), unit="images",
-                            doc="training examples used: a fixed random subset of this size (0: all)")
-    arch: str = Param("auto", choices=("auto", "mlp", "cnn", "resnet"),
-                      doc="classifier (auto: cnn for images, mlp for points; resnet: PreActResNet)")
-    width: int = Param(0, bounds=(0, 1024), doc="model width (0: the architecture's default)")
-    blocks: int = Param(2, bounds=(1, 4), doc="PreActResNet: blocks per stage, 4 stages (2: PreActResNet-18)")
-    normalise: str = Param("dataset", choices=NORMALISE,
-                           doc="inputs standardised inside the model, (x − mean)/std: per channel with the training "
-                               "set's mean and std (NFM), with mean = std = 0.5 (NoisyMix's code), or not at all; input "
-                               "mixing and NFM's white noise live in that space")
-    augment: str = Param("none", choices=AUGMENT,
-                         doc="standard augmentation of every recipe (the papers: random crop + horizontal flip)")
-    steps: int = Param(500, bounds=(1, 1_000_000), unit="steps", doc="optimizer steps per recipe (same for all)")
-    batch_size: int = Param(128, bounds=(2, 4096), doc="examples per batch")
-    lr: float = Param(0.05, bounds=(1e-5, 1.0), log=True, doc="SGD learning rate")
-    schedule: str = Param("cosine", choices=("cosine", "step"),
-                          doc="learning-rate schedule: cosine to 0 (NoisyMix), or ×0.1 at 50%, 75% and 90% of the "
-                              "steps (NFM: epochs 100, 150, 180 of 200)")
-    momentum: float = Param(0.9, bounds=(0.0, 0.999), doc="SGD momentum")
-    weight_decay: float = Param(5e-4, bounds=(0.0, 0.1), doc="SGD weight decay")
-    label_noise: float = Param(0.0, bounds=(0.0, 0.5), doc="fraction of training labels replaced by random ones")
-    eval_limit: int = Param(0, bounds=(0, 1_000_000), unit="images",
-                            doc="test images for the corruption benchmark and the noise curves (0: all); the clean "
-                                "accuracy always uses the full test set")
-    corruption_set: str = Param("all", choices=("all", "standard", "noise"),
-                                doc="corruptions evaluated: the 15 standard + 4 extra, the 15 standard, or none "
-                                    "(NFM's noise curves are always measured)")
-    eval_every: int = Param(100, bounds=(1, 1_000_000), unit="steps",
-                            doc="clean accuracy on the fixed test subset (a training curve) logged every N steps")
-    curve_images: int = Param(1000, bounds=(1, 1_000_000), unit="images",
-                              doc="size of the fixed test subset of the training curve")
-    prefetch: bool = Param(True, doc="prepare the next batch (crop/flip, AugMix views) in a worker thread while a "
-                                     "step trains (same numbers either way)")
-    margin: float = Param(0.02, bounds=(0.0, 1.0), doc="clean-accuracy margin of the 'within the baseline' claim")
-    baseline_run: str = Param("", doc="a stored robustness run whose 'baseline' corruption table normalises mce_vs_run ('' : none)")
+    labels, correct, probs: the full clean test set. noise_hits: per image of the evaluation subset, the fraction
+    of NFM's six table noise levels it gets right (two_moons: of the Gaussian noise levels above 0).
+    corrupted_conf, corrupted_correct: (N, M) max probability and correctness under the M standard corruption ×
+    severity pairs evaluated (M = 0 when none were).
+    """
 
-    def check(self) -> None:
-        if self.dataset == "two_moons" and self.arch in ("cnn", "resnet"):
-            raise ConfigError("arch must be 'mlp' or 'auto' for two_moons (2-D points)", "arch")
-        if self.dataset == "two_moons" and self.augment != "none":
-            raise ConfigError("parameter 'augment' must be 'none' for two_moons (2-D points)", "augment")
+    labels: Tensor
+    correct: Tensor
+    probs: Tensor
+    noise_hits: Tensor | None = None
+    corrupted_conf: Tensor | None = None
+    corrupted_correct: Tensor | None = None
+
+    @property
+    def corruption_hits(self) -> Tensor | None:
+        """Per image, the fraction of the standard corruption × severity pairs it gets right (None: not run)."""
+        c = self.corrupted_correct
+        return None if c is None or c.shape[1] == 0 else c.double().mean(1)
 
 
-def _data(cfg: SuiteConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+@dataclass(frozen=True)
+class SuiteResult:
+    """What :func:`run_suite` measured: ``summary`` {recipe: scalars} and ``evidence`` {recipe: per image}."""
+
+    summary: Results
+    evidence: dict[str, Evidence]
+
+
+def robust_classifier(arch: str, in_shape: Sequence[int], num_classes: int, width: int | None = None,
+                      options: dict[str, Any] | None = None, standardise: bool = False) -> nn.Module:
+    """The suite's classifier from its saved spec (``ctx.save_model``'s ``build``): ``build_model(arch, ...)``,
+    wrapped in :class:`Standardised` (statistics as buffers, restored with the weights) when ``standardise``."""
+    from workbench.lib.nn import build_model
+
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()}
+    model = build_model(arch, tuple(in_shape), num_classes, width=width, **opts)
+    if not standardise:
+        return model
+    shape = (1, in_shape[0], 1, 1) if len(in_shape) == 3 else (1, in_shape[0])
+    return Standardised(model, torch.zeros(shape), torch.ones(shape))
+
+
+def classifier_spec(cfg: SuiteParams, in_shape: tuple[int, ...], k: int, standardise: bool) -> dict[str, Any]:
+    """The plain-values spec of the configured classifier (what :func:`robust_classifier` takes)."""
+    arch = cfg.arch if cfg.arch != "auto" else ("mlp" if len(in_shape) == 1 else "cnn")
+    options: dict[str, Any] = {}
+    if arch == "mlp" and len(in_shape) == 1:
+        options["depth"] = 3
+    if arch == "resnet":
+        options["blocks"] = [cfg.blocks] * min(4, int(math.log2(min(in_shape[-2:]))) + 1)
+    width = cfg.width or (64 if len(in_shape) == 1 else None)
+    return {"arch": arch, "in_shape": list(in_shape), "num_classes": k, "width": width, "options": options,
+            "standardise": standardise}
+
+
+def _data(cfg: SuiteParams, ctx: RunContext) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     from workbench.lib import data
 
     x, y = data.tensors(cfg.dataset, "train", seed=cfg.seed)
     xt, yt = data.tensors(cfg.dataset, "test", seed=cfg.seed)
     if cfg.train_size and cfg.train_size < len(x):
-        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 104_729))[: cfg.train_size]
+        keep = torch.randperm(len(x), generator=ctx.rng("robustness/train_subset"))[: cfg.train_size]
         x, y = x[keep], y[keep]
     y = y.clone()
     k = data.num_classes(cfg.dataset)
     if cfg.label_noise > 0:
-        g = torch.Generator().manual_seed(cfg.seed + 7919)
+        g = ctx.rng("robustness/label_noise")
         flip = torch.rand(len(y), generator=g) < cfg.label_noise
         y[flip] = torch.randint(0, k, (int(flip.sum()),), generator=g)
     return x, y, xt, yt, k
 
 
-def build_classifier(cfg: SuiteConfig, in_shape: tuple[int, ...], k: int, stats: tuple[Tensor, Tensor] | None) -> nn.Module:
-    """The configured classifier (initialised from ``cfg.seed``), standardising its inputs when ``stats``."""
-    from workbench.lib.nn import build_model
-
-    arch = cfg.arch if cfg.arch != "auto" else ("mlp" if len(in_shape) == 1 else "cnn")
-    torch.manual_seed(cfg.seed)
-    kwargs: dict[str, Any] = {}
-    if arch == "mlp" and len(in_shape) == 1:
-        kwargs["depth"] = 3
-    if arch == "resnet":
-        kwargs["blocks"] = (cfg.blocks,) * min(4, int(math.log2(min(in_shape[-2:]))) + 1)
-    model = build_model(arch, in_shape, k, width=cfg.width or (64 if len(in_shape) == 1 else None), **kwargs)
-    return Standardised(model, *stats) if stats is not None else model
-
-
-def _input_stats(cfg: SuiteConfig, x: Tensor) -> tuple[Tensor, Tensor] | None:
+def _input_stats(cfg: SuiteParams, x: Tensor) -> tuple[Tensor, Tensor] | None:
     """(mean, std) the model standardises with: the training set's per channel, 0.5 and 0.5, or None."""
     if cfg.normalise == "none":
         return None
@@ -139,7 +136,7 @@ def _input_stats(cfg: SuiteConfig, x: Tensor) -> tuple[Tensor, Tensor] | None:
     return channel_stats(x)
 
 
-def lr_factor(step: int, cfg: SuiteConfig) -> float:
+def lr_factor(step: int, cfg: SuiteParams) -> float:
     """The learning-rate multiplier at ``step``: cosine to 0, or ×0.1 at 50%, 75% and 90% of the steps."""
     t = min(step, cfg.steps) / cfg.steps
     if cfg.schedule == "step":
@@ -147,23 +144,21 @@ def lr_factor(step: int, cfg: SuiteConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _curve_subset(cfg: SuiteConfig, n: int) -> Tensor:
-    """The fixed test images of the training curve (a seeded random subset, the same for every recipe)."""
-    if cfg.curve_images >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 15_485_863))[: cfg.curve_images]
-
-
-def run_suite(cfg: SuiteConfig, ctx: RunContext, recipes: dict[str, Union[Recipe, LossFn]], *,
-              eval_seed: int = 0) -> Results:
-    """Train every recipe (same init, batches, budget), evaluate all; returns {recipe: summary scalars}."""
-    x, y, xt, yt, k = _data(cfg)
+def run_suite(cfg: SuiteParams, ctx: RunContext, recipes: dict[str, Recipe]) -> SuiteResult:
+    """Train every recipe (same init, batches, budget), save each model, evaluate all."""
+    x, y, xt, yt, k = _data(cfg, ctx)
     in_shape = tuple(x.shape[1:])
     dev = ctx.device
     stats = _input_stats(cfg, x)
+    spec = classifier_spec(cfg, in_shape, k, stats is not None)
     models, opts, scheds, batches = {}, {}, {}, {}
     for name in recipes:
-        model = build_classifier(cfg, in_shape, k, stats).to(dev)
+        with ctx.seeded("robustness/model"):  # the same initial weights for every recipe
+            model = robust_classifier(**spec)
+        if stats is not None:
+            model.mean.copy_(stats[0])
+            model.std.copy_(stats[1])
+        model = model.to(dev)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                               nesterov=cfg.momentum > 0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
@@ -172,13 +167,13 @@ def run_suite(cfg: SuiteConfig, ctx: RunContext, recipes: dict[str, Union[Recipe
         batches[name] = ctx.batches(len(x), min(cfg.batch_size, len(x)), name=f"{name}/batches", order="train")
         ctx.track(**{f"{name}_model": model, f"{name}_opt": opt, f"{name}_sched": sched})
     gens = {name: ctx.generator(f"recipe/{name}") for name in recipes}  # λ, π, k, noise: checkpointed streams
-    curve = _curve_subset(cfg, len(xt))
+    curve = torch.randperm(len(xt), generator=ctx.rng("robustness/curve_subset"))[: min(cfg.curve_images, len(xt))]
     xc, yc = xt[curve], yt[curve]
 
     for name, recipe in recipes.items():
         model = models[name]
         model.train()
-        trainer = RecipeTrainer(name, recipe, model, opts[name], x, y, batches[name], gens[name], seed=cfg.seed,
+        trainer = RecipeTrainer(name, recipe, model, opts[name], x, y, batches[name], gens[name], rng=ctx.rng,
                                 total=cfg.steps, augment=cfg.augment, scheduler=scheds[name], device=dev,
                                 autocast=ctx.autocast, prefetch=cfg.prefetch)
         try:
@@ -191,31 +186,38 @@ def run_suite(cfg: SuiteConfig, ctx: RunContext, recipes: dict[str, Union[Recipe
                     ctx.log(step, **{f"{name}/test_subset/accuracy": acc})
         finally:
             trainer.close()
+    for name, model in models.items():
+        ctx.save_model(name, model, spec, build=robust_classifier)
 
     if len(in_shape) == 1:
         return _evaluate_points(cfg, ctx, models, x, y, xt, yt)
-    return _evaluate_images(cfg, ctx, models, xt, yt, eval_seed)
+    return _evaluate_images(cfg, ctx, models, xt, yt)
 
 
-def _evaluate_images(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Module], xt: Tensor, yt: Tensor,
-                     eval_seed: int) -> Results:
+def _evaluate_images(cfg: SuiteParams, ctx: RunContext, models: dict[str, nn.Module], xt: Tensor,
+                     yt: Tensor) -> SuiteResult:
     limit = cfg.eval_limit or None
     names = {"all": BENCHMARK, "standard": tuple(STANDARD), "noise": ()}[cfg.corruption_set]
     root = ctx.cache_dir("dataset-c")
     n_eval = min(limit or len(xt), len(xt))
-    by_model = corruption_rows(models, cfg.dataset, names, yt[:n_eval], limit, eval_seed, root)
+    by_model, corrupted = corruption_table(models, cfg.dataset, names, yt[:n_eval], limit, 0, root)
     first = next(iter(models.values()))
     std = first.std.detach().cpu() if isinstance(getattr(first, "std", None), Tensor) else 1.0
     preview(ctx, xt[0], names, std=std)
-    table, curves, rel_rows, out, subset_clean = [], [], [], {}, {}
+    table, curves, rel_rows, out, subset_clean, evidence = [], [], [], {}, {}, {}
+
+    def rng(name: str) -> torch.Generator:  # the same noisy images for every recipe
+        return ctx.rng(f"robustness/eval/{name}")
+
     for name, model in models.items():
-        ev = evaluate_classifier(model, cfg.dataset, names, limit, eval_seed, root=root, test=(xt, yt),
-                                 rows=by_model[name])
+        ev = evaluate_classifier(model, cfg.dataset, names, limit, 0, root=root, test=(xt, yt), rows=by_model[name],
+                                 rng=rng)
         table += [{"variant": name, **r} for r in ev["rows"]]
         curves += [{"variant": name, "images": n_eval, **r} for r in ev["noise_rows"]]
         rel_rows += [{"variant": name, **r} for r in ev["reliability"]]
         out[name] = ev["summary"]
         subset_clean[name] = ev["subset_clean_error"]
+        evidence[name] = Evidence(yt, ev["correct"], ev["probs"], ev["noise_hits"], *corrupted[name])
     if names:
         base_rows = {"baseline": ([r for r in table if r["variant"] == "baseline"], subset_clean.get("baseline"))}
         if cfg.baseline_run:
@@ -233,38 +235,41 @@ def _evaluate_images(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Mod
     ctx.artifact("corruption_table", table, kind="table")
     ctx.artifact("noise_curves", curves, kind="table")
     ctx.artifact("reliability", rel_rows, kind="table")
-    return out
+    return SuiteResult(out, evidence)
 
 
 @torch.no_grad()
-def _evaluate_points(cfg: SuiteConfig, ctx: RunContext, models: dict[str, nn.Module], x: Tensor, y: Tensor,
-                     xt: Tensor, yt: Tensor) -> Results:
+def _evaluate_points(cfg: SuiteParams, ctx: RunContext, models: dict[str, nn.Module], x: Tensor, y: Tensor,
+                     xt: Tensor, yt: Tensor) -> SuiteResult:
     lo, hi = x.min(0).values - 0.5, x.max(0).values + 0.5
     n = 80
     gx, gy = torch.linspace(float(lo[0]), float(hi[0]), n), torch.linspace(float(lo[1]), float(hi[1]), n)
     grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1).reshape(-1, 2)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    noise = torch.randn(xt.shape, generator=gen)
-    curves, rel_rows, boundary, out = [], [], {"x": gx.tolist(), "y": gy.tolist(), "probs": {}}, {}
+    noise = torch.randn(xt.shape, generator=ctx.rng("robustness/eval/moons_noise"))
+    curves, rel_rows, boundary, out, evidence = [], [], {"x": gx.tolist(), "y": gy.tolist(), "probs": {}}, {}, {}
     for name, model in models.items():
         probs = predict(model, xt)
-        clean = float((probs.argmax(-1) == yt).float().mean())
-        accs = []
+        correct = probs.argmax(-1) == yt
+        accs, hits = [], torch.zeros(len(yt), dtype=torch.float64)
         for lv in MOONS_NOISE:
-            acc = float((predict(model, xt + lv * noise).argmax(-1) == yt).float().mean())
-            accs.append(acc)
-            curves.append({"variant": name, "kind": "white_noise", "level": lv, "accuracy": acc})
+            right = predict(model, xt + lv * noise).argmax(-1) == yt
+            accs.append(float(right.float().mean()))
+            hits += right.double() if lv > 0 else 0.0
+            curves.append({"variant": name, "kind": "white_noise", "level": lv, "accuracy": accs[-1]})
         rel_rows += [{"variant": name, **r} for r in reliability(probs, yt, 15)]
         pg = predict(model, grid)
         boundary["probs"][name] = pg[:, 1].reshape(n, n).tolist() if pg.shape[1] == 2 else pg.argmax(-1).reshape(n, n).tolist()
+        clean = float(correct.float().mean())
         out[name] = {"clean_accuracy": clean, "ece": expected_calibration_error(probs, yt, 15),
+                     "confidence_gap": float(probs.max(-1).values.mean()) - clean,
                      "noise_accuracy": float(np.mean(accs[1:]))}
+        evidence[name] = Evidence(yt, correct, probs, hits / (len(MOONS_NOISE) - 1))
     boundary["train"] = {"x": x[:400, 0].tolist(), "y": x[:400, 1].tolist(), "label": y[:400].tolist()}
     _record(ctx, cfg, out)
     ctx.artifact("noise_curves", curves, kind="table")
     ctx.artifact("reliability", rel_rows, kind="table")
     ctx.artifact("decision_boundary", boundary, kind="json")
-    return out
+    return SuiteResult(out, evidence)
 
 
 def preview(ctx: RunContext, image: Tensor, names: tuple[str, ...], severity: int = 3,
@@ -278,7 +283,7 @@ def preview(ctx: RunContext, image: Tensor, names: tuple[str, ...], severity: in
     labels = ["clean", *names]
     if std is not None:
         sigma, gamma = TABLE_LEVELS["white_noise"][-1], TABLE_LEVELS["salt_and_pepper"][-1]
-        gen = torch.Generator().manual_seed(0)
+        gen = ctx.rng("robustness/preview")
         panels.append(white_noise_normalised(img[None], sigma, std, gen)[0].clamp(0, 1).numpy())
         panels.append(salt_and_pepper_extremes(img[None], gamma, gen)[0].numpy())
         labels += [f"white noise σ={sigma}", f"salt+pepper γ={gamma}"]  # σ in the normalised space
@@ -286,25 +291,10 @@ def preview(ctx: RunContext, image: Tensor, names: tuple[str, ...], severity: in
                                         "images": np.stack(panels).astype(np.float32)}, kind="json")
 
 
-def _record(ctx: RunContext, cfg: SuiteConfig, out: Results) -> None:
+def _record(ctx: RunContext, cfg: SuiteParams, out: Results) -> None:
     for name, res in out.items():
         ctx.log(cfg.steps, **{f"{name}/{key}": float(v) for key, v in res.items()})
     ctx.artifact("summary", [{"variant": name, **res} for name, res in out.items()], kind="table")
-
-
-def fmt(res: Results, key: str, names: list[str]) -> str:
-    """``"baseline 0.912, nfm 0.934"``: one result of several recipes, for a claim's measured text."""
-    return ", ".join(f"{n} {res[n][key]:.3f}" for n in names)
-
-
-def clean_within_margin(ctx: RunContext, cfg: SuiteConfig, res: Results, recipe: str) -> None:
-    """Record the claim every robustness method makes: its clean accuracy stays within ``cfg.margin`` of the
-    baseline's (when both were trained)."""
-    if recipe not in res or "baseline" not in res:
-        return
-    base, mine = res["baseline"]["clean_accuracy"], res[recipe]["clean_accuracy"]
-    ctx.claim(f"{recipe}: clean accuracy stays within {cfg.margin:.0%} of the baseline",
-              f"baseline {base:.3f}; {recipe} {mine:.3f}", mine >= base - cfg.margin, f"margin {cfg.margin}")
 
 
 def summarise(res: Results, keys: tuple[str, ...]) -> dict[str, float]:

@@ -5,10 +5,10 @@ recipes, ``views(x, generator) -> tuple of tensors`` (the augmented views of the
 :class:`RecipeTrainer` runs a recipe's steps: it gathers the batch, applies the standard augmentation
 (random crop + flip, when asked), computes the views, and does all of that for step ``s + 1`` in a worker
 thread while step ``s`` trains (the papers' code does it in ``DataLoader`` workers), so the AugMix chains cost
-no wall time when a core is free. Every random draw of the preparation comes from
-:func:`~workbench.lib.robustness.inputs.step_generator` (seed, name, step), so a prefetched batch equals the one an
-unprefetched, stopped or resumed run prepares; the recipe's own draws (λ, π, k, noise) come from its
-checkpointed generator in the main thread.
+no wall time when a core is free. Every random draw of the preparation comes from a stateless generator
+``rng(name, step)`` (``ctx.rng`` in a run: derived from the run's seed, the name and the step), so a prefetched batch
+equals the one an unprefetched, stopped or resumed run prepares; the recipe's own draws (λ, π, k, noise) come from
+its checkpointed generator (``ctx.generator``) in the main thread.
 """
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Union
 import torch
 from torch import Tensor, nn
 
-from workbench.lib.robustness.inputs import crop_flip, step_generator
+from workbench.lib.robustness.inputs import crop_flip
+from workbench.lib.robustness.params import AUGMENT
 
-__all__ = ["Recipe", "as_recipe", "Prepared", "BatchMaker", "RecipeTrainer", "AUGMENT"]
+__all__ = ["Recipe", "as_recipe", "Prepared", "BatchMaker", "RecipeTrainer", "AUGMENT", "StepRng"]
 
-#: the standard augmentation of every recipe: none, random crop, random crop + horizontal flip
-AUGMENT = ("none", "crop", "crop_flip")
+#: ``rng(name, step)``: a fresh generator that depends only on the name and the step (``ctx.rng`` in a run)
+StepRng = Callable[[str, int], torch.Generator]
 
 
 @dataclass(frozen=True)
@@ -55,23 +56,23 @@ class Prepared(NamedTuple):
 
 
 class BatchMaker:
-    """``make(step, idx)``: gather ``x[idx]``, crop/flip it (same draws for every recipe at a step), then the
-    recipe's views (drawn from the recipe's own per-step stream)."""
+    """``make(step, idx)``: gather ``x[idx]``, crop/flip it (``rng("robustness/augment", step)``: the same draws
+    for every recipe at a step), then the recipe's views (``rng("robustness/<name>/views", step)``)."""
 
-    def __init__(self, x: Tensor, y: Tensor, recipe: Recipe, *, seed: int, name: str, augment: str = "none"):
+    def __init__(self, x: Tensor, y: Tensor, recipe: Recipe, *, rng: StepRng, name: str, augment: str = "none"):
         if augment not in AUGMENT:
             raise ValueError(f"augment must be one of {', '.join(AUGMENT)}, got {augment!r}")
         if augment != "none" and x.dim() != 4:
             raise ValueError("augment needs images (N×C×H×W)")
-        self.x, self.y, self.recipe, self.seed, self.name, self.augment = x, y, recipe, seed, name, augment
+        self.x, self.y, self.recipe, self.rng, self.name, self.augment = x, y, recipe, rng, name, augment
 
     def __call__(self, step: int, idx: Tensor) -> Prepared:
         xb, yb = self.x[idx], self.y[idx]
         if self.augment != "none":
-            xb = crop_flip(xb, step_generator(self.seed, "augment", step), flip=self.augment == "crop_flip")
+            xb = crop_flip(xb, self.rng("robustness/augment", step), flip=self.augment == "crop_flip")
         views: tuple[Tensor, ...] = ()
         if self.recipe.views is not None:
-            views = tuple(self.recipe.views(xb, step_generator(self.seed, f"{self.name}/views", step)))
+            views = tuple(self.recipe.views(xb, self.rng(f"robustness/{self.name}/views", step)))
         return Prepared(xb, yb, views)
 
 
@@ -121,13 +122,13 @@ class RecipeTrainer:
 
     def __init__(self, name: str, recipe: Union[Recipe, Callable[..., Any]], model: nn.Module,
                  optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, batches: Iterator[Tensor],
-                 generator: torch.Generator, *, seed: int, total: int, augment: str = "none",
+                 generator: torch.Generator, *, rng: StepRng, total: int, augment: str = "none",
                  scheduler: Any = None, device: torch.device | str = "cpu",
                  autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext, prefetch: bool = True):
         self.recipe = as_recipe(recipe)
         self.model, self.optimizer, self.scheduler, self.batches = model, optimizer, scheduler, batches
         self.generator, self.total, self.device, self.autocast = generator, total, torch.device(device), autocast
-        self.prefetcher = _Prefetcher(BatchMaker(x, y, self.recipe, seed=seed, name=name, augment=augment), prefetch)
+        self.prefetcher = _Prefetcher(BatchMaker(x, y, self.recipe, rng=rng, name=name, augment=augment), prefetch)
 
     def step(self, step: int) -> Tensor:
         idx = next(self.batches)

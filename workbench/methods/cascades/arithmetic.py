@@ -80,11 +80,11 @@ def tokenizer() -> CharTokenizer:
     return CharTokenizer(list(ALPHABET))
 
 
-def make_lm(d_model: int = 64, n_layer: int = 2, n_head: int = 4, context: int = 96, seed: int = 0) -> TinyLM:
-    """A fresh tiny character transformer for the world (decoding with a key/value cache)."""
+def make_lm(d_model: int = 64, n_layer: int = 2, n_head: int = 4, context: int = 96) -> TinyLM:
+    """A fresh tiny character transformer for the world (decoding with a key/value cache), initialised from
+    torch's global generator: inside a run, build it under ``ctx.seeded("init")``."""
     from .kvcache import CachedTinyLM
 
-    torch.manual_seed(seed)
     return CachedTinyLM(tokenizer(), n_layer=n_layer, d_model=d_model, n_head=n_head, context=context)
 
 
@@ -118,8 +118,9 @@ def sample_problems(n: int, rng: random.Random, digit_weights: Sequence[float] |
 
 
 def held_out(n: int, digits: int, seed: int, exclude: set[Problem] | None = None, width: int = 0) -> list[Problem]:
-    """``n`` distinct problems with two ``digits``-digit operands (a stream of its own, disjoint from ``exclude``)."""
-    rng = random.Random(10_007 * digits + seed)
+    """``n`` distinct problems with two ``digits``-digit operands (a stream of its own for each ``seed`` and digit
+    count, disjoint from ``exclude``)."""
+    rng = random.Random(f"held-out/{digits}/{seed}")
     seen = set(exclude or ())
     out: list[Problem] = []
     while len(out) < n:
@@ -268,7 +269,7 @@ def build_corpus(lm: TinyLM, n: int, n_short: int, seed: int, digit_weights: Seq
     """``n`` scratchpad pairs and ``n_short`` pairs of the short formats (drawn by ``short_mix``),
     tokenised; problems in ``exclude`` (the held-out ones) are never used."""
     long = training_corpus(n, seed, digit_weights, {"scratchpad": 1.0}, exclude, width)
-    rng = random.Random(seed + 1)
+    rng = random.Random(f"short/{seed}")
     names = [k for k, v in short_mix.items() if v > 0]
     kinds = rng.choices(names, [short_mix[k] for k in names], k=n_short)
     short = []

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Sequence
 
+import torch
+
 from .arithmetic import LINE, Problem, calculator, parse_answer, prompt, read_answer, verifier_prompt
 from .distributions import Categorical, Constant, String
 from .effects import Cascade, log, observe, reject, sample, scope
@@ -130,7 +132,7 @@ def rationale_text(trace: Any) -> str:
     return "\n".join(s.value for s in trace if s.name.startswith("line"))
 
 
-def star_round(lm: Any, problems: Sequence[Problem], tries: int, seed: int = 0,
+def star_round(lm: Any, problems: Sequence[Problem], tries: int, seed: int | torch.Generator = 0,
                temperature: float = 1.0) -> tuple[list[tuple[str, str]], list[Any]]:
     """One STaR round: for each problem, up to ``tries`` rationales by rejection given the known answer
     (all problems batched); returns the (prompt, completion) pairs to fine-tune on and the posteriors."""

@@ -7,19 +7,22 @@
    accuracy of: the direct answer; forward sampling of the scratchpad cascade; self-consistency@K
    (majority over K scratchpads); verifier-guided reasoning (the verifier's ``y`` observed after each
    line, inferred by SMC with K particles and by rejection with K tries); tool use (a calculator);
-   selection-inference; and single-sample accuracy against the number of digits.
-3. STaR: rationales for other long problems are inferred given their known answers by rejection,
-   the model is fine-tuned on them, and accuracy is measured after every round.
+   selection-inference; single-sample accuracy against the number of digits; and tool use against the
+   unaided cascades on ``long_digits``-digit operands, longer than any in training and written as they are.
+3. STaR: rationales for other long problems are inferred given their known answers by rejection, the
+   model is fine-tuned on them (with ground-truth scratchpads of the training distribution), and a control
+   arm is fine-tuned for the same steps at the same learning rate on the same ground-truth batches without
+   the rationales; both are measured after every round.
 
-Claims (Dohan et al. 2022, from the works it formalises): self-consistency raises accuracy over a single
-sample; verifier guidance raises it further; tool use beats unaided arithmetic on longer numbers; STaR raises
-accuracy over rounds. Traces (every string variable with its log-prob, accepted or rejected, with
-its weight) are stored for the trace viewer.
+Claims (:mod:`workbench.methods.cascades.claims`, each an effect with a paired bootstrap interval over the test
+problems): self-consistency beats a single sample; verifier guidance beats self-consistency on as many samples;
+tool use beats the best unaided cascade on longer numbers; STaR beats its control. Traces (every string variable
+with its log-prob, accepted or rejected, with its weight) are stored for the trace viewer; the trained model is
+saved (``workbench.runs.load_model(run_id, "lm")``, and ``"star"`` after STaR).
 """
 from __future__ import annotations
 
 import copy
-import io
 import math
 from collections import Counter
 from typing import Any, Callable
@@ -27,10 +30,11 @@ from typing import Any, Callable
 import torch
 
 from workbench.core.context import RunContext
-from workbench.core.params import Config, ConfigError, Param
+from workbench.core.params import Config, ConfigError, LoopParams, OptimParams, Param
 from workbench.core.registry import Experiment, register
 
 from . import arithmetic as A
+from . import claims as C
 from . import examples as X
 from .backends import LocalBackend
 from .infer import Posterior, infer_many
@@ -38,22 +42,31 @@ from .infer import Posterior, infer_many
 EVALUATIONS = ("direct", "sampling", "verifier", "verifier_rejection", "tool", "selection_inference", "digits",
                "star")
 
+Optim = OptimParams.with_defaults(
+    lr=6e-3, weight_decay=0.01,
+    docs={"lr": "AdamW peak learning rate of training (warm-up, cosine to 10%)",
+          "weight_decay": "AdamW weight decay (training and STaR fine-tuning)"})
+Loop = LoopParams.with_defaults(
+    steps=2000, batch_size=64, eval_every=100,
+    docs={"steps": "training steps of the tiny transformer",
+          "batch_size": "scratchpads per step (plus as many examples of the short formats)",
+          "eval_every": "log the held-out scratchpads' loss (teacher forcing) every N training steps"})
 
-class CascadesConfig(Config):
+
+class CascadesConfig(Optim, Loop, Config):
     evaluations: str = Param("all", doc="comma-separated evaluations ('all': " + ", ".join(EVALUATIONS) + ")")
     d_model: int = Param(64, bounds=(8, 1024), unit="dims", doc="tiny transformer width")
     n_layer: int = Param(2, bounds=(1, 12), unit="layers", doc="tiny transformer depth")
     n_head: int = Param(4, bounds=(1, 32), unit="heads", doc="attention heads (divides d_model)")
-    train_steps: int = Param(2000, bounds=(1, 1_000_000), unit="steps", doc="training steps of the tiny transformer")
-    batch_size: int = Param(64, bounds=(2, 4096), unit="examples", doc="scratchpads per step (plus as many "
-                                                                          "examples of the short formats)")
-    lr: float = Param(6e-3, bounds=(1e-6, 1.0), log=True, doc="AdamW peak learning rate (warm-up, cosine to 10%)")
     max_train_digits: int = Param(5, bounds=(1, 9), unit="digits", doc="longest operands in training")
     digit_weights: str = Param("3,3,3,2,1", doc="relative frequency of 1, 2, … max_train_digits-digit operands")
     test_digits: int = Param(5, bounds=(1, 9), unit="digits", doc="digits of both operands of held-out problems")
     width: int = Param(5, bounds=(0, 9), unit="digits", doc="write operands with this many digits and answers with "
                                                              "one more (leading zeros: every column at a fixed "
                                                              "place); 0: as they are")
+    long_digits: int = Param(6, bounds=(2, 12), unit="digits", doc="digits of both operands of the tool-use claim's "
+                                                                     "problems: longer than any in training (and "
+                                                                     "than width), written as they are")
     test_problems: int = Param(128, bounds=(1, 100_000), unit="problems", doc="held-out problems per evaluation")
     k_max: int = Param(8, bounds=(1, 256), unit="samples", doc="largest K (samples, particles, tries); K = 1, 2, "
                                                                   "4, … k_max")
@@ -111,43 +124,55 @@ class CascadesConfig(Config):
         if self.width and self.width < max(self.max_train_digits, self.test_digits):
             raise ConfigError(f"parameter 'width' = {self.width} must be 0 or at least max_train_digits and "
                               f"test_digits ({max(self.max_train_digits, self.test_digits)})", "width")
+        if self.long_digits <= max(self.max_train_digits, self.width):
+            raise ConfigError(f"parameter 'long_digits' = {self.long_digits} must be more than max_train_digits and "
+                              f"width ({max(self.max_train_digits, self.width)}): operands longer than any in "
+                              "training", "long_digits")
         if self.d_model % self.n_head:
             raise ConfigError(f"parameter 'n_head' = {self.n_head} must divide d_model = {self.d_model}", "n_head")
 
 
+# --- randomness and data ---------------------------------------------------------------------------
+def _data_seed(ctx: RunContext, name: str) -> int:
+    """The integer seed of a data set's Python stream (problems, corpora), drawn from ``ctx.rng("data/<name>")``."""
+    return int(torch.randint(0, 2**62, (), generator=ctx.rng(f"data/{name}")))
+
+
+def _correct(answer: Any, problem: A.Problem) -> bool:
+    return answer is not None and answer == problem.answer
+
+
+def _majority(answers: list[Any]) -> Any:
+    votes = Counter(a for a in answers if a is not None)
+    return votes.most_common(1)[0][0] if votes else None
+
+
 # --- the model -------------------------------------------------------------------------------------
-def model_bytes(lm: Any) -> bytes:
-    """The trained model as bytes (architecture, tokenizer, weights) for views and the playground."""
-    buf = io.BytesIO()
-    torch.save({"arch": lm.arch, "tokenizer": lm.tokenizer.to_dict(),
-                "state_dict": {k: v.detach().cpu() for k, v in lm.state_dict().items()}}, buf)
-    return buf.getvalue()
+@torch.no_grad()
+def _held_out_loss(lm: Any, prompts: list[list[int]], completions: list[list[int]], batch: int) -> float:
+    """Per-token negative log-likelihood of the held-out problems' scratchpads (teacher forcing)."""
+    total, tokens = 0.0, 0.0
+    for s in range(0, len(prompts), batch):
+        out = lm.batch_logps(lm.collate(prompts[s: s + batch], completions[s: s + batch]))
+        total -= float(out.logps.sum())
+        tokens += float(out.lengths.sum())
+    return total / max(tokens, 1.0)
 
 
-def load_model(data: bytes) -> Any:
-    """The inverse of :func:`model_bytes`: the tiny transformer (with cached decoding) in eval mode."""
-    from workbench.lib.lm import Tokenizer
-
-    from .kvcache import CachedTinyLM
-
-    blob = torch.load(io.BytesIO(data), weights_only=True)
-    lm = CachedTinyLM(Tokenizer.from_dict(blob["tokenizer"]), **blob["arch"])
-    lm.load_state_dict(blob["state_dict"])
-    return lm.eval()
-
-
-def _train(cfg: CascadesConfig, ctx: RunContext, lm: Any, excluded: set) -> None:
-    n = min(cfg.train_steps * cfg.batch_size, 40_000)
-    corpus = A.build_corpus(lm, n, n, cfg.seed, cfg.weights(), exclude=excluded, width=cfg.width)
-    opt = torch.optim.AdamW(lm.parameters(), lr=cfg.lr, weight_decay=0.01)
+def _train(cfg: CascadesConfig, ctx: RunContext, lm: Any, excluded: set, test: list[A.Problem]) -> None:
+    n = min(cfg.steps * cfg.batch_size, 40_000)
+    corpus = A.build_corpus(lm, n, n, _data_seed(ctx, "train"), cfg.weights(), exclude=excluded, width=cfg.width)
+    opt = torch.optim.AdamW(lm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ctx.track(lm=lm, opt=opt)
     gen = ctx.batches(len(corpus.prompts), cfg.batch_size, name="train")
     short = ctx.batches(len(corpus.short_prompts), cfg.batch_size, name="train_short")
-    warmup = max(1, min(100, cfg.train_steps // 10))
+    held = ([lm.encode_prompt(A.prompt(p, "scratchpad")) for p in test],
+            [lm.encode(A.completion(p, "scratchpad")) + [lm.eos_id] for p in test])
+    warmup = max(1, min(100, cfg.steps // 10))
     trained = False
-    for step in ctx.steps(cfg.train_steps, phase="train"):
+    for step in ctx.steps(cfg.steps, phase="train"):
         trained = True
-        scale = min(1.0, (step + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * step / cfg.train_steps))
+        scale = min(1.0, (step + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * step / cfg.steps))
         for group in opt.param_groups:
             group["lr"] = cfg.lr * scale
         gi, si = next(gen).tolist(), next(short).tolist()
@@ -158,23 +183,17 @@ def _train(cfg: CascadesConfig, ctx: RunContext, lm: Any, excluded: set) -> None
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 10 == 0 or step == cfg.train_steps - 1:
+        last = step == cfg.steps - 1
+        if step % 10 == 0 or last:
             ctx.log(step, **{"train/loss": gen_loss.item(), "train/short_loss": short_loss.item()})
+        if (step + 1) % cfg.eval_every == 0 or last:
+            ctx.log(step, **{"eval/loss": _held_out_loss(lm, *held, cfg.lm_batch)})
     lm.eval()
-    if trained:  # (a run resumed after training restores the model later, in its own phase)
-        ctx.artifact("model", model_bytes(lm), kind="bytes")
+    if trained:  # (a run resumed after training restores the model later, in its own phase, and saves it then)
+        ctx.save_model("lm", lm, lm.spec())
 
 
 # --- evaluation units -------------------------------------------------------------------------------
-def _correct(answer: Any, problem: A.Problem) -> bool:
-    return answer is not None and answer == problem.answer
-
-
-def _majority(answers: list[Any]) -> Any:
-    votes = Counter(a for a in answers if a is not None)
-    return votes.most_common(1)[0][0] if votes else None
-
-
 def _trace_record(method: str, k: int, problem: A.Problem, post: Posterior, answer: Any) -> dict[str, Any]:
     """What the trace viewer shows of one problem under one method."""
     rows = post.records()
@@ -185,7 +204,8 @@ def _trace_record(method: str, k: int, problem: A.Problem, post: Posterior, answ
 
 
 class Evaluator:
-    """Runs the evaluation units and accumulates their results in a checkpointed dict."""
+    """Runs the evaluation units and accumulates their results in a checkpointed dict: accuracies (``accuracy``,
+    ``digits``, ``long``), each claim's per-problem results (``per_problem``) and stored traces."""
 
     def __init__(self, cfg: CascadesConfig, ctx: RunContext, backend: LocalBackend, test: list[A.Problem],
                  results: dict[str, Any]):
@@ -195,8 +215,10 @@ class Evaluator:
     def plan(self, evaluations: list[str]) -> list[tuple[str, int]]:
         units: list[tuple[str, int]] = []
         for e in evaluations:
-            if e in ("direct", "sampling", "tool", "selection_inference"):
+            if e in ("direct", "sampling", "selection_inference"):
                 units.append((e, self.cfg.k_max if e == "sampling" else 1))
+            elif e == "tool":
+                units += [("tool", 1), ("long", self.cfg.long_digits)]
             elif e in ("verifier", "verifier_rejection"):
                 units += [(e, k) for k in self.cfg.ks]
             elif e == "digits":
@@ -213,61 +235,95 @@ class Evaluator:
                  for p, post, a in zip(self.test[:n], posts[:n], answers[:n])]
         self.ctx.artifact("traces", {"problems": recs}, kind="json")
 
+    def _per_problem(self, key: str, values: list[float]) -> None:
+        self.results.setdefault("per_problem", {})[key] = [float(v) for v in values]
+
     def _accuracy(self, method: str, k: int, answers: list[Any], cost: int) -> float:
-        acc = sum(_correct(a, p) for a, p in zip(answers, self.test)) / len(self.test)
+        hits = [float(_correct(a, p)) for a, p in zip(answers, self.test)]
+        acc = sum(hits) / len(self.test)
         rows = self.results.setdefault("accuracy", [])
         rows.append({"method": method, "k": k, "accuracy": acc, "lm_rows": cost})
         self.ctx.log(k, **{f"accuracy/{method}": acc})
         self.ctx.artifact("accuracy", list(rows), kind="table")
+        if k == self.cfg.k_max or method in ("direct", "tool", "selection_inference"):
+            self._per_problem(f"{method}@{k}", hits)
         return acc
 
-    def run(self, unit: tuple[str, int], seed: int) -> None:
+    def _single(self, fn: Callable[..., Any], problems: list[A.Problem], generator: torch.Generator) -> list[Posterior]:
+        return infer_many([lambda p=p: fn(self.backend, p, temperature=self.t) for p in problems], "forward", 1,
+                          seed=generator)
+
+    def run(self, unit: tuple[str, int], step: int) -> None:
         kind, k = unit
-        cfg, lm, t = self.cfg, self.backend, self.t
+        cfg, lm, t, ctx = self.cfg, self.backend, self.t, self.ctx
+        rng = ctx.rng(f"evaluate/{kind}", step)  # every unit its own stream: nothing to checkpoint
         before = lm.stats["sampled"] + lm.stats["scored"]
         cost = lambda: lm.stats["sampled"] + lm.stats["scored"] - before  # noqa: E731
         if kind in ("direct", "tool", "selection_inference"):
             fn: Callable[..., Any] = {"direct": X.direct, "tool": X.tool_use,
                                       "selection_inference": X.selection_inference}[kind]
-            posts = infer_many([lambda p=p: fn(lm, p, temperature=t) for p in self.test], "forward", 1, seed=seed)
+            posts = self._single(fn, self.test, rng)
             answers = [post.traces[0].get("answer") for post in posts]
             self._accuracy(kind, 1, answers, cost())
             self._store(kind, 1, posts, answers)
         elif kind == "sampling":
             posts = infer_many([lambda p=p: X.scratchpad(lm, p, temperature=t) for p in self.test], "forward", k,
-                               seed=seed)
+                               seed=rng)
             per = [[tr.get("answer") for tr in post.traces] for post in posts]
-            single = sum(_correct(a, p) for ans, p in zip(per, self.test) for a in ans) / (len(self.test) * k)
+            hits = [[float(_correct(a, p)) for a in ans] for ans, p in zip(per, self.test)]
+            single = sum(map(sum, hits)) / (len(self.test) * k)
             rows = self.results.setdefault("accuracy", [])
             rows.append({"method": "forward", "k": 1, "accuracy": single, "lm_rows": cost() / k})
             self.ctx.log(1, **{"accuracy/forward": single})
+            self._per_problem("forward@1", [sum(h) / k for h in hits])  # one sample's accuracy on each problem
             for kk in cfg.ks:
                 self._accuracy("self_consistency", kk, [_majority(ans[:kk]) for ans in per], cost() * kk // k)
             self._store("self_consistency", k, posts, [_majority(ans) for ans in per])
         elif kind == "verifier":
             posts = infer_many([lambda p=p: X.verified_scratchpad(lm, p, temperature=t, check=cfg.verifier_check)
-                                for p in self.test], "smc",
-                               k, seed=seed, ess_threshold=cfg.ess_threshold)
+                                for p in self.test], "smc", k, seed=rng, ess_threshold=cfg.ess_threshold)
             answers = [_posterior_answer(post) for post in posts]
             self._accuracy("verifier_smc", k, answers, cost())
             if k == cfg.k_max:
                 self._store("verifier_smc", k, posts, answers)
         elif kind == "verifier_rejection":
             posts = infer_many([lambda p=p: X.verified_scratchpad(lm, p, temperature=t, check=cfg.verifier_check)
-                                for p in self.test], "rejection", k, seed=seed, max_tries=k)
+                                for p in self.test], "rejection", k, seed=rng, max_tries=k)
             answers = [_majority([tr.get("answer") for tr in post.traces]) for post in posts]
             self._accuracy("verifier_rejection", k, answers, cost())
             if k == cfg.k_max:
                 self._store("verifier_rejection", k, posts, answers)
         elif kind == "digits":
-            problems = A.held_out(cfg.digits_problems, k, seed=cfg.seed + 17, width=cfg.width)
+            problems = A.held_out(cfg.digits_problems, k, seed=_data_seed(ctx, "digits"), width=cfg.width)
             rows = self.results.setdefault("digits", [])
             for name, fn in (("direct", X.direct), ("scratchpad", X.scratchpad), ("tool", X.tool_use)):
-                posts = infer_many([lambda p=p: fn(lm, p, temperature=t) for p in problems], "forward", 1, seed=seed)
+                posts = self._single(fn, problems, rng)
                 acc = sum(_correct(post.traces[0].get("answer"), p) for post, p in zip(posts, problems)) / len(problems)
                 rows.append({"format": name, "digits": k, "accuracy": acc})
                 self.ctx.log(k, **{f"digits/{name}": acc})
             self.ctx.artifact("digits", list(rows), kind="table")
+        elif kind == "long":
+            self._long(k, rng)
+
+    def _long(self, digits: int, rng: torch.Generator) -> None:
+        """Tool use and the unaided cascades (one sample each) on ``digits``-digit operands written as they are
+        (no padding): longer than any operand in training. Also how often the calculator call copies the
+        question exactly (the only thing the model must do right for the tool to answer)."""
+        cfg = self.cfg
+        problems = A.held_out(cfg.test_problems, digits, seed=_data_seed(self.ctx, "long"), width=0)
+        rows = self.results.setdefault("long", [])
+        for name, fn in (("tool", X.tool_use), ("direct", X.direct), ("scratchpad", X.scratchpad)):
+            posts = self._single(fn, problems, rng)
+            hits = [float(_correct(post.traces[0].get("answer"), p)) for post, p in zip(posts, problems)]
+            row: dict[str, Any] = {"format": name, "digits": digits, "accuracy": sum(hits) / len(hits)}
+            if name == "tool":
+                calls = [str(post.traces[0].get("call") or "") for post in posts]
+                row["copied"] = sum(c == ">" + p.question for c, p in zip(calls, problems)) / len(problems)
+                row["calls"] = [c for c in calls[:8]]
+            rows.append(row)
+            self._per_problem(f"long/{name}", hits)
+            self.ctx.log(digits, **{f"long/{name}": row["accuracy"]})
+        self.ctx.artifact("long", [{k: v for k, v in r.items() if k != "calls"} for r in rows], kind="table")
 
 
 def _posterior_answer(post: Posterior) -> Any:
@@ -278,81 +334,108 @@ def _posterior_answer(post: Posterior) -> Any:
 
 
 # --- STaR ------------------------------------------------------------------------------------------
+ARMS = ("star", "control")
+
+
 def _star(cfg: CascadesConfig, ctx: RunContext, lm: Any, test: list[A.Problem], star_set: list[A.Problem],
           results: dict[str, Any]) -> None:
-    """Rounds of: rationales by rejection given the known answers, fine-tuning on them (mixed with the
-    original formats so they are not forgotten), accuracy on the test set."""
-    star_lm = copy.deepcopy(lm)
-    opt = torch.optim.AdamW(star_lm.parameters(), lr=cfg.star_lr, weight_decay=0.01)
+    """Rounds of: rationales by rejection given the known answers; fine-tuning on them mixed with ground-truth
+    scratchpads of the training distribution (so the formats are not forgotten); accuracy on the test set.
+
+    The control arm starts from the same model and takes the same steps at the same learning rate on the same
+    ground-truth half of every batch, without the rationales: STaR's gain over it is the rationales' effect
+    (the ground-truth half, the extra steps and a learning rate above the end of the main schedule are shared).
+    Both arms are measured with the same random stream (common random numbers: a paired comparison)."""
+    models = {arm: copy.deepcopy(lm) for arm in ARMS}
+    opts = {arm: torch.optim.AdamW(models[arm].parameters(), lr=cfg.star_lr, weight_decay=cfg.weight_decay)
+            for arm in ARMS}
     data = ctx.state("star_data", {"pairs": []})
-    ctx.track(star_lm=star_lm, star_opt=opt)
-    backend = LocalBackend(star_lm, batch_size=cfg.lm_batch)
-    base = A.build_corpus(lm, 4096, 16, cfg.seed + 5, cfg.weights(), width=cfg.width)
+    ctx.track(star_lm=models["star"], star_opt=opts["star"], control_lm=models["control"],
+              control_opt=opts["control"])
+    backends = {arm: LocalBackend(models[arm], batch_size=cfg.lm_batch) for arm in ARMS}
+    base = A.build_corpus(lm, 4096, 16, _data_seed(ctx, "star_base"), cfg.weights(),
+                          exclude=set(test) | set(star_set), width=cfg.width)
     per_round = cfg.star_steps + 2
     rows = results.setdefault("star", [])
 
-    def evaluate(round_: int, seed: int, rationales: int, acceptance: float) -> None:
-        star_lm.eval()
-        posts = infer_many([lambda p=p: X.scratchpad(backend, p, temperature=cfg.temperature) for p in test],
-                           "forward", cfg.star_eval_samples, seed=seed)
-        acc = sum(_correct(tr.get("answer"), p) for post, p in zip(posts, test) for tr in post.traces) / (
-            len(test) * cfg.star_eval_samples)
-        rows.append({"round": round_, "accuracy": acc, "rationales": rationales, "acceptance": acceptance})
-        ctx.log(round_, **{"star/accuracy": acc})
+    def evaluate(arm: str, round_: int, rationales: int, acceptance: float) -> None:
+        model = models[arm]
+        model.eval()
+        posts = infer_many([lambda p=p: X.scratchpad(backends[arm], p, temperature=cfg.temperature) for p in test],
+                           "forward", cfg.star_eval_samples, seed=ctx.rng("star/evaluate", round_))
+        per = [sum(_correct(tr.get("answer"), p) for tr in post.traces) / cfg.star_eval_samples
+               for post, p in zip(posts, test)]
+        acc = sum(per) / len(per)
+        results.setdefault("per_problem", {})[f"star/{arm}"] = per
+        rows.append({"round": round_, "arm": arm, "accuracy": acc, "rationales": rationales,
+                     "acceptance": acceptance})
+        ctx.log(round_, **{"star/accuracy" if arm == "star" else "star/control_accuracy": acc})
         ctx.artifact("star", list(rows), kind="table")
 
     for step in ctx.steps(1 + cfg.star_rounds * per_round, phase="star"):
-        seed = cfg.seed * 1_000_003 + step
-        if step == 0:
-            evaluate(0, seed, 0, float("nan"))
+        if step == 0:  # round 0: both arms are the trained model (one measurement, recorded for each)
+            evaluate("star", 0, 0, float("nan"))
+            rows.append({**rows[-1], "arm": "control"})
+            results["per_problem"]["star/control"] = list(results["per_problem"]["star/star"])
             continue
         round_, local = (step - 1) // per_round + 1, (step - 1) % per_round
-        if local == 0:  # collect rationales: rejection given the known answer
-            star_lm.eval()
-            pairs, posts = X.star_round(backend, star_set, cfg.star_tries, seed=seed, temperature=cfg.temperature)
+        if local == 0:  # collect rationales with the STaR model: rejection given the known answer
+            models["star"].eval()
+            pairs, posts = X.star_round(backends["star"], star_set, cfg.star_tries, seed=ctx.rng("star/rationales", step),
+                                        temperature=cfg.temperature)
             data["pairs"] += [list(pr) for pr in pairs]
             data["last"] = {"new": len(pairs), "acceptance": sum(len(p) for p in posts) / len(posts)}
             ctx.log(round_, **{"star/rationales": len(data["pairs"]), "star/found": len(pairs) / len(star_set)})
-            star_lm.train()
+            for model in models.values():
+                model.train()
         elif local <= cfg.star_steps:
-            if not data["pairs"]:
-                continue
-            g = torch.Generator().manual_seed(seed)
             half = max(1, cfg.batch_size // 2)
-            pi = torch.randint(len(data["pairs"]), (half,), generator=g).tolist()
-            bi = torch.randint(len(base.prompts), (half,), generator=g).tolist()
-            prompts = [star_lm.encode_prompt(data["pairs"][i][0]) for i in pi] + [base.prompts[i] for i in bi]
-            comps = [star_lm.encode(data["pairs"][i][1]) + [star_lm.eos_id] for i in pi] + [base.completions[i]
-                                                                                          for i in bi]
-            with ctx.autocast():
-                loss = A.lm_loss(star_lm, prompts, comps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ctx.log((round_ - 1) * cfg.star_steps + local, **{"star/loss": loss.item()})
+            bi = torch.randint(len(base.prompts), (half,), generator=ctx.rng("star/base", step)).tolist()
+            prompts, comps = [base.prompts[i] for i in bi], [base.completions[i] for i in bi]
+            losses = {}
+            for arm in ARMS:
+                model, p, c = models[arm], prompts, comps
+                if arm == "star" and data["pairs"]:
+                    pi = torch.randint(len(data["pairs"]), (half,), generator=ctx.rng("star/pairs", step)).tolist()
+                    p = [model.encode_prompt(data["pairs"][i][0]) for i in pi] + prompts
+                    c = [model.encode(data["pairs"][i][1]) + [model.eos_id] for i in pi] + comps
+                with ctx.autocast():
+                    loss = A.lm_loss(model, p, c)
+                opts[arm].zero_grad(set_to_none=True)
+                loss.backward()
+                opts[arm].step()
+                losses[arm] = loss.item()
+            ctx.log((round_ - 1) * cfg.star_steps + local,
+                    **{"star/loss": losses["star"], "star/control_loss": losses["control"]})
         else:
             last = data.get("last", {})
-            evaluate(round_, seed, len(data["pairs"]), float(last.get("acceptance", float("nan"))))
+            for arm in ARMS:
+                evaluate(arm, round_, len(data["pairs"]), float(last.get("acceptance", float("nan"))))
+    ctx.save_model("star", models["star"], models["star"].spec())
 
 
 # --- the run ---------------------------------------------------------------------------------------
 def run(cfg: CascadesConfig, ctx: RunContext) -> dict[str, float]:
     evaluations = cfg.evaluation_list()
     columns = cfg.width or max(cfg.max_train_digits, cfg.test_digits) + 1
-    lm = A.make_lm(cfg.d_model, cfg.n_layer, cfg.n_head, context=A.context_needed(columns), seed=cfg.seed)
+    if "tool" in evaluations:  # the tool-use claim's scratchpads are longer than any in training
+        columns = max(columns, cfg.long_digits)
+    with ctx.seeded("init"):
+        lm = A.make_lm(cfg.d_model, cfg.n_layer, cfg.n_head, context=A.context_needed(columns))
     lm = lm.to(ctx.device)
-    test = A.held_out(cfg.test_problems, cfg.test_digits, seed=cfg.seed, width=cfg.width)
-    star_set = A.held_out(cfg.star_problems, cfg.test_digits, seed=cfg.seed + 1, exclude=set(test), width=cfg.width)
-    _train(cfg, ctx, lm, set(test) | set(star_set))
+    test = A.held_out(cfg.test_problems, cfg.test_digits, seed=_data_seed(ctx, "test"), width=cfg.width)
+    star_set = A.held_out(cfg.star_problems, cfg.test_digits, seed=_data_seed(ctx, "star"), exclude=set(test),
+                          width=cfg.width)
+    _train(cfg, ctx, lm, set(test) | set(star_set), test)
 
     results = ctx.state("results", {})
     evaluator = Evaluator(cfg, ctx, LocalBackend(lm, batch_size=cfg.lm_batch), test, results)
     units = evaluator.plan(evaluations)
     for step in ctx.steps(len(units), phase="evaluate"):
-        evaluator.run(units[step], seed=cfg.seed * 7919 + step)
+        evaluator.run(units[step], step)
+    ctx.save_model("lm", lm, lm.spec())
     if "star" in evaluations and cfg.star_rounds:
         _star(cfg, ctx, lm, test, star_set, results)
-    ctx.artifact("model", model_bytes(lm), kind="bytes")
     return _finish(cfg, ctx, results)
 
 
@@ -363,44 +446,65 @@ def _best(rows: list[dict], method: str, k: int | None = None) -> float | None:
 
 def _finish(cfg: CascadesConfig, ctx: RunContext, results: dict[str, Any]) -> dict[str, float]:
     rows = results.get("accuracy", [])
+    per = results.get("per_problem", {})
     summary: dict[str, float] = {}
     for r in rows:
         summary[f"{r['method']}@{r['k']}/accuracy"] = r["accuracy"]
-    k = cfg.k_max
-    single, sc = _best(rows, "forward", 1), _best(rows, "self_consistency", k)
-    n = cfg.test_problems
-    if single is not None and sc is not None:
-        ctx.claim("Self-consistency raises accuracy over a single sample",
-                  f"{cfg.test_digits}-digit problems: one sample {single:.3f}; self-consistency@{k} {sc:.3f}",
-                  sc > single, f"exact match on {n} held-out problems; single-sample accuracy averaged over {k} "
-                               f"samples at temperature {cfg.temperature:g}")
-    ver = _best(rows, "verifier_smc", k)
-    if ver is not None and sc is not None:
+    k, n, t = cfg.k_max, cfg.test_problems, cfg.temperature
+    setting = (f"{n} held-out problems with {cfg.test_digits}-digit operands; exact match; temperature {t:g}; "
+               "paired bootstrap over the problems")
+    sc, single = per.get(f"self_consistency@{k}"), per.get("forward@1")
+    if sc is not None and single is not None:
+        ctx.claim(C.self_consistency(sc, single, k=k, generator=ctx.rng("claims/self_consistency"),
+                                     detail=f"{setting}; one sample's accuracy on a problem: the mean over its {k} "
+                                            "samples"))
+    smc = per.get(f"verifier_smc@{k}")
+    if smc is not None and sc is not None:
         rej = _best(rows, "verifier_rejection", k)
-        ctx.claim("Verifier-guided inference raises accuracy further (over self-consistency)",
-                  f"verifier-guided SMC@{k} {ver:.3f} vs self-consistency@{k} {sc:.3f}"
-                  + (f"; verifier-guided rejection@{k} {rej:.3f}" if rej is not None else ""),
-                  ver > sc, f"the verifier's check '{cfg.verifier_check}' observed after each scratchpad line (judge: its 'y' "
-                            "on the previous and new line; recompute: the line's sum under the position-free I "
-                            f"format); {k} particles (SMC) or tries (rejection) against self-consistency over the "
-                            "same number of samples")
-    tool = _best(rows, "tool", 1)
-    if tool is not None and single is not None:
-        unaided = max(v for v in (single, _best(rows, "direct", 1)) if v is not None)
-        ctx.claim("Tool use beats unaided arithmetic on longer numbers",
-                  f"{cfg.test_digits}-digit problems: calculator {tool:.3f}; best unaided single sample "
-                  f"{unaided:.3f}", tool > unaided,
-                  "one sample each; tool use: the model writes the calculator call and the calculator's result is "
-                  "the answer; unaided = the better of the scratchpad and the direct answer")
-    star = results.get("star", [])
-    if len(star) >= 2:
-        first, last = star[0]["accuracy"], star[-1]["accuracy"]
-        path = " → ".join(f"{r['accuracy']:.3f}" for r in star)
-        ctx.claim("STaR raises accuracy over rounds", f"accuracy by round: {path}", last > first,
-                  f"{cfg.star_rounds} rounds, {cfg.star_problems} questions with known answers, rationales by "
-                  f"rejection ({cfg.star_tries} tries each), {cfg.star_steps} fine-tuning steps per round")
-        summary["star/initial_accuracy"], summary["star/final_accuracy"] = first, last
+        ctx.claim(C.verifier(smc, sc, k=k, generator=ctx.rng("claims/verifier"),
+                             detail=f"{setting}; the verifier's check '{cfg.verifier_check}' observed after each "
+                                    "scratchpad line (judge: its 'y' on the previous and new line; recompute: the "
+                                    f"line's sum under the position-free I format); {k} particles against {k} "
+                                    "samples" + (f"; verifier-guided rejection@{k}: {rej:.3f}" if rej is not None
+                                                 else "")))
+    long_rows = {r["format"]: r for r in results.get("long", [])}
+    if "long/tool" in per:
+        unaided = {name: per[f"long/{name}"] for name in ("direct", "scratchpad") if f"long/{name}" in per}
+        tool_row = long_rows.get("tool", {})
+        copied = tool_row.get("copied", float("nan"))
+        calls = ", ".join(tool_row.get("calls", [])[:3])
+        ctx.claim(C.tool_use(per["long/tool"], unaided, digits=cfg.long_digits, trained_digits=cfg.max_train_digits,
+                             generator=ctx.rng("claims/tool_use"),
+                             detail=f"{n} problems, one sample each, unpadded; the model writes the calculator call "
+                                    "and the calculator's result is the answer, so the tool is right exactly when "
+                                    f"the call copies the question: {copied:.3f} of calls did (first calls: {calls}); "
+                                    f"{_long_diagnosis(cfg)}"))
+        summary["long/tool/accuracy"] = tool_row.get("accuracy", float("nan"))
+    star_rows = results.get("star", [])
+    if "star/star" in per and "star/control" in per and len(star_rows) > 2:
+        path = {arm: " → ".join(f"{r['accuracy']:.3f}" for r in star_rows if r.get("arm", "star") == arm)
+                for arm in ARMS}
+        rationales = int(star_rows[-1].get("rationales", 0))
+        ctx.claim(C.star(per["star/star"], per["star/control"], rationales=rationales,
+                         generator=ctx.rng("claims/star"),
+                         detail=f"accuracy by round: STaR {path['star']}; control {path['control']}; "
+                                f"{cfg.star_rounds} rounds of {cfg.star_steps} steps at lr {cfg.star_lr:g} "
+                                f"(the main schedule ends at {0.1 * cfg.lr:g}); {rationales} rationales found for "
+                                f"{cfg.star_problems} questions with known answers by rejection "
+                                f"({cfg.star_tries} tries each); accuracy: {cfg.star_eval_samples} samples per "
+                                f"test problem; {setting}"))
+        first = [r for r in star_rows if r.get("arm", "star") == "star"]
+        control = [r for r in star_rows if r.get("arm") == "control"]
+        summary["star/initial_accuracy"], summary["star/final_accuracy"] = first[0]["accuracy"], first[-1]["accuracy"]
+        summary["star/control_accuracy"] = control[-1]["accuracy"]
     return summary
+
+
+def _long_diagnosis(cfg: CascadesConfig) -> str:
+    """Why the unaided and tool cascades meet operands longer than training where they do (the claim's conclusion)."""
+    return (f"the tiny transformer has learned absolute positions, trained on operands of at most "
+            f"{cfg.max_train_digits} digits written {cfg.width or cfg.max_train_digits} wide, so every character of a "
+            f"{cfg.long_digits}-digit question past the training width sits at positions it never saw in that role")
 
 
 EXPERIMENT = register(Experiment(
@@ -409,10 +513,11 @@ EXPERIMENT = register(Experiment(
     description=__doc__.split("\n\n")[0] if __doc__ else "",
     config=CascadesConfig,
     run=run,
-    smoke={"train_steps": 20, "d_model": 16, "n_head": 2, "n_layer": 1, "test_problems": 3, "k_max": 2,
-           "max_train_digits": 2, "digit_weights": "1,1", "test_digits": 2, "width": 2, "digits_problems": 2, "star_rounds": 1,
-           "star_problems": 3, "star_tries": 1, "star_steps": 2, "star_eval_samples": 1, "batch_size": 8,
-           "stored_traces": 2},
+    smoke={"steps": 20, "d_model": 16, "n_head": 2, "n_layer": 1, "test_problems": 3, "k_max": 2,
+           "max_train_digits": 2, "digit_weights": "1,1", "test_digits": 2, "width": 2, "long_digits": 3,
+           "digits_problems": 2, "star_rounds": 1, "star_problems": 3, "star_tries": 1, "star_steps": 2,
+           "star_eval_samples": 1, "batch_size": 8, "stored_traces": 2, "eval_every": 10},
     demo={},
-    key_metrics=("train/loss", "star/accuracy"),  # accuracies by K: the "accuracy vs K" view (x = K, not steps)
+    key_metrics=("train/loss", "eval/loss", "star/accuracy", "star/control_accuracy"),
+    # accuracies by K: the "accuracy vs K" view (x = K, not steps)
 ))

@@ -374,10 +374,12 @@ def _self_consistency(programs: list[Program], n: int, engine: Engine, answer: s
     return out
 
 
-def infer_many(cascades: list[Program], method: str, n: int, seed: int = 0, **options: Any) -> list[Posterior]:
+def infer_many(cascades: list[Program], method: str, n: int, seed: int | torch.Generator = 0,
+               **options: Any) -> list[Posterior]:
     """:func:`infer` on several cascades at once (e.g. one per question of a data set): every
     execution of every cascade runs in one engine, so language-model calls are batched across them;
-    each cascade gets its own posterior (its own resampling, beams, tries)."""
+    each cascade gets its own posterior (its own resampling, beams, tries). ``seed``: an integer, or a
+    ``torch.Generator`` to draw from (inside a run: ``ctx.rng(name, step)``)."""
     if method not in METHODS:
         raise ValueError(f"method = {method!r}; allowed: {', '.join(METHODS)}")
     if int(n) < 1:
@@ -391,7 +393,8 @@ def infer_many(cascades: list[Program], method: str, n: int, seed: int = 0, **op
         raise TypeError(f"infer({method!r}): unknown option(s) {sorted(unknown)}; allowed: "
                         f"{sorted(_OPTIONS[method] | {'args', 'kwargs', 'batched'})}")
     programs = [bind(c, *args, **kwargs) for c in cascades]
-    engine = Engine(torch.Generator().manual_seed(int(seed)), batched=batched)
+    generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+    engine = Engine(generator, batched=batched)
     if method == "forward":
         posts = _forward(programs, n, engine)
     elif method == "rejection":
@@ -410,11 +413,12 @@ def infer_many(cascades: list[Program], method: str, n: int, seed: int = 0, **op
     return posts
 
 
-def infer(cascade: Program, method: str, n: int, seed: int = 0, **options: Any) -> Posterior:
+def infer(cascade: Program, method: str, n: int, seed: int | torch.Generator = 0, **options: Any) -> Posterior:
     """Run inference method ``method`` with ``n`` samples (particles, beams, accepted traces or K) on
     ``cascade``.
 
     cascade: a generator function (or handler), called with ``options['args']``/``options['kwargs']``;
-    seed: seeds every random choice the method makes. The module docstring lists the options.
+    seed: seeds every random choice the method makes (an integer, or a ``torch.Generator`` drawn from).
+    The module docstring lists the options.
     """
     return infer_many([cascade], method, n, seed, **options)[0]

@@ -30,23 +30,17 @@ def random_flip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
 
 
 class Augmenter:
-    """Crop (and flip, when ``flip``) with its own generator; ``state_dict`` makes it resumable."""
+    """Crop (and flip, when ``flip``) a rank's shard of the global batch. Stateless: each call draws from the
+    generator it is given (in a run ``ctx.rng("augment", step)``), so there is nothing to checkpoint."""
 
-    def __init__(self, shape: tuple[int, ...], flip: bool, generator: torch.Generator,
-                 rank: int = 0, world_size: int = 1):
-        self.pad, self.flip, self.gen = crop_padding(shape), flip, generator
+    def __init__(self, shape: tuple[int, ...], flip: bool, rank: int = 0, world_size: int = 1):
+        self.pad, self.flip = crop_padding(shape), flip
         self.rank, self.world_size = rank, world_size
 
-    def __call__(self, x: torch.Tensor, global_batch: int) -> torch.Tensor:
-        offsets = torch.randint(0, 2 * self.pad + 1, (global_batch, 2), generator=self.gen)
-        flips = torch.rand(global_batch, generator=self.gen) < 0.5
+    def __call__(self, x: torch.Tensor, global_batch: int, generator: torch.Generator) -> torch.Tensor:
+        offsets = torch.randint(0, 2 * self.pad + 1, (global_batch, 2), generator=generator)
+        flips = torch.rand(global_batch, generator=generator) < 0.5
         shard = slice(self.rank, None, self.world_size)
         offsets, flips = offsets[shard][: len(x)].to(x.device), flips[shard][: len(x)].to(x.device)
         x = random_crop(x, self.pad, offsets)
         return random_flip(x, flips) if self.flip else x
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"generator": self.gen.get_state()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.gen.set_state(state["generator"])

@@ -101,13 +101,14 @@ class ProbeSet:
     _il: tuple[Tensor, Tensor] | None = None
 
     @classmethod
-    def draw(cls, x: Tensor, y: Tensor, corrupted: Tensor, size: int, seed: int) -> "ProbeSet":
-        """``size`` points of the training part chosen with ``seed`` (all of them when ``size`` ≥ N or 0)."""
+    def draw(cls, x: Tensor, y: Tensor, corrupted: Tensor, size: int, generator: torch.Generator) -> "ProbeSet":
+        """``size`` points of the training part drawn with ``generator`` (the caller's, e.g. ``ctx.rng("probe")``;
+        all of them when ``size`` ≥ N or 0)."""
         n = int(y.shape[0])
         if size <= 0 or size >= n:
             index = torch.arange(n)
         else:
-            index = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+            index = torch.randperm(n, generator=generator)[:size].sort().values
         dev_index = index.to(x.device)
         return cls(index, x[dev_index], y[dev_index], corrupted[index].bool())
 

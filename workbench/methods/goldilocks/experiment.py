@@ -21,10 +21,12 @@ import numpy as np
 import torch
 
 from workbench.core.context import RunContext
-from workbench.lib.data import needs_dataset
-from workbench.core.params import Config, ConfigError, Param
+from workbench.core.params import Config, ConfigError, OptimParams, Param
 from workbench.core.registry import Experiment, register
+from workbench.lib.data import ImageDataParams, needs_dataset
+from workbench.lib.nn import build_model
 
+from .claims import corrupted_share_claims, speed_claim
 from .diagnostics import ProbeSet, il_report, reliability_rows
 from .irreducible import IrreducibleLossTable, IrreducibleTrainer
 from .noise import NOISE_KINDS, apply_noise
@@ -40,16 +42,21 @@ IL_CHECKPOINTS = ("best_train_part", "best_holdout", "last")
 IL_VAL_SHARE = 0.1
 
 
-class GoldilocksConfig(Config):
-    dataset: str = Param("digits", choices=("digits", "fashion_mnist", "mnist", "cifar10"), doc="image data set")
+class GoldilocksConfig(
+    OptimParams.with_defaults(lr=1e-3, weight_decay=0.01, docs={"lr": "AdamW learning rate of the target model",
+                                                                "weight_decay": "AdamW weight decay (both models)"}),
+    ImageDataParams.with_defaults(docs={"dataset": "image data set"}),
+    Config,
+):
+    """RHO-LOSS and the other selection methods (the loop's own ``steps`` and ``eval_every``; no ``batch_size``:
+    the batches are ``large_batch`` candidates and ``small_batch`` selected points)."""
+
     selection: str = Param("rho_loss", choices=SELECTIONS,
                            doc="selection method; compare: every method in 'methods' with the same seed, then replay")
     methods: tuple = Param(METHODS, choices=METHODS, multiple=True, doc="methods run by selection=compare")
     steps: int = Param(1000, bounds=(1, 1_000_000), unit="steps", doc="gradient steps of the target model")
     large_batch: int = Param(320, bounds=(1, 1_000_000), unit="points", doc="n_B: candidates scored per step")
     percent_train: float = Param(0.1, bounds=(0.001, 1.0), doc="n_b = ceil(percent_train · n_B) points trained on per step")
-    lr: float = Param(1e-3, bounds=(1e-6, 1.0), log=True, doc="AdamW learning rate of the target model")
-    weight_decay: float = Param(0.01, bounds=(0.0, 1.0), doc="AdamW weight decay (both models)")
     temperature: float = Param(1.0, bounds=(1e-3, 100.0), log=True, doc="Boltzmann selection temperature")
     eval_mode_scoring: bool = Param(False, doc="score candidates in eval mode (the paper scores in train mode)")
     mc_samples: int = Param(10, bounds=(1, 100), doc="MC-dropout samples for entropy and BALD")
@@ -81,7 +88,8 @@ class GoldilocksConfig(Config):
     replay_width: int = Param(32, bounds=(1, 4096), doc="compare: width of the replay architecture")
     replay_run: str = Param("", doc="selection=replay: id of the run whose selected sequence is replayed")
     replay_method: str = Param("rho_loss", choices=METHODS, doc="selection=replay: which method's sequence to replay")
-    seeds: int = Param(1, bounds=(1, 20), doc="compare: independent replicates (seed, seed+1, ...); claims use the median")
+    seeds: int = Param(1, bounds=(1, 20), doc="compare: independent replicates (data split by seed, seed+1, ...); "
+                                              "the summary gives the median speedup, the claims a t interval over them")
     eval_every: int = Param(50, bounds=(1, 1_000_000), unit="steps", doc="test-subset accuracy and diagnostics every N steps")
     eval_points: int = Param(2000, bounds=(0, 1_000_000), unit="points",
                              doc="test points (a fixed subset) evaluated during training; the whole test set once at "
@@ -100,11 +108,16 @@ class GoldilocksConfig(Config):
             raise ConfigError("selection = 'replay' needs parameter 'replay_run' (the id of a finished run)", "replay_run")
 
 
-def _build(arch: str, width: int, shape, num_classes: int, seed: int):
-    from workbench.lib.nn import build_model
+def _spec(arch: str, width: int, shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    """``build_model``'s arguments: what ``ctx.save_model`` stores so ``runs.load_model`` rebuilds the model."""
+    return {"arch": arch, "in_shape": list(shape), "num_classes": num_classes, "width": width}
 
-    torch.manual_seed(seed)  # the same initial weights for every method of one architecture
-    return build_model(arch, shape, num_classes, width=width)
+
+def _build(ctx: RunContext, name: str, spec: dict[str, Any]) -> torch.nn.Module:
+    """The model of ``spec`` initialised from the run's seed and ``name`` (one name: the same initial weights,
+    e.g. ``init/mlp`` for every method of one architecture in a replicate)."""
+    with ctx.seeded(name):
+        return build_model(**spec).to(ctx.device)
 
 
 def _suffix(replicate: int) -> str:
@@ -124,7 +137,8 @@ def _split(cfg: GoldilocksConfig, split: str, seed: int) -> tuple[torch.Tensor, 
 def prepare(cfg: GoldilocksConfig, ctx: RunContext, replicate: int = 0) -> TrainingData:
     """Load the splits, corrupt the labels, train the irreducible-loss model and tabulate its losses.
 
-    Replicate r uses seed ``cfg.seed + r`` for the holdout split, the noise, the models and the batches.
+    Replicate r splits the data with seed ``cfg.seed + r``; its noise, initial weights and batches come from the
+    context's streams named with the suffix ``@r``.
     """
     from workbench.lib import data as wdata
 
@@ -138,18 +152,19 @@ def prepare(cfg: GoldilocksConfig, ctx: RunContext, replicate: int = 0) -> Train
     num_classes = wdata.num_classes(cfg.dataset)
     noise = dict(kind=cfg.noise, rate=cfg.noise_rate, ambiguous_rate=cfg.ambiguous_rate,
                  duplicate_rate=cfg.duplicate_rate, any_class=cfg.noise_any_class)
-    train = apply_noise(x_tr, y_tr, num_classes, generator=ctx.generator("noise/train" + sfx), **noise)
+    train = apply_noise(x_tr, y_tr, num_classes, generator=ctx.rng("noise/train" + sfx), **noise)
     if cfg.noise_holdout:
-        hold = apply_noise(x_ho, y_ho, num_classes, generator=ctx.generator("noise/holdout" + sfx), **noise)
+        hold = apply_noise(x_ho, y_ho, num_classes, generator=ctx.rng("noise/holdout" + sfx), **noise)
         x_ho, y_ho = hold.x, hold.y
         del hold
     x, y = train.x.to(dev), train.y.to(dev)
     del x_tr
     shape = tuple(x.shape[1:])
 
-    il_model = _build(cfg.il_arch, cfg.il_width, shape, num_classes, seed + 1).to(dev)
+    il_spec = _spec(cfg.il_arch, cfg.il_width, shape, num_classes)
+    il_model = _build(ctx, f"init/il/{cfg.il_arch}" + sfx, il_spec)
     if cfg.il_checkpoint == "best_holdout":  # early stopping on a held-out tenth of the holdout part
-        perm = torch.randperm(len(y_ho), generator=torch.Generator().manual_seed(seed + 7))
+        perm = torch.randperm(len(y_ho), generator=ctx.rng("il_validation" + sfx))
         n_val = max(1, int(round(IL_VAL_SHARE * len(y_ho))))
         val, fit = perm[:n_val].sort().values, perm[n_val:].sort().values
         x_sel, y_sel = x_ho[val].to(dev), y_ho[val].to(dev)
@@ -189,17 +204,18 @@ def prepare(cfg: GoldilocksConfig, ctx: RunContext, replicate: int = 0) -> Train
                                  f"{il}/best_step": best_step, f"{il}/passed_best": float(passed),
                                  **{f"{il}/train_part/{k}": v for k, v in report.items() if math.isfinite(v)}})
         ctx.artifact(f"{il}/reliability", reliability_rows(probs, y.cpu(), train.true_y), kind="table")
+        ctx.save_model(il, il_model, il_spec, build=build_model)
         del probs
     else:
         trainer.release()
     eval_index = None
     if 0 < cfg.eval_points < len(y_te):
-        eval_index = torch.randperm(len(y_te), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.eval_points]
+        eval_index = torch.randperm(len(y_te), generator=ctx.rng("eval_subset"))[: cfg.eval_points]
         eval_index = eval_index.sort().values
     if replicate == 0:  # what the accuracy curves were measured on (the views say it)
         ctx.artifact("evaluation", {"points": len(y_te) if eval_index is None else len(eval_index),
                                     "test_points": len(y_te)}, kind="json")
-    probe = ProbeSet.draw(x, y, train.corrupted, cfg.probe_points, seed=seed)
+    probe = ProbeSet.draw(x, y, train.corrupted, cfg.probe_points, generator=ctx.rng("probe" + sfx))
     return TrainingData(x=x, y=y, true_y=train.true_y, corrupted=train.corrupted, x_test=x_te, y_test=y_te,
                         num_classes=num_classes, il_table=table, il_model=il_model, eval_index=eval_index,
                         probe=probe, il_trainer=trainer)
@@ -243,8 +259,9 @@ def run(cfg: GoldilocksConfig, ctx: RunContext) -> dict[str, float]:
         if sequence.shape[1] < cfg.small_batch:
             raise ConfigError(f"parameter 'percent_train': n_b = {cfg.small_batch} exceeds the recorded "
                               f"{sequence.shape[1]} points per step", "percent_train")
-    model = _build(cfg.arch, cfg.width, shape, k, cfg.seed).to(ctx.device)
-    rec = train_method(ctx, cfg, cfg.selection, _selector(cfg, cfg.selection, sequence), model, data)
+    spec = _spec(cfg.arch, cfg.width, shape, k)
+    model = _build(ctx, f"init/{cfg.arch}", spec)
+    rec = train_method(ctx, cfg, cfg.selection, _selector(cfg, cfg.selection, sequence), model, data, spec=spec)
     out = _summary(cfg.selection, rec)
     out["test/accuracy"] = out[f"{cfg.selection}/test/accuracy"]
     out["noise_rate"] = float(data.corrupted.float().mean())
@@ -259,18 +276,20 @@ def _compare_once(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData, re
         methods = ["uniform"] + methods
     records: dict[str, MethodRecord] = {}
 
-    def train(name: str, selector_name: str, arch: str, width: int, model_seed: int, sequence=None) -> None:
-        model = _build(arch, width, shape, k, model_seed).to(ctx.device)
+    def train(name: str, selector_name: str, init: str, spec: dict[str, Any], sequence=None) -> None:
+        model = _build(ctx, init + sfx, spec)
         records[name] = train_method(ctx, cfg, name + sfx, _selector(cfg, selector_name, sequence), model, data,
-                                     replicate=replicate)
+                                     replicate=replicate, spec=spec)
 
-    for name in methods:
-        train(name, name, cfg.arch, cfg.width, seed)
+    target = _spec(cfg.arch, cfg.width, shape, k)
+    for name in methods:  # every method from the same initial weights
+        train(name, name, f"init/{cfg.arch}", target)
     replay = ("replay_uniform", "replay")
     if "rho_loss" in records:
         seq = torch.as_tensor(records["rho_loss"].sequence())
-        train("replay_uniform", "uniform", cfg.replay_arch, cfg.replay_width, seed + 2)
-        train("replay", "replay", cfg.replay_arch, cfg.replay_width, seed + 2, seq)
+        other = _spec(cfg.replay_arch, cfg.replay_width, shape, k)
+        train("replay_uniform", "uniform", f"init/replay/{cfg.replay_arch}", other)
+        train("replay", "replay", f"init/replay/{cfg.replay_arch}", other, seq)
     rows = speedup_table({n: (r.steps, r.seconds, r.accuracy) for n, r in records.items() if n not in replay})
     if "replay" in records:
         rows += speedup_table({n: (records[n].steps, records[n].seconds, records[n].accuracy) for n in replay},
@@ -289,7 +308,8 @@ def _compare_once(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData, re
 
 
 def compare(cfg: GoldilocksConfig, ctx: RunContext) -> dict[str, float]:
-    """``cfg.seeds`` independent replicates of the comparison; speedups and claims use the median over them.
+    """``cfg.seeds`` independent replicates of the comparison: the summary gives the median speedup over them, the
+    claims a t interval over them (:mod:`.claims`).
 
     Each replicate's data (its training part, holdout and probe set) is released before the next one is loaded,
     so the peak memory does not grow with the number of seeds."""
@@ -325,31 +345,8 @@ def _median(values: list[float]) -> float:
     return vals[n // 2] if n % 2 else 0.5 * (vals[n // 2 - 1] + vals[n // 2])
 
 
-def _fmt_speed(row: dict) -> str:
-    s = row["speedup_steps"]
-    if math.isnan(s) or s == 0.0:
-        return "never"
-    return f"{s:.2f}×"
-
-
-def _speed_claim(rows: list[dict], base_rows: list[dict]) -> tuple[str, bool]:
-    """Holds when the method is faster than its baseline in a strict majority of the seeds."""
-    speeds = [r["speedup_steps"] for r in rows]
-    faster = sum(1 for v in speeds if not math.isnan(v) and v > 1.0)
-    per = ", ".join(f"seed {r['seed']}: {_fmt_speed(r)} ({_steps(r)} vs {_steps(b)} steps to {b['target_accuracy']:.3f})"
-                    for r, b in zip(rows, base_rows))
-    head = f"{_median(speeds):.2f}×"
-    if len(rows) > 1:
-        head += f" median over {len(rows)} seeds, faster in {faster}/{len(rows)}"
-    return f"{head} [{per}]", faster * 2 > len(rows)
-
-
-def _steps(row: dict) -> str:
-    v = row["steps_to_target"]
-    return "never" if math.isinf(v) or math.isnan(v) else f"{v:.0f}"
-
-
 def _claims(cfg: GoldilocksConfig, ctx: RunContext, by: dict[str, list[dict]]) -> None:
+    """The paper's claims at this setting, over the replicates (:mod:`.claims`)."""
     noise_rate = sum(r["noise_rate"] for r in by["uniform"]) / len(by["uniform"])
     n_seeds = len(by["uniform"])
     converged = sum(1 for r in by["uniform"] if r.get("il_passed_best"))
@@ -362,32 +359,21 @@ def _claims(cfg: GoldilocksConfig, ctx: RunContext, by: dict[str, list[dict]]) -
                f"accuracy during training on " + (f"a fixed subset of at most {cfg.eval_points} test points"
                                                    if cfg.eval_points else "the whole test set"))
     if "rho_loss" in by:
-        measured, holds = _speed_claim(by["rho_loss"], by["uniform"])
-        wall = _median([r["speedup_wallclock"] for r in by["rho_loss"]])
-        ctx.claim(
+        ctx.claim(speed_claim(
             "Under label noise RHO-LOSS reaches the uniform baseline's best accuracy in fewer steps "
             "(paper: up to 18× on Clothing-1M, ~2-3× on CIFAR-10)",
-            measured=measured, holds=holds, detail=f"{setting}; median wall-clock speedup {wall:.2f}×",
-        )
-    if "rho_loss" in by and "train_loss" in by:
-        r = sum(x["corrupted_share"] for x in by["rho_loss"]) / len(by["rho_loss"])
-        t = sum(x["corrupted_share"] for x in by["train_loss"]) / len(by["train_loss"])
-        ctx.claim(
-            "RHO-LOSS selects a smaller share of corrupted points than the noise rate; training-loss selection a larger one",
-            measured=f"rho_loss {r:.1%}, train_loss {t:.1%}, noise rate {noise_rate:.1%} (share over all steps, "
-                     f"mean over {len(by['rho_loss'])} seed(s); the share per interval is metric "
-                     f"'<method>/select/corrupted_share_recent')",
-            holds=(bool(r < noise_rate < t) if noise_rate > 0 else None),
-            detail=setting,
-        )
+            "RHO-LOSS", "uniform", by["rho_loss"], by["uniform"], setting=setting, noise_rate=noise_rate,
+            paper="Mindermann et al. 2022, Fig. 1 and Table 2"))
+    if "rho_loss" in by:
+        for claim in corrupted_share_claims(by, noise_rate, setting=setting):
+            ctx.claim(claim)
     if "replay" in by:
-        measured, holds = _speed_claim(by["replay"], by["replay_uniform"])
-        ctx.claim(
+        ctx.claim(speed_claim(
             "A replayed RHO-LOSS selection sequence trains a different architecture faster than uniform",
-            measured=measured, holds=holds,
-            detail=f"selection recorded with {cfg.arch} (width {cfg.width}), replayed on {cfg.replay_arch} "
-                   f"(width {cfg.replay_width}) against uniform on {cfg.replay_arch}; " + setting,
-        )
+            f"replay on {cfg.replay_arch}", f"uniform on {cfg.replay_arch}", by["replay"], by["replay_uniform"],
+            setting=f"selection recorded with {cfg.arch} (width {cfg.width}), replayed on {cfg.replay_arch} "
+                    f"(width {cfg.replay_width}); " + setting,
+            paper="Mindermann et al. 2022, Section 5 (selection transfers across architectures)"))
 
 
 EXPERIMENT = register(Experiment(
@@ -397,13 +383,15 @@ EXPERIMENT = register(Experiment(
     config=GoldilocksConfig,
     run=run,
     smoke={"steps": 3, "large_batch": 32, "percent_train": 0.25, "il_steps": 4, "il_eval_every": 2, "eval_every": 2,
-           "width": 16, "il_width": 8, "replay_width": 4, "mc_samples": 2, "gallery_size": 4, "selection": "compare"},
-    # the documented setting of the claims, at fashion_mnist scale (about 2-3 minutes on 2 CPU cores): 20% uniform
+           "width": 16, "il_width": 8, "replay_width": 4, "mc_samples": 2, "gallery_size": 4, "selection": "compare",
+           "seeds": 2},  # two replicates: the claims' t interval over seeds is finite even in a smoke run
+    # the documented setting of the claims, at fashion_mnist scale (about 6-7 CPU-minutes per seed, 20 in all;
+    # three seeds so the claims carry a t interval over seeds): 20% uniform
     # label noise drawn from all classes on the training part only, the irreducible-loss model (the target's
     # architecture) early-stopped on a held-out tenth of the clean holdout, accuracy on the whole test set
     demo={"dataset": "fashion_mnist", "selection": "compare", "methods": ("uniform", "rho_loss", "train_loss"),
           "steps": 2000, "eval_every": 100, "eval_points": 0, "noise_rate": 0.2, "il_width": 256,
-          "il_batch_size": 320, "il_steps": 1270, "il_eval_every": 85, "replay_width": 8, "seeds": 1},
+          "il_batch_size": 320, "il_steps": 1270, "il_eval_every": 85, "replay_width": 8, "seeds": 3},
     # the paper's CIFAR-10 label-noise setting, for a GPU (the authors' published configuration,
     # cifar10_resnet18_main_label_noise: ResNet-18 target and irreducible-loss models, n_B = 320, n_b = 32, AdamW
     # lr 1e-3, every other training image held out, 10% of the training labels resampled from all classes and a

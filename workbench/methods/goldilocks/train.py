@@ -20,7 +20,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,12 +28,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.core.context import RunContext
+from workbench.lib.nn import build_model
 
 from .diagnostics import ProbeSet, probe_metrics
 from .irreducible import IrreducibleLossTable
 from .scores import per_point_loss
 from .selection import Candidates, Selection, Selector
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .experiment import GoldilocksConfig
 
 #: The training loss is logged as its mean over this many steps (one host transfer per block, not per step).
 LOG_EVERY = 10
@@ -294,14 +297,18 @@ class _Clock:
 
 def train_method(
     ctx: RunContext,
-    cfg: Any,
+    cfg: GoldilocksConfig,
     label: str,
     selector: Selector,
     model: nn.Module,
     data: TrainingData,
     replicate: int = 0,
+    spec: dict[str, Any] | None = None,
 ) -> MethodRecord:
-    """Train ``model`` for ``cfg.steps`` selected batches; log ``<label>/...`` metrics and artifacts."""
+    """Train ``model`` for ``cfg.steps`` selected batches; log ``<label>/...`` metrics and artifacts; with ``spec``
+    (``build_model``'s arguments) save the trained model as ``label`` (``runs.load_model(run_id, label)``).
+
+    A selector's random draws (Boltzmann sampling, MC dropout) at step t come from ``ctx.rng("select/<label>", t)``."""
     dev = ctx.device
     n_b = cfg.small_batch
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -314,7 +321,6 @@ def train_method(
         ctx.track(**{f"il_model_{label}": il_model, f"il_opt_{label}": il_opt})
     # the same candidate draws for every method of one replicate
     candidates = ctx.batches(len(data), cfg.large_batch, name="candidates" + ("" if replicate == 0 else f"@{replicate}"))
-    gen = ctx.generator(f"select/{label}")  # checkpointed by the context
     x, y = data.x, data.y
     if data.eval_index is not None:
         eval_index = data.eval_index.to(data.x_test.device)
@@ -337,7 +343,7 @@ def train_method(
             il = _live_losses(il_model, xb, yb) if il_model is not None else data.il_table.on(dev)[idx]
         cand = Candidates(idx, xb, yb, il)
         with ctx.autocast():
-            sel = selector.select(model, cand, n_b, step=step, generator=gen)
+            sel = selector.select(model, cand, n_b, step=step, generator=ctx.rng(f"select/{label}", step))
         view = None
         if is_eval:  # the candidate batch as the model that selected it saw it (not timed)
             clock.pause()
@@ -390,6 +396,8 @@ def train_method(
         return rec
     rec.flush()
     ctx.artifact(f"selected/{label}", rec.sequence(), kind="array")
+    if spec is not None:
+        ctx.save_model(label, model, spec, build=build_model)
     if rec.n_selected:
         data_counts = torch.bincount(data.true_y.cpu(), minlength=data.num_classes).float()
         ctx.artifact(f"class_share/{label}", [
@@ -440,7 +448,7 @@ def _view_before_update(model: nn.Module, cand: Candidates, sel: Selection, data
             "true_y": data.true_y[index.cpu()], "corrupted": data.corrupted[index.cpu()]}
 
 
-def _report_view(ctx: RunContext, cfg: Any, label: str, step: int, view: dict[str, Any] | None) -> None:
+def _report_view(ctx: RunContext, cfg: GoldilocksConfig, label: str, step: int, view: dict[str, Any] | None) -> None:
     """The live gallery (most recently selected points) and the large-batch loss scatter."""
     if view is None:
         return

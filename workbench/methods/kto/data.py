@@ -9,13 +9,15 @@ desirable and an undesirable completion of the same prompt.
 from __future__ import annotations
 
 import os
-import random
 from collections import defaultdict
+from typing import TypeVar
 
+import torch
 from datasets import Dataset, load_dataset
 
 PAIRED_COLUMNS = ("prompt", "chosen", "rejected")
 UNPAIRED_COLUMNS = ("prompt", "completion", "label")
+T = TypeVar("T")
 
 
 def load_feedback(source: str, split: str = "train") -> Dataset:
@@ -82,18 +84,15 @@ def paired_to_unpaired(ds: Dataset) -> Dataset:
     return Dataset.from_dict({"prompt": prompts, "completion": completions, "label": labels})
 
 
-def unpaired_to_paired(ds: Dataset, seed: int = 0) -> Dataset:
-    """Pair desirable with undesirable completions of the same prompt (shuffled, each used once)."""
+def unpaired_to_paired(ds: Dataset, generator: torch.Generator) -> Dataset:
+    """Pair desirable with undesirable completions of the same prompt (shuffled by ``generator``, each used once)."""
     good: dict[str, list[str]] = defaultdict(list)
     bad: dict[str, list[str]] = defaultdict(list)
     for row in ds:
         (good if row["label"] else bad)[row["prompt"]].append(row["completion"])
-    rng = random.Random(seed)
     rows: dict[str, list[str]] = {"prompt": [], "chosen": [], "rejected": []}
     for prompt in sorted(good):
-        g, b = good[prompt][:], bad.get(prompt, [])[:]
-        rng.shuffle(g)
-        rng.shuffle(b)
+        g, b = _shuffled(good[prompt], generator), _shuffled(bad.get(prompt, []), generator)
         for c, r in zip(g, b):
             rows["prompt"].append(prompt)
             rows["chosen"].append(c)
@@ -101,18 +100,22 @@ def unpaired_to_paired(ds: Dataset, seed: int = 0) -> Dataset:
     return Dataset.from_dict(rows)
 
 
-def subsample(ds: Dataset, desirable_share: float = 1.0, undesirable_share: float = 1.0, seed: int = 0) -> Dataset:
-    """Keep a random ``desirable_share`` of the desirable rows and ``undesirable_share`` of the rest
-    (at least one row of a class that had any)."""
+def _shuffled(items: list[T], generator: torch.Generator) -> list[T]:
+    return [items[i] for i in torch.randperm(len(items), generator=generator).tolist()]
+
+
+def subsample(ds: Dataset, desirable_share: float = 1.0, undesirable_share: float = 1.0, *,
+              generator: torch.Generator) -> Dataset:
+    """Keep a random (``generator``) ``desirable_share`` of the desirable rows and ``undesirable_share`` of the
+    rest (at least one row of a class that had any)."""
     for name, share in (("desirable_share", desirable_share), ("undesirable_share", undesirable_share)):
         if not 0 < share <= 1:
             raise ValueError(f"{name} = {share} must be in (0, 1]")
-    rng = random.Random(seed)
     keep = []
     for label, share in ((True, desirable_share), (False, undesirable_share)):
         idx = [i for i, lab in enumerate(ds["label"]) if bool(lab) == label]
         if idx:
-            keep += rng.sample(idx, max(1, round(share * len(idx))))
+            keep += _shuffled(idx, generator)[: max(1, round(share * len(idx)))]
     return ds.select(sorted(keep))
 
 

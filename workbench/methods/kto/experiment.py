@@ -22,37 +22,46 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+from datasets import Dataset
 
 from workbench.core.batches import IndexBatches
+from workbench.core.claims import Claim
 from workbench.core.context import RunContext, RunState
-from workbench.methods.kto import data as D
-from workbench.methods.kto import toyworld as W
-from workbench.methods.kto.losses import check_kto_weights, csft_prompt, ratio_rule_desirable_weight
-from workbench.methods.kto.losses import BAD_TOKEN, GOOD_TOKEN
-from workbench.methods.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, evaluate, fix_kl_pairs,
-                                 heldout_metrics, kl_chunks, method_step, precompute_reference, tokenise_paired,
-                                 tokenise_unpaired)
+from workbench.core.params import Config, ConfigError, LoopParams, OptimParams, Param
+from workbench.core.registry import Experiment, register
 from workbench.lib.lm.core import CausalLM, TinyLM
 from workbench.lib.lm.tokenizer import WordTokenizer
-from workbench.core.params import Config, ConfigError, Param
-from workbench.core.registry import Experiment, register
+from workbench.methods.kto import claims as K
+from workbench.methods.kto import data as D
+from workbench.methods.kto import toyworld as W
+from workbench.methods.kto.losses import BAD_TOKEN, GOOD_TOKEN, check_kto_weights, csft_prompt
+from workbench.methods.kto.losses import ratio_rule_desirable_weight
+from workbench.methods.kto.model import spec_of
+from workbench.methods.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, Paired, Unpaired,
+                                         evaluate, fix_kl_pairs, heldout_metrics, heldout_rewards, kl_chunks,
+                                         method_step, precompute_reference, prompt_groups, tokenise_paired,
+                                         tokenise_unpaired)
 
 DROP = "kto_drop"  # the comparison's extra run: KTO with drop_share of the desirable rows removed
+Reward = Callable[[str, str], "float | bool"]
 
 
-class KTOConfig(LossParams, Config):
+class KTOConfig(LossParams,
+                OptimParams.with_defaults(lr=1e-3, docs={"lr": "alignment learning rate (Adam)"}),
+                LoopParams.with_defaults(steps=150, batch_size=32, eval_every=25, docs={
+                    "steps": "alignment optimizer steps per method",
+                    "batch_size": "examples (or pairs) per step; KTO needs ≥ 2",
+                    "eval_every": "evaluate every N alignment steps (each evaluation is a point of the KL frontier)"}),
+                Config):
     method: str = Param("all", choices=("all",) + METHODS,
                         doc="alignment loss, or 'all' to compare every loss and check the paper's claims")
     ratio_rule: bool = Param(True, doc="when λ_D·n_D/(λ_U·n_U) falls outside [1, 4/3], set λ_D so that it equals 1")
-    lr: float = Param(1e-3, bounds=(1e-6, 1.0), log=True, unit="lr", doc="alignment learning rate (Adam)")
     reference_cache: bool = Param(True, doc="compute the reference's log-probs once (KTO's mismatched pairs fixed "
                                             "per batch, as TRL does); off: a reference forward every step")
-    align_steps: int = Param(150, bounds=(1, 1_000_000), unit="steps", doc="optimizer steps per method")
-    batch_size: int = Param(32, bounds=(2, 4096), unit="examples", doc="examples (or pairs) per step; KTO needs ≥ 2")
     desirable_share: float = Param(1.0, bounds=(0.01, 1.0), step=0.01, doc="share of desirable unpaired rows kept")
     undesirable_share: float = Param(1.0, bounds=(0.01, 1.0), step=0.01, doc="share of undesirable unpaired rows kept")
     drop_share: float = Param(0.9, bounds=(0.0, 0.99), step=0.01,
@@ -71,8 +80,6 @@ class KTOConfig(LossParams, Config):
     align_samples: int = Param(2048, bounds=(8, 1_000_000), unit="samples",
                               doc="completions sampled from πref and labelled")
     eval_samples: int = Param(256, bounds=(4, 100_000), unit="samples", doc="samples per evaluation")
-    eval_every: int = Param(25, bounds=(1, 1_000_000), unit="steps",
-                            doc="evaluate every N alignment steps (each evaluation is a point of the KL frontier)")
     max_new_tokens: int = Param(12, bounds=(1, 4096), unit="tokens", doc="longest sampled completion")
     max_context: int = Param(128, bounds=(16, 4096), unit="tokens",
                              doc="tiny model on user data: longest prompt + completion kept (longer rows are cut)")
@@ -94,6 +101,10 @@ class KTOConfig(LossParams, Config):
             raise ConfigError(f"parameter 'max_new_tokens' = {self.max_new_tokens} must be smaller than max_context = "
                               f"{self.max_context}", "max_new_tokens")
 
+        if self.batch_size < 2:
+            raise ConfigError(f"parameter 'batch_size' = {self.batch_size} must be ≥ 2 (KTO's KL estimate pairs each "
+                              "example with another of its batch)", "batch_size")
+
 
 def preflight(cfg: KTOConfig) -> None:
     """Before a run is created: the feedback data can be read and the model can be loaded (one-line errors)."""
@@ -109,19 +120,20 @@ def preflight(cfg: KTOConfig) -> None:
         load_reward(cfg.reward)
 
 
-def _pretrain(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | None = None) -> TinyLM:
+# -- phase 1: the reference πref --------------------------------------------------------------------------------
+def pretrain(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | None = None) -> TinyLM:
     """The tiny reference: on synthetic reviews (toy world), or on ``corpus``, the user's (prompt, completion)
     training rows, with a word tokenizer built from them (the CSFT control tokens as specials)."""
     if corpus is None:
         tok, context = W.tokenizer(), W.CONTEXT
-        reviews = W.generate_reviews(cfg.pretrain_reviews, ctx.generator("pretrain-data"))
+        reviews = W.generate_reviews(cfg.pretrain_reviews, ctx.rng("pretrain-data"))
     else:
         tok = WordTokenizer.from_corpus([t for row in corpus for t in row], specials=(GOOD_TOKEN, BAD_TOKEN))
         longest = max(len(tok.split(p)) + len(tok.split(c)) for p, c in corpus) + 3  # <bos>, control, <eos>
         context = min(cfg.max_context, longest + cfg.max_new_tokens)
         reviews = corpus
-    torch.manual_seed(cfg.seed)
-    lm = TinyLM(tok, cfg.n_layer, cfg.d_model, cfg.n_head, context=context).to(ctx.device)
+    with ctx.seeded("reference-init"):
+        lm = TinyLM(tok, cfg.n_layer, cfg.d_model, cfg.n_head, context=context).to(ctx.device)
     prompt_ids = [lm.encode_prompt(p)[: context // 2] for p, _ in reviews]
     completion_ids = [(lm.encode(c) + [lm.eos_id])[: context - len(p)] for (_, c), p in zip(reviews, prompt_ids)]
     opt = torch.optim.AdamW(lm.parameters(), lr=cfg.pretrain_lr, weight_decay=0.01)
@@ -129,8 +141,7 @@ def _pretrain(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | N
     batches = ctx.batches(len(reviews), cfg.pretrain_batch, name="pretrain_batches")
     for step in ctx.steps(cfg.pretrain_steps, phase="pretrain"):
         idx = next(batches).tolist()
-        # cosine decay to 10%
-        for group in opt.param_groups:
+        for group in opt.param_groups:  # cosine decay to 10%
             group["lr"] = cfg.pretrain_lr * (0.55 + 0.45 * math.cos(math.pi * step / max(1, cfg.pretrain_steps)))
         with ctx.autocast():
             out = lm.batch_logps(lm.collate([prompt_ids[i] for i in idx], [completion_ids[i] for i in idx]))
@@ -143,18 +154,68 @@ def _pretrain(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | N
     return lm.eval()
 
 
-def _toy_feedback(cfg: KTOConfig, ctx: RunContext, reference: CausalLM) -> tuple[Any, Any]:
-    """Sample from πref and label by rule: (training rows, held-out rows)."""
-    from datasets import Dataset
+def build_reference(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | None = None) -> CausalLM:
+    """πref, frozen: the tiny transformer pretrained here, or a Hugging Face causal LM."""
+    if cfg.model == "tiny":
+        lm: CausalLM = pretrain(cfg, ctx, corpus)
+    else:
+        from workbench.lib.lm.hf import HFLM
 
+        lm = HFLM.from_pretrained(cfg.model, device=ctx.device)
+        ctx.track(reference=lm)
+        lm.eval()
+    for p in lm.parameters():
+        p.requires_grad_(False)
+    return lm
+
+
+# -- phase 2: the feedback data ---------------------------------------------------------------------------------
+def _split_heldout(ds: Any, share: float, generator: torch.Generator) -> tuple[Any, Any]:
+    """(training rows, held-out rows): a random ``share`` of the rows kept aside (none when fewer than 4 would
+    remain for training)."""
+    n = len(ds)
+    k = int(round(share * n))
+    if k == 0 or n - k < 4:
+        return ds, ds.select([])
+    order = torch.randperm(n, generator=generator).tolist()
+    return ds.select(sorted(order[k:])), ds.select(sorted(order[:k]))
+
+
+def user_feedback(cfg: KTOConfig, ctx: RunContext) -> tuple[Any, Any]:
+    """The user's rows as unpaired feedback (paired data split into its two halves): (training, held-out)."""
+    ds = D.load_feedback(cfg.data, cfg.data_split)
+    ds = D.paired_to_unpaired(ds) if D.feedback_kind(ds) == "paired" else ds
+    return _split_heldout(ds, cfg.heldout, ctx.rng("heldout-split"))
+
+
+def toy_feedback(cfg: KTOConfig, ctx: RunContext, reference: CausalLM) -> tuple[Any, Any]:
+    """Sample from πref and label by rule: (training rows, held-out rows)."""
     prompts = W.prompts(cfg.align_samples)
-    samples = reference.sample(prompts, max_new_tokens=cfg.max_new_tokens, generator=ctx.generator("align-data"))
+    samples = reference.sample(prompts, max_new_tokens=cfg.max_new_tokens, generator=ctx.rng("align-data"))
     labels = [W.is_desirable(s.text, cfg.threshold) for s in samples]
     raw = Dataset.from_dict({"prompt": prompts, "completion": [s.text for s in samples], "label": labels})
-    return _split_heldout(raw, cfg.heldout, cfg.seed)
+    return _split_heldout(raw, cfg.heldout, ctx.rng("heldout-split"))
 
 
-def _reward(cfg: KTOConfig, ctx: RunContext) -> tuple[Any, float]:
+def build_feedback(cfg: KTOConfig, ctx: RunContext, reference: CausalLM,
+                   user_rows: tuple[Any, Any] | None) -> RunState:
+    """The run's data as a checkpointed state (rebuilt on resume, then replaced by the checkpointed copy when the
+    alignment phase resumes): raw rows, pairs for the DPO family, unpaired rows for the rest, held-out rows."""
+    store = ctx.state("data")
+    if user_rows is None:  # every method sees the same completions: KTO's unpaired rows are the split pairs
+        raw, heldout = toy_feedback(cfg, ctx, reference)
+        pairs = D.unpaired_to_paired(raw, generator=ctx.rng("pairs"))
+        unpaired = D.paired_to_unpaired(pairs)
+    else:
+        raw, heldout = user_rows
+        pairs = D.unpaired_to_paired(raw, generator=ctx.rng("pairs"))
+        unpaired = raw
+    store.update(raw=raw.to_dict(), pairs=pairs.to_dict(), unpaired=unpaired.to_dict(), heldout=heldout.to_dict(),
+                 results={})
+    return store
+
+
+def _reward(cfg: KTOConfig, ctx: RunContext) -> tuple[Reward | None, float]:
     """The reward deciding the desirable rate and its threshold: ``cfg.reward`` when given, else the toy rule
     (toy data) or none (user data)."""
     if cfg.reward:
@@ -166,34 +227,8 @@ def _reward(cfg: KTOConfig, ctx: RunContext) -> tuple[Any, float]:
     return None, 0.0
 
 
-def _external_feedback(cfg: KTOConfig):
-    """The user's rows as unpaired feedback (paired data split into its two halves)."""
-    ds = D.load_feedback(cfg.data, cfg.data_split)
-    return D.paired_to_unpaired(ds) if D.feedback_kind(ds) == "paired" else ds
-
-
-def _split_heldout(ds: Any, share: float, seed: int) -> tuple[Any, Any]:
-    """(training rows, held-out rows): a seeded random ``share`` of the rows kept aside (at least one of each kind
-    when there are enough)."""
-    n = len(ds)
-    k = int(round(share * n))
-    if k == 0 or n - k < 4:
-        return ds, ds.select([])
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7)).tolist()
-    return ds.select(sorted(order[k:])), ds.select(sorted(order[:k]))
-
-
-def _reference(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | None = None) -> CausalLM:
-    if cfg.model == "tiny":
-        return _pretrain(cfg, ctx, corpus)
-    from workbench.lib.lm.hf import HFLM
-
-    lm = HFLM.from_pretrained(cfg.model, device=ctx.device)
-    ctx.track(reference=lm)
-    return lm.eval()
-
-
 def _kto_weights(cfg: KTOConfig, n_d: int, n_u: int, ratio_rule: bool) -> tuple[float, float, str]:
+    """(λ_D, λ_U, note): the configured weights, or λ_D from the ratio rule λ_D·n_D = λ_U·n_U (§4.3)."""
     lam_d, lam_u = cfg.desirable_weight, cfg.undesirable_weight
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -207,192 +242,222 @@ def _kto_weights(cfg: KTOConfig, n_d: int, n_u: int, ratio_rule: bool) -> tuple[
     return lam_d, lam_u, note
 
 
-def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
-    toy = cfg.data == "toy"
-    user_rows = None if toy else _split_heldout(_external_feedback(cfg), cfg.heldout, cfg.seed)
-    corpus = None if toy else list(zip(user_rows[0]["prompt"], user_rows[0]["completion"]))
-    reference = _reference(cfg, ctx, corpus)
-    for p in reference.parameters():
-        p.requires_grad_(False)
+# -- phase 3: align each method ---------------------------------------------------------------------------------
+class Aligner:
+    """One policy, value head and optimiser (tracked) trained from πref by one method after another, the
+    tokenised data, the batch streams and the evaluations."""
 
-    # ---- feedback data (rebuilt on resume, then overwritten by the checkpointed copy) -------------
-    store = ctx.state("data")
-    if toy:  # every method sees the same completions: KTO's unpaired rows are the split pairs
-        raw, heldout = _toy_feedback(cfg, ctx, reference)
-        pairs = D.unpaired_to_paired(raw, seed=cfg.seed)
-        unpaired = D.paired_to_unpaired(pairs)
-    else:
-        raw, heldout = user_rows
-        pairs = D.unpaired_to_paired(raw, seed=cfg.seed)
-        unpaired = raw
-    store["raw"] = raw.to_dict()
-    store["pairs"] = pairs.to_dict()
-    store["unpaired"] = unpaired.to_dict()
-    store["heldout"] = heldout.to_dict()
-    store["results"] = {}
+    def __init__(self, cfg: KTOConfig, ctx: RunContext, reference: CausalLM, store: RunState, methods: list[str]):
+        self.cfg, self.ctx, self.reference, self.store, self.methods = cfg, ctx, reference, store, methods
+        if cfg.data == "toy":
+            self.eval_prompts = W.prompts(cfg.eval_samples)
+        else:  # cycle through the held-out prompts (the training ones when nothing is held out)
+            source = list(store["heldout"]["prompt"]) or list(store["unpaired"]["prompt"])
+            self.eval_prompts = (source * cfg.eval_samples)[: cfg.eval_samples]
+        self.reward, self.reward_threshold = _reward(cfg, ctx)
+        self.policy = copy.deepcopy(reference)
+        for p in self.policy.parameters():
+            p.requires_grad_(True)
+        hidden = getattr(reference, "hidden_size", None) or cfg.d_model
+        with ctx.seeded("value-head-init"):
+            self.value_head = nn.Linear(hidden, 1).to(ctx.device)
+        self.opt = torch.optim.Adam(list(self.policy.parameters()) + list(self.value_head.parameters()), lr=cfg.lr,
+                                    weight_decay=cfg.weight_decay)
+        self.fresh_opt = copy.deepcopy(self.opt.state_dict())
+        self.fresh_value = copy.deepcopy(self.value_head.state_dict())
+        ctx.track(policy=self.policy, value_head=self.value_head, opt=self.opt)
+        self.prepared: dict[str, Any] = {}
+        self.streams: dict[str, IndexBatches] = {}
+        self._settings: dict[str, LossParams] = {}
 
-    methods = list(METHODS) + [DROP] if cfg.method == "all" else [cfg.method]
-    if toy:
-        eval_prompts = W.prompts(cfg.eval_samples)
-    else:  # cycle through the held-out prompts (the training ones when nothing is held out)
-        source_prompts = list(heldout["prompt"]) or list(unpaired["prompt"])
-        eval_prompts = (source_prompts * cfg.eval_samples)[: cfg.eval_samples]
-    reward, reward_threshold = _reward(cfg, ctx)
-
-    policy = copy.deepcopy(reference)
-    for p in policy.parameters():
-        p.requires_grad_(True)
-    hidden = getattr(reference, "hidden_size", None) or cfg.d_model
-    value_head = nn.Linear(hidden, 1).to(ctx.device)
-    opt = torch.optim.Adam(list(policy.parameters()) + list(value_head.parameters()), lr=cfg.lr)
-    fresh_opt, fresh_value = copy.deepcopy(opt.state_dict()), copy.deepcopy(value_head.state_dict())
-    ctx.track(policy=policy, value_head=value_head, opt=opt)
-
-    prepared: dict[str, Any] = {}
-    streams: dict[str, IndexBatches] = {}
-
-    def prepare() -> None:
-        """Tokenise the (possibly restored) data once per run."""
-        from datasets import Dataset
-
-        raw_ds, pair_ds = Dataset.from_dict(store["raw"]), Dataset.from_dict(store["pairs"])
+    # data, once per process (after a resume restored the data state) --------------------------------------
+    def prepare(self) -> None:
+        """Tokenise the (possibly restored) data, fix KTO's mismatched pairs and cache the reference's log-probs."""
+        cfg, store, prepared = self.cfg, self.store, self.prepared
+        raw, pairs = Dataset.from_dict(store["raw"]), Dataset.from_dict(store["pairs"])
         base = Dataset.from_dict(store["unpaired"])
-        if len(pair_ds) < 2 and any(m in PAIRED_METHODS for m in methods):
-            raise ValueError(f"only {len(pair_ds)} desirable/undesirable pairs could be formed; raise align_samples "
+        if len(pairs) < 2 and any(m in PAIRED_METHODS for m in self.methods):
+            raise ValueError(f"only {len(pairs)} desirable/undesirable pairs could be formed; raise align_samples "
                              "or change threshold")
-        if len(pair_ds) == 0:  # keep the tokenised structure valid for unpaired-only runs
-            pair_ds = Dataset.from_dict({"prompt": [], "chosen": [], "rejected": []})
-        chosen = D.subsample(base, cfg.desirable_share, cfg.undesirable_share, seed=cfg.seed)
-        dropped = D.subsample(base, max(0.01, 1 - cfg.drop_share), 1.0, seed=cfg.seed)
-        prepared["paired"] = tokenise_paired(policy, pair_ds["prompt"], pair_ds["chosen"], pair_ds["rejected"])
+        if len(pairs) == 0:  # keep the tokenised structure valid for unpaired-only runs
+            pairs = Dataset.from_dict({"prompt": [], "chosen": [], "rejected": []})
+        chosen = D.subsample(base, cfg.desirable_share, cfg.undesirable_share, generator=self.ctx.rng("subsample"))
+        dropped = D.subsample(base, max(0.01, 1 - cfg.drop_share), 1.0, generator=self.ctx.rng("subsample/drop"))
+        prepared["paired"] = tokenise_paired(self.policy, pairs["prompt"], pairs["chosen"], pairs["rejected"])
         for key, ds in (("unpaired", chosen), (DROP, dropped)):
-            prepared[key] = tokenise_unpaired(policy, ds["prompt"], ds["completion"], ds["label"])
+            prepared[key] = tokenise_unpaired(self.policy, ds["prompt"], ds["completion"], ds["label"])
             prepared[key + "/counts"] = D.counts(ds)
         if cfg.reference_cache:  # fixed mismatched pairs per batch, reference log-probs computed once
-            order = torch.Generator().manual_seed(cfg.seed + 4099)
-            for key in ("unpaired", DROP):
-                if len(prepared[key]) >= 2:
-                    chunks = prepared[key + "/chunks"] = kl_chunks(len(prepared[key]), cfg.batch_size, order)
-                    fix_kl_pairs(prepared[key], chunks)
-                    precompute_reference(reference, prepared[key], chunks)
-            n_pairs = len(prepared["paired"])
-            if n_pairs:
-                precompute_reference(reference, prepared["paired"],
-                                     [range(i, min(i + cfg.batch_size, n_pairs)) for i in range(0, n_pairs, cfg.batch_size)])
+            self._cache_reference()
         held = Dataset.from_dict(store["heldout"])
         if len(held):
-            prepared["heldout"] = tokenise_unpaired(policy, held["prompt"], held["completion"], held["label"])
-            precompute_reference(reference, prepared["heldout"], [range(i, min(i + 64, len(held)))
-                                                                    for i in range(0, len(held), 64)])
-        n_raw_d, n_raw = sum(raw_ds["label"]), len(raw_ds)
+            prepared["heldout"] = tokenise_unpaired(self.policy, held["prompt"], held["completion"], held["label"])
+            precompute_reference(self.reference, prepared["heldout"], _spans(len(held), 64))
+        n_raw_d, n_raw = sum(raw["label"]), len(raw)
         store["summary"] = {"samples": n_raw, "reference_desirable_share": n_raw_d / max(1, n_raw),
-                            "pairs": len(pair_ds), "unpaired": len(chosen), "dropped_unpaired": len(dropped),
+                            "pairs": len(pairs), "unpaired": len(chosen), "dropped_unpaired": len(dropped),
                             "heldout": len(held)}
+        self.ctx.artifact("data_summary", dict(store["summary"]), kind="json")
+        spec, build = spec_of(self.reference, cfg.model)
+        self.ctx.save_model("reference", self.reference, spec, build)
 
-    settings_for: dict[str, LossParams] = {}
+    def _cache_reference(self) -> None:
+        prepared, bs = self.prepared, self.cfg.batch_size
+        for key in ("unpaired", DROP):
+            if len(prepared[key]) >= 2:
+                chunks = prepared[key + "/chunks"] = kl_chunks(len(prepared[key]), bs, self.ctx.rng(f"kl-chunks/{key}"))
+                fix_kl_pairs(prepared[key], chunks)
+                precompute_reference(self.reference, prepared[key], chunks)
+        if len(prepared["paired"]):
+            precompute_reference(self.reference, prepared["paired"], _spans(len(prepared["paired"]), bs))
 
-    def settings(method: str) -> LossParams:
-        if method not in settings_for:
+    def settings(self, method: str) -> LossParams:
+        """The loss settings of ``method``: KTO's λ_D, λ_U from the data's counts (and the ratio rule)."""
+        if method not in self._settings:
+            cfg = self.cfg
             lam_d, lam_u, note = cfg.desirable_weight, cfg.undesirable_weight, ""
             if method in KTO_METHODS or method == DROP:
-                n_d, n_u = prepared[(DROP if method == DROP else "unpaired") + "/counts"]
+                n_d, n_u = self.prepared[_data_key(method) + "/counts"]
                 lam_d, lam_u, note = _kto_weights(cfg, n_d, n_u, cfg.ratio_rule or method == DROP)
-            settings_for[method] = LossParams.bind(cfg, desirable_weight=lam_d, undesirable_weight=lam_u)
-            store["results"].setdefault(method, {})["weights"] = {"desirable": lam_d, "undesirable": lam_u,
-                                                                  "note": note}
-        return settings_for[method]
+            self._settings[method] = LossParams.bind(cfg, desirable_weight=lam_d, undesirable_weight=lam_u)
+            self.store["results"].setdefault(method, {})["weights"] = {"desirable": lam_d, "undesirable": lam_u,
+                                                                       "note": note}
+        return self._settings[method]
 
-    def next_batch(method: str) -> list[int]:
+    def _stream(self, name: str, n: int, batch_size: int) -> IndexBatches:
+        """A checkpointed batch stream, created once the data (and so ``n``) is known."""
+        if name not in self.streams:
+            self.streams[name] = self.ctx.batches(n, batch_size, name=name)
+        return self.streams[name]
+
+    def next_batch(self, method: str) -> list[int]:
         """The rows of the method's next batch (a fixed chunk for the KTO family with the reference cache)."""
-        data_key = DROP if method == DROP else "unpaired"
-        if (method in KTO_METHODS or method == DROP) and data_key + "/chunks" in prepared:
-            chunks = prepared[data_key + "/chunks"]
-            stream = f"chunks/{method}"
-            if stream not in streams:
-                streams[stream] = ctx.batches(len(chunks), 1, name=stream)
-            return list(chunks[int(next(streams[stream])[0])])
-        idx = next(indices(method)).tolist()
-        if method == "sft":  # desirable rows only
-            rows = prepared["unpaired"].desirable.nonzero().flatten().tolist()
+        key = _data_key(method)
+        if (method in KTO_METHODS or method == DROP) and key + "/chunks" in self.prepared:
+            chunks = self.prepared[key + "/chunks"]
+            return list(chunks[int(next(self._stream(f"chunks/{method}", len(chunks), 1))[0])])
+        unpaired: Unpaired = self.prepared["unpaired"]
+        if method in PAIRED_METHODS:
+            n = len(self.prepared["paired"])
+        elif method == "sft":  # desirable rows only
+            n = int(unpaired.desirable.sum())
+        else:
+            n = len(self.prepared[key])
+        if n < 2:
+            raise ValueError(f"method {method!r} has {n} training rows; it needs at least 2")
+        idx = next(self._stream(f"batches/{method}", n, self.cfg.batch_size)).tolist()
+        if method == "sft":
+            rows = unpaired.desirable.nonzero().flatten().tolist()
             idx = [rows[i] for i in idx]
         return idx
 
-    def indices(method: str) -> IndexBatches:
-        if method in PAIRED_METHODS:
-            n = len(prepared["paired"])
-        elif method == DROP:
-            n = len(prepared[DROP])
-        elif method == "sft":
-            n = int(prepared["unpaired"].desirable.sum())
-        else:
-            n = len(prepared["unpaired"])
-        if n < 2:
-            raise ValueError(f"method {method!r} has {n} training rows; it needs at least 2")
-        stream = f"batches/{method}"  # created once the data (and so n) is known; checkpointed from then on
-        return streams[stream] if stream in streams else streams.setdefault(stream, ctx.batches(n, cfg.batch_size,
-                                                                                              name=stream))
+    # one method's alignment ---------------------------------------------------------------------------------
+    def start(self, method: str) -> None:
+        """πθ ← πref, a fresh value head and optimiser; the path starts at the reference."""
+        self.policy.load_state_dict(self.reference.state_dict())
+        self.value_head.load_state_dict(self.fresh_value)
+        self.opt.load_state_dict(self.fresh_opt)
+        self.ctx.log(0, **{f"{method}/eval/reward_rate": self.store["reference"]["reward_rate"],
+                           f"{method}/eval/kl": 0.0})
 
-    def run_eval(method: str, step: int) -> None:
-        pol_prompts = [csft_prompt(p, True) for p in eval_prompts] if method == "csft" else eval_prompts
-        policy.eval()
-        ev = evaluate(policy, reference, eval_prompts, pol_prompts, ctx.generator(f"eval/{method}/{step}"),
-                      cfg.max_new_tokens, reward, reward_threshold, source=method)
-        held = heldout_metrics(policy, prepared["heldout"], settings(method).beta) if "heldout" in prepared else {}
-        policy.train()
-        ctx.log(step, **{f"{method}/eval/reward_rate": ev.reward_rate, f"{method}/eval/kl": ev.kl,
-                         f"{method}/eval/kl_se": ev.kl_se, **{f"{method}/heldout/{k}": v for k, v in held.items()}})
-        result = store["results"].setdefault(method, {})
-        result["final"] = {"reward_rate": ev.reward_rate, "kl": ev.kl, "kl_se": ev.kl_se, "step": step,
-                           **{f"heldout/{k}": v for k, v in held.items()}}
-        result.setdefault("path", [[0.0, store["reference"]["reward_rate"], 0]]).append([ev.kl, ev.reward_rate, step])
-        ctx.artifact("samples", store["reference_rows"] + ev.rows, kind="table")
-        if step == cfg.align_steps:
-            ctx.artifact(f"samples/{method}", ev.rows, kind="table")
-
-    # ---- reference evaluation ------------------------------------------------------------------
-    ref_eval = evaluate(reference, reference, eval_prompts, eval_prompts, ctx.generator("eval/reference"),
-                        cfg.max_new_tokens, reward, reward_threshold, source="reference")
-    store["reference"] = {"reward_rate": ref_eval.reward_rate, "kl": 0.0}
-    store["reference_rows"] = ref_eval.rows
-
-    total = len(methods) * cfg.align_steps
-    for step in ctx.steps(total, phase="align"):
-        if not prepared:
-            prepare()
-            ctx.artifact("data_summary", dict(store["summary"]), kind="json")
-        method = methods[step // cfg.align_steps]
-        local = step % cfg.align_steps
-        s = settings(method)
-        if local == 0:
-            policy.load_state_dict(reference.state_dict())
-            value_head.load_state_dict(fresh_value)
-            opt.load_state_dict(fresh_opt)
-            ctx.log(0, **{f"{method}/eval/reward_rate": store["reference"]["reward_rate"], f"{method}/eval/kl": 0.0})
-        idx = next_batch(method)
-        data = prepared[DROP] if method == DROP else prepared["unpaired"]
-        with ctx.autocast():
-            loss, metrics, losses = method_step("kto" if method == DROP else method, policy, reference, data,
-                                                prepared["paired"], idx, s, value_head)
-        if local == 0 and (method in KTO_METHODS or method == DROP):
+    def train_step(self, method: str, local: int) -> None:
+        s, idx = self.settings(method), self.next_batch(method)
+        data: Unpaired = self.prepared[_data_key(method)]
+        paired: Paired = self.prepared["paired"]
+        with self.ctx.autocast():
+            loss, metrics, losses = method_step("kto" if method == DROP else method, self.policy, self.reference,
+                                                data, paired, idx, s, self.value_head)
+        if local == 0 and (method in KTO_METHODS or method == DROP):  # Eq. 8 at πθ = πref: 0.5·λ per example
             d = data.desirable[idx].to(losses.device)
             half = torch.where(d, 0.5 * s.desirable_weight, 0.5 * s.undesirable_weight).to(losses.dtype)
-            store["results"][method]["start_deviation"] = float((losses - half).abs().max())
-        opt.zero_grad(set_to_none=True)
+            self.store["results"][method]["start_deviation"] = float((losses - half).abs().max())
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        ctx.log(local + 1, **{f"{method}/{k}": v for k, v in metrics.items()})
-        if (local + 1) % cfg.eval_every == 0 or local + 1 == cfg.align_steps:
-            run_eval(method, local + 1)
+        self.opt.step()
+        self.ctx.log(local + 1, **{f"{method}/{k}": v for k, v in metrics.items()})
 
-    return _finish(cfg, ctx, store, methods)
+    # phase 4: evaluate --------------------------------------------------------------------------------------
+    def evaluate_reference(self) -> None:
+        """πref's own samples: the frontier's starting point (KL 0) and the claims' reference rate."""
+        ev = evaluate(self.reference, self.reference, self.eval_prompts, self.eval_prompts,
+                      self.ctx.rng("eval/reference"), self.cfg.max_new_tokens, self.reward, self.reward_threshold,
+                      source="reference")
+        self.store["reference"] = {"reward_rate": ev.reward_rate, "kl": 0.0, "desirable": ev.desirable}
+        self.store["reference_rows"] = ev.rows
+
+    def evaluate(self, method: str, step: int) -> None:
+        """Sample from πθ (a fresh stream per evaluation: nothing to checkpoint), measure the desirable rate and KL̂,
+        and the held-out implied rewards; log them and keep them for the frontier and the claims."""
+        cfg, ctx = self.cfg, self.ctx
+        prompts = self.eval_prompts
+        pol_prompts = [csft_prompt(p, True) for p in prompts] if method == "csft" else prompts
+        self.policy.eval()
+        ev = evaluate(self.policy, self.reference, prompts, pol_prompts, ctx.rng(f"eval/{method}", step),
+                      cfg.max_new_tokens, self.reward, self.reward_threshold, source=method)
+        beta = self.settings(method).beta
+        held = heldout_metrics(self.policy, self.prepared["heldout"], beta) if "heldout" in self.prepared else {}
+        result = self.store["results"].setdefault(method, {})
+        if step == cfg.steps and "heldout" in self.prepared:  # the claims' per-row implied rewards
+            data: Unpaired = self.prepared["heldout"]
+            reward = heldout_rewards(self.policy, data, beta)[1]
+            result["heldout_rows"] = {"reward": reward.tolist(), "desirable": data.desirable.tolist(),
+                                      "group": prompt_groups(data.prompt_ids).tolist()}
+        self.policy.train()
+        ctx.log(step, **{f"{method}/eval/reward_rate": ev.reward_rate, f"{method}/eval/kl": ev.kl,
+                         f"{method}/eval/kl_se": ev.kl_se, **{f"{method}/heldout/{k}": v for k, v in held.items()}})
+        result["final"] = {"reward_rate": ev.reward_rate, "kl": ev.kl, "kl_se": ev.kl_se, "step": step,
+                           **{f"heldout/{k}": v for k, v in held.items()}}
+        result.setdefault("evals", []).append({"step": step, "kl": ev.kl, "kl_se": ev.kl_se, "rate": ev.reward_rate,
+                                               "desirable": ev.desirable, "log_ratio": ev.log_ratio})
+        ctx.artifact("samples", self.store["reference_rows"] + ev.rows, kind="table")
+        if step == cfg.steps:
+            ctx.artifact(f"samples/{method}", ev.rows, kind="table")
+
+    def save(self, method: str) -> None:
+        """The aligned policy, reloadable with ``runs.load_model(run_id, method)``."""
+        spec, build = spec_of(self.policy, self.cfg.model)
+        self.ctx.save_model(method, self.policy, spec, build)
 
 
-def _finish(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]) -> dict[str, float]:
+def align(cfg: KTOConfig, ctx: RunContext, aligner: Aligner) -> None:
+    """Every method in turn for ``steps`` steps from πref (one resumable phase), evaluated every ``eval_every``."""
+    methods = aligner.methods
+    for step in ctx.steps(len(methods) * cfg.steps, phase="align"):
+        if not aligner.prepared:
+            aligner.prepare()
+        method, local = methods[step // cfg.steps], step % cfg.steps
+        if local == 0:
+            aligner.start(method)
+        aligner.train_step(method, local)
+        if (local + 1) % cfg.eval_every == 0 or local + 1 == cfg.steps:
+            aligner.evaluate(method, local + 1)
+        if local + 1 == cfg.steps:
+            aligner.save(method)
+
+
+def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
+    user_rows = None if cfg.data == "toy" else user_feedback(cfg, ctx)
+    corpus = None if user_rows is None else list(zip(user_rows[0]["prompt"], user_rows[0]["completion"]))
+    reference = build_reference(cfg, ctx, corpus)
+    store = build_feedback(cfg, ctx, reference, user_rows)
+    methods = list(METHODS) + [DROP] if cfg.method == "all" else [cfg.method]
+    aligner = Aligner(cfg, ctx, reference, store, methods)
+    aligner.evaluate_reference()
+    align(cfg, ctx, aligner)
+    summary = summarise(ctx, store, methods)
+    for claim in claims(cfg, ctx, store, methods):
+        ctx.claim(claim)
+    return summary
+
+
+# -- phase 5: summary and claims --------------------------------------------------------------------------------
+def summarise(ctx: RunContext, store: RunState, methods: list[str]) -> dict[str, float]:
+    """The frontier and weights artifacts, and the run's summary (every method's final evaluation)."""
     results, ref_rate = store["results"], store["reference"]["reward_rate"]
     frontier = [{"method": "reference", "step": 0, "reward_rate": ref_rate, "kl": 0.0}]
     for m in methods:  # every evaluation of every method: the measured (KL, reward rate) path
-        frontier += [{"method": m, "step": int(step), "reward_rate": rate, "kl": kl}
-                     for kl, rate, step in results.get(m, {}).get("path", [])[1:]]
+        frontier += [{"method": m, "step": int(e["step"]), "reward_rate": e["rate"], "kl": e["kl"]}
+                     for e in results.get(m, {}).get("evals", [])]
     ctx.artifact("frontier", frontier, kind="table")
     ctx.artifact("weights", {m: results[m].get("weights") for m in methods if m in results}, kind="json")
     summary: dict[str, float] = {"reference/reward_rate": ref_rate}
@@ -400,78 +465,56 @@ def _finish(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]
         for key, value in results.get(m, {}).get("final", {}).items():
             if key != "step":
                 summary[f"{m}/{key}"] = value
-    rate = {m: results[m]["final"]["reward_rate"] for m in methods if "final" in results.get(m, {})}
-    final = {m: results[m]["final"] for m in methods if "final" in results.get(m, {})}
-
-    deviations = {m: results[m]["start_deviation"] for m in methods if "start_deviation" in results.get(m, {})}
-    if deviations:
-        worst = max(deviations.values())
-        tol = 0.0 if ctx.device.type == "cpu" or not cfg.amp else 1e-2
-        ctx.claim("At the start (πθ = πref) every KTO loss equals 0.5·λ exactly",
-                  f"max |loss − 0.5·λ| = {worst:.2g} over the first batch of {', '.join(deviations)}",
-                  worst <= tol, "per-example losses of the first step, before any update")
-    has_rate = {m for m, r in rate.items() if not math.isnan(r)}
-    if {"kto", "dpo"} <= has_rate:
-        margin = 0.2
-        ok = rate["kto"] >= ref_rate + margin and rate["dpo"] >= ref_rate + margin
-        ctx.claim("KTO and DPO both raise the desirable rate far above the reference's",
-                  f"reference {ref_rate:.2f}; KTO {rate['kto']:.2f}; DPO {rate['dpo']:.2f}", ok,
-                  f"'far above' = at least +{margin:.2f} absolute after {cfg.align_steps} steps")
-        measured, holds, detail = frontier_comparison(results["kto"]["path"][1:], results["dpo"]["path"][1:],
-                                                      samples=cfg.eval_samples)
-        ctx.claim("At equal sampled KL, KTO matches or beats DPO (paper: KTO ≥ DPO from 1B to 30B)", measured, holds,
-                  detail)
-    if DROP in has_rate:
-        lam = results[DROP]["weights"]["desirable"]
-        ok = rate[DROP] >= ref_rate + 0.1
-        ctx.claim(f"KTO with {cfg.drop_share:.0%} of the desirable examples dropped still improves clearly",
-                  f"reference {ref_rate:.2f} → {rate[DROP]:.2f} (λ_D = {lam:.3g})", ok,
-                  "λ_D set by the ratio rule λ_D·n_D = λ_U·n_U; 'clearly' = at least +0.10 absolute")
-    accuracy = {m: f["heldout/rewards/accuracy"] for m, f in final.items() if "heldout/rewards/accuracy" in f}
-    if "kto" in accuracy:
-        margin = final["kto"].get("heldout/rewards/margins", float("nan"))
-        ctx.claim("After KTO, the implied reward ranks held-out desirable completions above undesirable ones",
-                  f"KTO accuracy {accuracy['kto']:.2f}, margin {margin:.3g}; "
-                  + ", ".join(f"{m} {a:.2f}" for m, a in accuracy.items() if m != "kto"),
-                  accuracy["kto"] > 0.5,
-                  f"{store['summary']['heldout']} held-out rows never trained on; accuracy = share of (desirable, "
-                  "undesirable) pairs of a prompt ranked right by β·log πθ/πref (0.5 = chance)")
     return summary
 
 
-def frontier_comparison(kto: list[list[float]], dpo: list[list[float]], tol: float = 0.05,
-                        samples: int = 0) -> tuple[str, bool | None, str]:
-    """Compare two measured (KL, reward rate[, step]) paths at matched KL: at every KL where both have measured
-    points on either side (the overlap of their measured ranges), each method's rate is interpolated between its
-    own neighbouring measurements (never from the reference point). Holds when KTO is above DPO, or below by at
-    most ``tol`` or two standard errors of the difference of two rates measured on ``samples`` samples each
-    (whichever is larger), at every matched KL; None when the measured KL ranges do not overlap."""
-    import numpy as np
+def claims(cfg: KTOConfig, ctx: RunContext, store: RunState, methods: list[str]) -> list[Claim]:
+    """The paper's claims this run can check, each decided by the rules of :mod:`workbench.core.claims`."""
+    results, reference = store["results"], store["reference"]
+    out: list[Claim] = []
+    deviations = {m: results[m]["start_deviation"] for m in methods if "start_deviation" in results.get(m, {})}
+    if deviations:  # float rounding only; bfloat16 autocast rounds the log-probs
+        out.append(K.start_identity_claim(deviations, 1e-6 if ctx.device.type == "cpu" or not cfg.amp else 1e-2))
+    evals = {m: results[m]["evals"] for m in methods
+             if results.get(m, {}).get("evals") and not math.isnan(results[m]["evals"][-1]["rate"])}
+    if math.isnan(reference["reward_rate"]):
+        evals = {}
+    for m in ("kto", "dpo"):
+        if m in evals:
+            out.append(K.rate_gain_claim(f"{m.upper()} raises the desirable rate far above the reference's", m,
+                                         evals[m][-1], reference, margin=0.2,
+                                         detail=f"'far above' = by more than 0.20 after {cfg.steps} steps"))
+    if {"kto", "dpo"} <= set(evals):
+        out.append(K.frontier_claim("At equal sampled KL, KTO reaches a higher desirable rate than DPO (paper: KTO ≥ DPO "
+                                    "from 1B to 30B)", "kto", "dpo", evals["kto"], evals["dpo"],
+                                    generator=ctx.rng("claims/kto-vs-dpo")))
+        out.append(K.frontier_claim("At equal sampled KL, KTO is not worse than DPO by more than 0.05 (the paper's "
+                                    "'matches')", "kto", "dpo", evals["kto"], evals["dpo"], rule="not_worse",
+                                    margin=0.05, generator=ctx.rng("claims/kto-matches-dpo")))
+    if DROP in evals:
+        lam = results[DROP]["weights"]["desirable"]
+        out.append(K.rate_gain_claim(f"KTO with {cfg.drop_share:.0%} of the desirable examples dropped still "
+                                     "improves clearly", DROP, evals[DROP][-1], reference, margin=0.1,
+                                     detail=f"λ_D = {lam:.3g} by the ratio rule λ_D·n_D = λ_U·n_U; 'clearly' = by "
+                                            "more than 0.10"))
+        if "dpo" in evals:
+            out.append(K.frontier_claim(f"KTO with {cfg.drop_share:.0%} of the desirable examples dropped is not worse "
+                                        "than DPO (all data) by more than 0.05 at equal KL (paper §4.3)", DROP, "dpo",
+                                        evals[DROP], evals["dpo"], rule="not_worse", margin=0.05,
+                                        generator=ctx.rng("claims/drop-vs-dpo")))
+    rows = results.get("kto", {}).get("heldout_rows")
+    if rows and any(rows["desirable"]) and not all(rows["desirable"]):
+        out.append(K.heldout_accuracy_claim(rows["reward"], rows["desirable"], rows["group"],
+                                            generator=ctx.rng("claims/heldout")))
+    return out
 
-    def curve(path: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-        pts = sorted((float(p[0]), float(p[1])) for p in path)
-        return np.array([k for k, _ in pts]), np.array([r for _, r in pts])
 
-    (kk, kr), (dk, dr) = curve(kto), curve(dpo)
-    if len(kk) == 0 or len(dk) == 0:
-        return "no evaluations", None, ""
-    lo, hi = max(kk.min(), dk.min()), min(kk.max(), dk.max())
-    ranges = f"KTO measured at KL {kk.min():.2f}–{kk.max():.2f}, DPO at {dk.min():.2f}–{dk.max():.2f}"
-    if lo > hi:
-        return f"no matched KL: {ranges}", None, ("the two measured paths do not overlap in KL; more evaluations "
-                                                 "(eval_every) or other β values would give a common range")
-    grid = np.unique(np.concatenate([kk[(kk >= lo) & (kk <= hi)], dk[(dk >= lo) & (dk <= hi)]]))
-    a, b = np.interp(grid, kk, kr), np.interp(grid, dk, dr)
-    gap = a - b
-    se = np.sqrt((a * (1 - a) + b * (1 - b)) / samples) if samples else np.zeros_like(gap)
-    allowed = np.maximum(tol, 2 * se)
-    worst = int(np.argmin(gap + allowed))
-    measured = (f"at {len(grid)} matched KL value(s) in [{lo:.2f}, {hi:.2f}]: KTO − DPO reward rate from "
-                f"{gap.min():+.2f} to {gap.max():+.2f} (tightest at KL {grid[worst]:.2f}: {gap[worst]:+.2f}, "
-                f"allowed −{allowed[worst]:.2f}); {ranges}")
-    return measured, bool(np.all(gap >= -allowed)), (
-        f"each method's rate interpolated between its own measured checkpoints; a match when KTO is at most "
-        f"max({tol}, 2 standard errors of the difference of two rates of {samples} samples) below")
+def _data_key(method: str) -> str:
+    return DROP if method == DROP else "unpaired"
+
+
+def _spans(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 EXPERIMENT = register(Experiment(
@@ -480,9 +523,9 @@ EXPERIMENT = register(Experiment(
     description=__doc__.split("\n\n")[0] if __doc__ else "",
     config=KTOConfig,
     run=run,
-    smoke={"pretrain_steps": 20, "pretrain_reviews": 256, "align_samples": 128, "align_steps": 3, "batch_size": 8,
+    smoke={"pretrain_steps": 20, "pretrain_reviews": 256, "align_samples": 128, "steps": 3, "batch_size": 8,
            "eval_samples": 16, "eval_every": 3, "d_model": 32, "n_head": 2, "n_layer": 1, "threshold": 1},
-    demo={"pretrain_steps": 500, "align_steps": 80, "eval_every": 20, "align_samples": 1024, "eval_samples": 192},
+    demo={"pretrain_steps": 500, "steps": 80, "eval_every": 20, "align_samples": 1024, "eval_samples": 192},
     key_metrics=("*/loss", "*/eval/reward_rate", "*/eval/kl"),
     distributed_note="the policies are trained one after another on one process; data-parallel alignment is "
                      "not implemented",

@@ -288,10 +288,16 @@ def method_step(method: str, policy: CausalLM, reference: CausalLM, unpaired: Un
 
 @dataclass
 class Evaluation:
+    """One sampled evaluation: the desirable rate and KL̂ with its standard error, the first ``keep_rows`` rows,
+    and per sample (one per prompt, in prompt order) the verdict (None: no reward) and log πθ/πref, from which a
+    claim bootstraps over prompts."""
+
     reward_rate: float
     kl: float
     kl_se: float
     rows: list[dict]
+    desirable: list[bool | None] = field(default_factory=list)
+    log_ratio: list[float] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -319,15 +325,12 @@ def evaluate(policy: CausalLM, reference: CausalLM, prompts: Sequence[str], poli
     rows = [{"source": source, "prompt": p, "completion": x.text,
              "score": float(sc) if not isinstance(sc, bool) else sc, "desirable": dsr, "logp": round(x.logp, 3)}
             for p, x, sc, dsr in list(zip(prompts, samples, scores, desirable))[:keep_rows]]
-    return Evaluation(rate, kl, kl_se, rows)
+    return Evaluation(rate, kl, kl_se, rows, list(desirable), log_ratio.tolist())
 
 
 @torch.no_grad()
-def heldout_metrics(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64) -> dict[str, float]:
-    """What alignment did to held-out feedback, without a reward function (TRL's names): the implied rewards
-    β·log πθ/πref of desirable and undesirable completions, their margin, the implied reward accuracy (how often a
-    desirable completion outranks an undesirable one of the same prompt; of any prompt when no prompt has both),
-    and the policy's log-probs of each kind with their change from the reference. ``data.ref_logps`` must hold
+def heldout_rewards(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """(policy log-probs, implied rewards β·(log πθ − log πref)) of every held-out row; ``data.ref_logps`` must hold
     the reference's log-probs (:func:`precompute_reference`)."""
     if data.ref_logps is None:
         raise ValueError("heldout_metrics needs the reference's log-probs: call precompute_reference first")
@@ -340,8 +343,16 @@ def heldout_metrics(policy: CausalLM, data: Unpaired, beta: float, batch_size: i
         batch = policy.collate(_take(data.prompt_ids, idx), _take(data.completion_ids, idx))
         pol[idx] = policy.batch_logps(batch).logps.float().cpu()
     policy.train(was)
+    return pol, beta * (pol - data.ref_logps)
+
+
+def heldout_metrics(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64) -> dict[str, float]:
+    """What alignment did to held-out feedback, without a reward function (TRL's names): the implied rewards
+    β·log πθ/πref of desirable and undesirable completions, their margin, the implied reward accuracy (how often a
+    desirable completion outranks an undesirable one of the same prompt; of any prompt when no prompt has both),
+    and the policy's log-probs of each kind with their change from the reference."""
+    pol, reward = heldout_rewards(policy, data, beta, batch_size)
     d = data.desirable.cpu()
-    reward = beta * (pol - data.ref_logps)
     out: dict[str, float] = {}
     for kind, mask in (("chosen", d), ("rejected", ~d)):
         if mask.any():
@@ -350,19 +361,26 @@ def heldout_metrics(policy: CausalLM, data: Unpaired, beta: float, batch_size: i
             out[f"logps_change/{kind}"] = float((pol - data.ref_logps)[mask].mean())
     if d.any() and (~d).any():
         out["rewards/margins"] = out["rewards/chosen"] - out["rewards/rejected"]
-        out["rewards/accuracy"] = _ranking_accuracy(reward, d, [tuple(p) for p in data.prompt_ids])
+        out["rewards/accuracy"] = ranking_accuracy(reward, d, prompt_groups(data.prompt_ids))
     return out
 
 
-def _ranking_accuracy(reward: Tensor, desirable: Tensor, prompts: list[tuple[int, ...]]) -> float:
-    """Share of (desirable, undesirable) pairs with the same prompt where the desirable one has the higher reward
-    (ties count half); when no prompt has both kinds, over all pairs (the AUC)."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, p in enumerate(prompts):
-        groups.setdefault(p, []).append(i)
-    pairs = [(g, b) for rows in groups.values() for g in rows if desirable[g] for b in rows if not desirable[b]]
-    if not pairs:
-        pairs = [(g, b) for g in desirable.nonzero().flatten().tolist() for b in (~desirable).nonzero().flatten().tolist()]
-    good = torch.tensor([reward[g] for g, _ in pairs])
-    bad = torch.tensor([reward[b] for _, b in pairs])
-    return float(((good > bad).float() + 0.5 * (good == bad).float()).mean())
+def prompt_groups(prompts: Sequence[Sequence[int]]) -> Tensor:
+    """One integer per row naming its prompt (rows with the same prompt share it)."""
+    ids: dict[tuple[int, ...], int] = {}
+    return torch.tensor([ids.setdefault(tuple(p), len(ids)) for p in prompts], dtype=torch.long)
+
+
+def ranking_accuracy(reward: Tensor, desirable: Tensor, groups: Tensor) -> float:
+    """Share of (desirable, undesirable) pairs with the same prompt (``groups``) where the desirable one has the
+    higher reward (ties count half); when no prompt has both kinds, over all pairs (the AUC). NaN without pairs."""
+    d = desirable.bool()
+    pairs = d[:, None] & ~d[None, :]
+    same = pairs & (groups[:, None] == groups[None, :])
+    if same.any():
+        pairs = same
+    if not pairs.any():
+        return float("nan")
+    diff = reward[:, None] - reward[None, :]
+    wins = (diff > 0).double() + 0.5 * (diff == 0).double()
+    return float(wins[pairs].mean())

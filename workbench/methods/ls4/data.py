@@ -219,11 +219,12 @@ def _from_array(x: np.ndarray, name: str, channels: list[str], standardise: bool
                       name, channels, mean, std)
 
 
-def load(name: str, n: int = 512, length: int = 64, seed: int = 0, noise: float = 0.0, missing_rate: float = 0.0,
-         tsf_path: str = "") -> TimeSeries:
-    """``n`` series of ``length`` steps from source ``name`` (see ``SOURCES``), seeded; ``missing_rate`` hides a
-    random share of the observations (irregular sampling through the mask)."""
-    g = torch.Generator().manual_seed(seed)
+def load(name: str, n: int = 512, length: int = 64, generator: torch.Generator | None = None, noise: float = 0.0,
+         missing_rate: float = 0.0, tsf_path: str = "") -> TimeSeries:
+    """``n`` series of ``length`` steps from source ``name`` (see ``SOURCES``), drawn from ``generator`` (a run
+    passes ``ctx.rng("data/<name>")``; None: a fresh ``torch.Generator()``, torch's fixed default seed);
+    ``missing_rate`` hides a random share of the observations (irregular sampling through the mask)."""
+    g = torch.Generator() if generator is None else generator
     if name in SYNTHETIC:
         x = synthetic(name, n, length, g, noise)
         L = x.shape[1]
@@ -251,10 +252,12 @@ def load(name: str, n: int = 512, length: int = 64, seed: int = 0, noise: float 
     return ts
 
 
-def split(ts: TimeSeries, test_fraction: float = 0.2, seed: int = 0) -> tuple[TimeSeries, TimeSeries]:
-    """A deterministic (seeded) train/test split of the series (windows of one real series may overlap across the
-    split: fine for the distribution scores, optimistic for forecasting on the packaged sources)."""
-    g = torch.Generator().manual_seed(seed + 7919)
+def split(ts: TimeSeries, test_fraction: float = 0.2,
+          generator: torch.Generator | None = None) -> tuple[TimeSeries, TimeSeries]:
+    """A train/test split of the series drawn from ``generator`` (None: a fresh ``torch.Generator()``); windows of
+    one real series may overlap across the split: fine for the distribution scores, optimistic for forecasting on
+    the packaged sources."""
+    g = torch.Generator() if generator is None else generator
     perm = torch.randperm(len(ts), generator=g)
     n_test = max(1, int(round(test_fraction * len(ts))))
     return ts.subset(perm[n_test:]), ts.subset(perm[:n_test])

@@ -1,35 +1,42 @@
 """Experiment ``ls4``: LS4 against the Latent ODE and a GRU VAE on the same data, budget and seed.
 
 1. Load the series (``data``: sharp-transition generators, packaged real series or a Monash ``.tsf`` file), split
-   train/test by seed, optionally hide a share of the observations (``missing_rate``).
-2. Build every model in ``methods``. Budget: the same optimizer steps, batch size, batches (one shared order),
-   learning rate and seed for all; with ``match_params`` the baselines' widths are chosen so their parameter
-   counts come closest to LS4's (the parameter budget; wall-clock is measured, not equalised).
-3. Train each in turn (one phase each). Every ``sample_every`` steps the run stores generated samples, the model's
-   weights (``model/<method>``: the sample viewer re-samples from them) and, for LS4, its kernels, so a live run
-   can be drawn; every ``eval_every`` steps the test negative ELBO per step.
-4. Evaluate: marginal, classification and prediction scores of generated series, interpolation MSE on hidden
-   spans, extrapolation MSE and CRPS from an observed prefix, the NLL bound, step-to-step jump statistics; then
-   time one training step of every model at ``timing_lengths`` (interleaved rounds, median).
-5. Record the paper's three claims (LS4 §5): better marginal and classification scores than the Latent ODE on
-   sharp-transition data; time per step ~ L log L against the ODE's ≥ linear growth (ratios at each length);
-   sharp transitions kept by LS4 and smoothed by the Latent ODE (distribution of |x_{t+1} − x_t|).
+   train/test, optionally hide a share of the observations (``missing_rate``); every draw from ``ctx.rng``.
+2. Build every model in ``methods`` (each initialised inside ``ctx.seeded``). Budget: the same optimizer steps,
+   batch size, batches (one shared order), learning rate and seed for all; with ``match_params`` the baselines'
+   widths are chosen so their parameter counts come closest to LS4's (wall-clock is measured, not equalised).
+3. Train each in turn (one phase each). Every ``sample_every`` steps the run stores generated samples, the model
+   (``ctx.save_model``: ``workbench.runs.load_model(run_id, "ls4")`` rebuilds it; the sample explorer re-samples
+   from it through :mod:`.playground`) and, for LS4, its kernels, so a live run can be drawn; every
+   ``eval_every`` steps the test negative ELBO per step.
+4. ``score_on``: LS4 and the Latent ODE are also trained, with the same settings, on every further synthetic
+   and/or real source (one phase each; saved as ``<source>/<method>``), so the claims reach real series.
+5. Evaluate: marginal, classification and prediction scores of generated series on every source; on ``data``
+   also interpolation MSE on hidden spans, extrapolation MSE and CRPS from an observed prefix, the NLL bound and
+   step-to-step jump statistics; then time one training step of every model at ``timing_lengths`` (interleaved
+   rounds).
+6. Claims (LS4 §5, decided in :mod:`.claims` by the rules of :mod:`workbench.core.claims`): on every scored
+   source LS4 against the Latent ODE on each generation score (bootstrap intervals); on sharp-transition
+   sources the jump distribution; LS4's own log-log slope of time per step against L log L, the Latent ODE /
+   LS4 ratio at the longest L beside the paper's ×100, and the growth of that ratio with L.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import torch
 from torch import nn
 
 from workbench.core.context import RunContext
-from workbench.core.params import Config, ConfigError, Param, ParamGroup
+from workbench.core.params import Config, ConfigError, LoopParams, OptimParams, Param, ParamGroup
 from workbench.core.registry import Experiment, register
 
+from . import claims as C
 from . import data as tsdata
 from . import metrics as M
 from .baselines import METHODS as ODE_METHODS
@@ -40,6 +47,9 @@ from .model import LS4
 
 MODELS = ("ls4", "latent_ode", "gru_vae")
 LABELS = {"ls4": "LS4", "latent_ode": "Latent ODE", "gru_vae": "GRU VAE"}
+#: the two arms every claim compares (the paper's comparison: LS4 against the ODE-based latent model)
+ARMS = ("ls4", "latent_ode")
+SCORE_ON = ("data", "synthetic", "real", "all")
 
 
 class DataParams(ParamGroup):
@@ -52,6 +62,9 @@ class DataParams(ParamGroup):
     noise: float = Param(0.05, bounds=(0.0, 10.0), soft=(0.0, 0.5), doc="observation noise added to the series")
     missing_rate: float = Param(0.0, bounds=(0.0, 0.95), doc="share of observations hidden (irregular sampling)")
     test_fraction: float = Param(0.2, bounds=(0.05, 0.9), doc="share of series held out for testing")
+    score_on: str = Param("data", choices=SCORE_ON, doc="sources the generation claims are scored on: data alone, "
+                          "or also every synthetic source, every real one (co2/macrodata/sunspots; the .tsf file when "
+                          "tsf_path is set) or all; LS4 and the Latent ODE are trained on each with the same settings")
 
 
 class ModelParams(ParamGroup):
@@ -77,12 +90,8 @@ class BaselineParams(ParamGroup):
 
 class TrainParams(ParamGroup):
     title = "Training"
-    steps: int = Param(500, bounds=(1, 1_000_000), unit="steps", doc="optimizer steps per model")
-    batch_size: int = Param(32, bounds=(1, 4096), doc="series per batch")
-    lr: float = Param(3e-3, bounds=(1e-6, 1.0), log=True, doc="AdamW learning rate")
     ssm_lr: float = Param(1e-3, bounds=(1e-6, 1.0), log=True, doc="learning rate of the state-space parameters "
                           "(Δ, A, P, B; no weight decay)")
-    weight_decay: float = Param(0.0, bounds=(0.0, 1.0), doc="AdamW weight decay (matrices only)")
     grad_clip: float = Param(1.0, bounds=(0.0, 1e6), doc="gradient-norm clip (0: off)")
     objective: str = Param("elbo", choices=("elbo", "reweighted"),
                            doc="train on the negative ELBO per step, or each term averaged over its elements")
@@ -90,7 +99,6 @@ class TrainParams(ParamGroup):
 
 class EvalParams(ParamGroup):
     title = "Evaluation"
-    eval_every: int = Param(100, bounds=(1, 1_000_000), unit="steps", doc="test negative ELBO every N steps")
     sample_every: int = Param(50, bounds=(1, 1_000_000), unit="steps", doc="store samples and weights every N steps")
     n_show: int = Param(8, bounds=(1, 64), doc="series stored for the sample viewer")
     n_eval: int = Param(256, bounds=(4, 100_000), doc="generated series scored")
@@ -103,7 +111,14 @@ class EvalParams(ParamGroup):
     timing_repeats: int = Param(2, bounds=(0, 100), doc="timed rounds per length after one warm-up (0: skip)")
 
 
-class LS4Config(EvalParams, TrainParams, BaselineParams, ModelParams, DataParams, Config):
+Optim = OptimParams.with_defaults(lr=3e-3, weight_decay=0.0, docs={
+    "lr": "AdamW learning rate", "weight_decay": "AdamW weight decay (matrices only)"})
+Loop = LoopParams.with_defaults(steps=500, batch_size=32, eval_every=100, docs={
+    "steps": "optimizer steps per model", "batch_size": "series per batch",
+    "eval_every": "test negative ELBO every N steps"})
+
+
+class LS4Config(EvalParams, TrainParams, Loop, Optim, BaselineParams, ModelParams, DataParams, Config):
     """LS4 against the Latent ODE and a GRU VAE (see the module docstring)."""
 
     def lengths(self) -> list[int]:
@@ -121,14 +136,25 @@ class LS4Config(EvalParams, TrainParams, BaselineParams, ModelParams, DataParams
         if self.data == "tsf" and not self.tsf_path:
             raise ConfigError("data = 'tsf' needs parameter 'tsf_path' (a local Monash .tsf file)", "tsf_path")
 
+    def sources(self) -> list[str]:
+        """``data`` first, then the further sources of ``score_on`` (only when both arms are trained)."""
+        extra: list[str] = []
+        if self.score_on in ("synthetic", "all"):
+            extra += tsdata.SYNTHETIC
+        if self.score_on in ("real", "all"):
+            extra += tsdata.PACKAGED + (("tsf",) if self.tsf_path else ())
+        if not set(ARMS) <= set(self.methods):
+            extra = []
+        return [self.data] + [s for s in extra if s != self.data]
+
 
 # -- models ----------------------------------------------------------------------------------------------------
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _closest(make: Callable[[int], nn.Module], target: int, lo: int = 2, hi: int = 1024) -> nn.Module:
-    """The model of the width (in [lo, hi]) whose parameter count is closest to ``target`` (counts grow with the
+def _closest_width(make: Callable[[int], nn.Module], target: int, lo: int = 2, hi: int = 1024) -> int:
+    """The width (in [lo, hi]) whose model's parameter count is closest to ``target`` (counts grow with the
     width: bisection, then the better neighbour)."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -136,13 +162,13 @@ def _closest(make: Callable[[int], nn.Module], target: int, lo: int = 2, hi: int
             lo = mid
         else:
             hi = mid
-    best = min((lo, hi), key=lambda w: abs(n_params(make(w)) - target))
-    return make(best)
+    return min((lo, hi), key=lambda w: abs(n_params(make(w)) - target))
 
 
-def build_models(cfg: LS4Config, x_dim: int) -> dict[str, nn.Module]:
-    """Every model in ``cfg.methods``, initialised from ``cfg.seed`` (each its own stream), baselines sized to
-    LS4's parameter count when ``match_params``."""
+def build_models(cfg: LS4Config, x_dim: int, init: Callable[[str], ContextManager] | None = None,
+                 methods: tuple[str, ...] | None = None) -> dict[str, nn.Module]:
+    """Every model in ``methods`` (default ``cfg.methods``), each initialised inside ``init(name)`` (a run passes
+    ``ctx.seeded``), baselines sized to LS4's parameter count when ``match_params``."""
     common = dict(x_dim=x_dim, z_dim=cfg.z_dim, sigma=cfg.sigma, time_ref=float(cfg.length))
 
     def ls4() -> nn.Module:
@@ -155,17 +181,15 @@ def build_models(cfg: LS4Config, x_dim: int) -> dict[str, nn.Module]:
     def lode(w: int) -> nn.Module:
         return LatentODE(hidden=w, rec_dim=w, ode_hidden=w, method=cfg.ode_method, adjoint=cfg.adjoint, **common)
 
-    target = n_params(ls4())
+    scope = init or (lambda name: contextlib.nullcontext())
+    with torch.random.fork_rng():  # sizing builds throwaway models: leave the global generator as it was
+        target = n_params(ls4())
+        widths = {"gru_vae": _closest_width(gru, target) if cfg.match_params else cfg.hidden,
+                  "latent_ode": _closest_width(lode, target) if cfg.match_params else cfg.hidden}
     out: dict[str, nn.Module] = {}
-    for i, name in enumerate(cfg.methods):
-        with torch.random.fork_rng():
-            torch.manual_seed(cfg.seed * 7919 + i)
-            if name == "ls4":
-                out[name] = ls4()
-            elif name == "gru_vae":
-                out[name] = _closest(gru, target) if cfg.match_params else gru(cfg.hidden)
-            else:
-                out[name] = _closest(lode, target) if cfg.match_params else lode(cfg.hidden)
+    for name in methods or cfg.methods:
+        with scope(name):
+            out[name] = ls4() if name == "ls4" else gru(widths[name]) if name == "gru_vae" else lode(widths[name])
     return out
 
 
@@ -176,11 +200,6 @@ def make_optimizer(cfg: LS4Config, model: nn.Module) -> torch.optim.Optimizer:
 def prefix_length(cfg: LS4Config, length: int) -> int:
     """Observed steps in extrapolation: round(prefix · L), at least 1 and at most L − 1."""
     return min(length - 1, max(1, int(round(cfg.prefix * length))))
-
-
-def _fixed(seed: int, salt: int) -> torch.Generator:
-    """A generator seeded from (seed, salt): evaluation noise that does not depend on training's streams."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + salt)
 
 
 # -- timing ----------------------------------------------------------------------------------------------------
@@ -200,11 +219,12 @@ def step_time(model: nn.Module, length: int, batch: int, x_dim: int, device: tor
 
 
 def measure_step_times(models: dict[str, nn.Module], lengths: list[int], batch: int, repeats: int, x_dim: int,
-                       device: torch.device, seed: int = 0) -> list[dict[str, Any]]:
-    """Median seconds per training step of every model at every length: one warm-up round, then ``repeats``
-    rounds, the models interleaved within each round (copies, so the trained weights are untouched)."""
+                       device: torch.device, generator: torch.Generator | None = None) -> list[dict[str, Any]]:
+    """Seconds per training step of every model at every length: one warm-up round, then ``repeats`` rounds,
+    the models interleaved within each round (copies, so the trained weights are untouched). Each row holds the
+    median and every round's time (``rounds``, in round order: the claims pair the models round by round)."""
     copies = {m: copy.deepcopy(model).to(device).train() for m, model in models.items()}
-    g = _fixed(seed, 17)
+    g = generator if generator is not None else torch.Generator()
     times: dict[tuple[str, int], list[float]] = {}
     for r in range(repeats + 1):
         for L in lengths:
@@ -212,7 +232,7 @@ def measure_step_times(models: dict[str, nn.Module], lengths: list[int], batch: 
                 t = step_time(model, L, batch, x_dim, device, g)
                 if r:
                     times.setdefault((m, L), []).append(t)
-    return [{"method": m, "length": L, "seconds_per_step": statistics.median(v), "repeats": len(v)}
+    return [{"method": m, "length": L, "seconds_per_step": statistics.median(v), "repeats": len(v), "rounds": v}
             for (m, L), v in times.items()]
 
 
@@ -223,20 +243,17 @@ def _lists(x: torch.Tensor) -> list:
 
 def _store_samples(ctx: RunContext, cfg: LS4Config, name: str, model: nn.Module, test: tsdata.TimeSeries,
                    step: int) -> None:
-    """What a live sample viewer draws: generated vs real series, the weights to re-sample from, LS4 kernels."""
+    """What a live sample viewer draws: generated vs real series, the model to re-sample from, LS4 kernels."""
     k = min(cfg.n_show, len(test))
     model.eval()
     with torch.no_grad():
-        gen = model.sample(k, test.length, _fixed(cfg.seed, 101), cfg.temperature)["x"]
+        gen = model.sample(k, test.length, ctx.rng("show"), cfg.temperature)["x"]
     model.train()
     ctx.artifact(f"samples/{name}", {"method": name, "label": LABELS[name], "step": step, "channels": test.channels,
+                                     "prefix": prefix_length(cfg, test.length),
                                      "real": _lists(test.x[:k]), "real_mask": test.mask[:k].cpu().numpy().tolist(),
                                      "generated": _lists(gen)})
-    state = {k2: v.detach().cpu().clone() for k2, v in model.state_dict().items()}
-    ctx.artifact(f"model/{name}", {"spec": model.spec(), "state": state, "step": step, "length": test.length,
-                                   "prefix": prefix_length(cfg, test.length),
-                                   "real": test.x[:k].cpu().clone(), "mask": test.mask[:k].cpu().clone(),
-                                   "channels": list(test.channels), "label": LABELS[name]}, kind="checkpoint")
+    ctx.save_model(name, model, model.config)
     if isinstance(model, LS4):
         with torch.no_grad():
             kernels = {part: _lists(K[:4].abs()) for part, K in model.kernels(test.length).items()}
@@ -245,7 +262,7 @@ def _store_samples(ctx: RunContext, cfg: LS4Config, name: str, model: nn.Module,
 
 @torch.no_grad()
 def heldout_nelbo(model: nn.Module, test: tsdata.TimeSeries, device: torch.device, generator: torch.Generator,
-               limit: int = 256) -> float:
+                  limit: int = 256) -> float:
     """The negative ELBO per time step on (up to ``limit``) test series: an upper bound on the NLL per step."""
     model.eval()
     x, m = test.x[:limit].to(device), test.mask[:limit].to(device)
@@ -255,103 +272,159 @@ def heldout_nelbo(model: nn.Module, test: tsdata.TimeSeries, device: torch.devic
 
 
 @torch.no_grad()
-def evaluate(cfg: LS4Config, name: str, model: nn.Module, train: tsdata.TimeSeries, test: tsdata.TimeSeries,
-             device: torch.device, threshold: float, ctx: RunContext) -> tuple[dict[str, Any], torch.Tensor]:
-    """Every score of one trained model (see the module docstring) and the scored samples; stores the conditional
-    and latent views."""
+def score(cfg: LS4Config, ctx: RunContext, source: str, model: nn.Module, train: tsdata.TimeSeries,
+          threshold: float) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """The generation scores of one trained model on ``source`` and what they average (for the claims'
+    bootstraps): ``generated`` series (and their latents ``z``), per held-out example ``classification``
+    losses, per real series ``prediction`` errors. Every model of a source gets the same random numbers (the
+    classifier's split and initialisation, the forecaster's), so differences between models are paired."""
     model.eval()
-    g = _fixed(cfg.seed, 202)
-    L = test.length
-    gen = model.sample(cfg.n_eval, L, g, cfg.temperature)
+    L = train.length
+    gen = model.sample(cfg.n_eval, L, ctx.rng(f"eval/{source}/samples"), cfg.temperature)
     x_gen = gen["x"].cpu()
-    real = train.x[: cfg.n_eval]
-    row: dict[str, Any] = {"method": name, "label": LABELS[name], "params": n_params(model)}
-    row["marginal"] = M.marginal_score(train.x, x_gen, mask=train.mask)
-    row["classification"] = M.classification_score(real, x_gen, g, steps=cfg.score_steps)
-    row["prediction"] = M.prediction_score(real, x_gen, g, horizon=max(1, L // 8), steps=cfg.score_steps)
-    x, mask = test.x.to(device), test.mask.to(device)
-    hide = span_mask(tuple(x.shape), max(1, L // 4), g).to(device)
+    real, mask = train.x[: cfg.n_eval], train.mask[: cfg.n_eval]
+    clf = M.classification_losses(real, M.hide_missing(x_gen, mask), ctx.rng(f"eval/{source}/classifier"),
+                                  steps=cfg.score_steps, init=ctx.seeded(f"eval/{source}/classifier"))
+    pred = M.prediction_errors(real, x_gen, ctx.rng(f"eval/{source}/forecaster"), horizon=max(1, L // 8),
+                               steps=cfg.score_steps, mask=mask, init=ctx.seeded(f"eval/{source}/forecaster"))
+    jumps = M.jump_stats(x_gen, threshold)
+    row = {"marginal": M.marginal_score(train.x, x_gen, mask=train.mask), "classification": float(clf.mean()),
+           "prediction": float(pred[torch.isfinite(pred)].mean()), "sharp_rate": jumps["sharp_rate"],
+           "jump_p99": jumps["p99"], "jump_w1": M.jump_distance(train.x, x_gen)}
+    model.train()
+    return row, {"generated": x_gen, "z": gen["z"].cpu(), "classification": clf, "prediction": pred}
+
+
+@torch.no_grad()
+def evaluate(cfg: LS4Config, ctx: RunContext, name: str, model: nn.Module, train: tsdata.TimeSeries,
+             test: tsdata.TimeSeries, threshold: float) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Every score of one model trained on ``data`` (see the module docstring) and the measured arrays; stores the
+    conditional and latent views."""
+    dev = ctx.device
+    scores, measured = score(cfg, ctx, cfg.data, model, train, threshold)
+    x_gen = measured["generated"]
+    model.eval()
+    L = test.length
+    row: dict[str, Any] = {"method": name, "label": LABELS[name], "params": n_params(model), **scores}
+    x, mask = test.x.to(dev), test.mask.to(dev)
+    hide = span_mask(tuple(x.shape), max(1, L // 4), ctx.rng("eval/spans")).to(dev)
     recon = model.reconstruct(x, mask & hide)
     row["interp_mse"] = M.masked_mse(recon.cpu(), test.x, (test.mask & ~hide.cpu()))
     P = prefix_length(cfg, L)
-    fut = model.extrapolate(x[:, :P], mask[:, :P], L - P, g, 1.0, cfg.n_forecast)["x"].cpu()
+    fut = model.extrapolate(x[:, :P], mask[:, :P], L - P, ctx.rng("eval/forecast"), 1.0, cfg.n_forecast)["x"].cpu()
     row["extrap_mse"] = M.masked_mse(fut.mean(0), test.x[:, P:], test.mask[:, P:])
     row["crps"] = M.crps(fut, test.x[:, P:], test.mask[:, P:])
-    row["nll"] = heldout_nelbo(model, test, device, _fixed(cfg.seed, 303))
-    jumps = M.jump_stats(x_gen, threshold)
-    row["sharp_rate"] = jumps["sharp_rate"]
-    row["jump_p99"] = jumps["p99"]
-    row["jump_w1"] = M.jump_distance(train.x, x_gen)
+    row["nll"] = heldout_nelbo(model, test, dev, ctx.rng("eval/nll"))
     k = min(cfg.n_show, len(test))
     ctx.artifact(f"conditional/{name}", {"method": name, "label": LABELS[name], "prefix": P, "channels": test.channels,
                                          "observed": _lists(test.x[:k, :P]), "truth": _lists(test.x[:k, P:]),
                                          "samples": _lists(fut[:, :k])})
     mu, _ = model.posterior(x[:k], mask[:k])
     ctx.artifact(f"latents/{name}", {"method": name, "label": LABELS[name], "posterior_mean": _lists(mu),
-                                     "prior_z": _lists(gen["z"][:k]), "x": _lists(test.x[:k]),
+                                     "prior_z": _lists(measured["z"][:k]), "x": _lists(test.x[:k]),
                                      "generated": _lists(x_gen[:k])})
     ctx.artifact(f"generated/{name}", x_gen[: 4 * cfg.n_show].numpy())
     model.train()
-    return row, x_gen
+    return row, measured
 
 
 # -- run -------------------------------------------------------------------------------------------------------
-def load_data(cfg: LS4Config) -> tuple[tsdata.TimeSeries, tsdata.TimeSeries]:
+def load_data(cfg: LS4Config, ctx: RunContext, source: str) -> tuple[tsdata.TimeSeries, tsdata.TimeSeries]:
+    """Train and test series of ``source`` with the run's data settings."""
+    param = "data" if source == cfg.data else "score_on"
     try:
-        ts = tsdata.load(cfg.data, n=cfg.n_series, length=cfg.length, seed=cfg.seed, noise=cfg.noise,
-                         missing_rate=cfg.missing_rate, tsf_path=cfg.tsf_path)
+        ts = tsdata.load(source, n=cfg.n_series, length=cfg.length, generator=ctx.rng(f"data/{source}"),
+                         noise=cfg.noise, missing_rate=cfg.missing_rate, tsf_path=cfg.tsf_path)
     except tsdata.MissingSource as err:
-        raise ConfigError(f"parameter 'data' = {cfg.data!r}: {err}", "data") from None
+        raise ConfigError(f"parameter '{param}' = {getattr(cfg, param)!r} needs source {source!r}: {err}",
+                          param) from None
     except ValueError as err:
-        raise ConfigError(f"parameter 'length' = {cfg.length}: {err}", "length") from None
-    return tsdata.split(ts, cfg.test_fraction, cfg.seed)
+        raise ConfigError(f"parameter 'length' = {cfg.length} (source {source!r}): {err}", "length") from None
+    return tsdata.split(ts, cfg.test_fraction, ctx.rng(f"split/{source}"))
+
+
+def _key(cfg: LS4Config, source: str, method: str) -> str:
+    """A trained model's name: the method on ``data``, ``<source>/<method>`` on a further source."""
+    return method if source == cfg.data else f"{source}/{method}"
+
+
+def _phase(cfg: LS4Config, source: str, method: str) -> str:
+    return f"train {LABELS[method]}" + ("" if source == cfg.data else f" on {source}")
 
 
 def run(cfg: LS4Config, ctx: RunContext) -> dict[str, float]:
-    train, test = load_data(cfg)
+    sources = cfg.sources()
+    data = {s: load_data(cfg, ctx, s) for s in sources}
     dev = ctx.device
-    x_all, m_all = train.x.to(dev), train.mask.to(dev)
-    models = {m: model.to(dev) for m, model in build_models(cfg, train.dim).items()}
-    opts = {m: make_optimizer(cfg, model) for m, model in models.items()}
+    models: dict[tuple[str, str], nn.Module] = {}
+    for s in sources:
+        methods = cfg.methods if s == cfg.data else ARMS
+        built = build_models(cfg, data[s][0].dim, lambda m, s=s: ctx.seeded(f"init/{_key(cfg, s, m)}"), methods)
+        models.update({(s, m): model.to(dev) for m, model in built.items()})
+    opts = {k: make_optimizer(cfg, model) for k, model in models.items()}
     streams = {}
-    for m in models:
-        ctx.track(**{f"model/{m}": models[m], f"opt/{m}": opts[m]})
-        streams[m] = ctx.batches(len(train), cfg.batch_size, name=f"batches/{m}", order="train")
+    for (s, m), model in models.items():
+        key = _key(cfg, s, m)
+        ctx.track(**{f"model/{key}": model, f"opt/{key}": opts[(s, m)]})
+        streams[(s, m)] = ctx.batches(len(data[s][0]), cfg.batch_size, name=f"batches/{key}",
+                                      order="train" if s == cfg.data else f"train/{s}")
+    train, test = data[cfg.data]
     ctx.artifact("setup", {"data": cfg.data, "length": train.length, "channels": train.channels,
-                           "n_train": len(train), "n_test": len(test),
-                           "params": {m: n_params(model) for m, model in models.items()}})
+                           "n_train": len(train), "n_test": len(test), "sources": sources,
+                           "params": {m: n_params(model) for (s, m), model in models.items() if s == cfg.data}})
 
-    clock = ctx.state("train_seconds", {m: 0.0 for m in models})  # wall-clock per model, kept across a resume
-    for m, model in models.items():
-        gen = ctx.generator(f"train/{m}")
-        for step in ctx.steps(cfg.steps, phase=f"train {LABELS[m]}"):
+    clock = ctx.state("train_seconds", {_key(cfg, s, m): 0.0 for s, m in models})  # kept across a resume
+    for (s, m), model in models.items():
+        key, (x_all, m_all) = _key(cfg, s, m), (data[s][0].x.to(dev), data[s][0].mask.to(dev))
+        gen = ctx.generator(f"train/{key}")
+        for step in ctx.steps(cfg.steps, phase=_phase(cfg, s, m)):
             started = time.perf_counter()
-            idx = next(streams[m]).to(dev)
+            idx = next(streams[(s, m)]).to(dev)
             loss, out = model.loss(x_all[idx], m_all[idx], gen, cfg.objective)
-            opts[m].zero_grad(set_to_none=True)
+            opts[(s, m)].zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opts[m].step()
+            opts[(s, m)].step()
             done = step + 1
-            clock[m] += time.perf_counter() - started
-            ctx.log(done, **{f"{m}/train/loss": loss.item(), f"{m}/train/nelbo": out["neg_elbo_per_step"].item(),
-                             f"{m}/train/seconds": clock[m]})
+            clock[key] += time.perf_counter() - started
+            ctx.log(done, **{f"{key}/train/loss": loss.item(), f"{key}/train/nelbo": out["neg_elbo_per_step"].item(),
+                             f"{key}/train/seconds": clock[key]})
             if done % cfg.eval_every == 0 or done == cfg.steps:
-                ctx.log(done, **{f"{m}/test/nelbo": heldout_nelbo(model, test, dev, _fixed(cfg.seed, done))})
-            if done % cfg.sample_every == 0 or done == cfg.steps:
+                ctx.log(done, **{f"{key}/test/nelbo": heldout_nelbo(model, data[s][1], dev, ctx.rng("nelbo", done))})
+            if s == cfg.data and (done % cfg.sample_every == 0 or done == cfg.steps):
                 _store_samples(ctx, cfg, m, model, test, done)
+        if s != cfg.data:
+            ctx.save_model(key, model, model.config)
 
     # evaluation (after every phase, so a resumed run evaluates the restored weights)
+    rows, by_source, measured, summary = [], [], {}, {}
+    thresholds = {}
+    for s in sources:
+        tr = data[s][0]
+        diffs = np.abs(np.diff(tr.x.double().numpy(), axis=1))
+        thresholds[s] = 0.5 * float(np.quantile(diffs, 0.995))
+        for (s2, m), model in models.items():
+            if s2 != s:
+                continue
+            if s == cfg.data:
+                row, measured[(s, m)] = evaluate(cfg, ctx, m, model, tr, data[s][1], thresholds[s])
+                rows.append({**row, "train_seconds": clock[m]})
+                row = rows[-1]
+            else:
+                scores, measured[(s, m)] = score(cfg, ctx, s, model, tr, thresholds[s])
+                row = {"method": m, "label": LABELS[m], "params": n_params(model), **scores,
+                       "train_seconds": clock[_key(cfg, s, m)]}
+            by_source.append({"source": s, "real": s not in tsdata.SYNTHETIC, **{k: v for k, v in row.items()
+                                                                                  if k in BY_SOURCE}})
     diffs = np.abs(np.diff(train.x.double().numpy(), axis=1))
-    threshold = 0.5 * float(np.quantile(diffs, 0.995))
-    real_jumps = M.jump_stats(train.x, threshold)
-    scored = {m: evaluate(cfg, m, model, train, test, dev, threshold, ctx) for m, model in models.items()}
-    rows = [{**row, "train_seconds": clock[row["method"]]} for row, _ in scored.values()]
+    real_jumps = M.jump_stats(train.x, thresholds[cfg.data])
     edges = np.linspace(0.0, max(float(diffs.max()), 1e-6) * 1.1, 31)
-    ctx.artifact("jumps", {"edges": edges.tolist(), "threshold": threshold, "real": M.jump_histogram(train.x, edges),
-                           "methods": {m: M.jump_histogram(x, edges) for m, (_, x) in scored.items()}})
-    summary: dict[str, float] = {"real/sharp_rate": real_jumps["sharp_rate"]}
+    ctx.artifact("jumps", {"edges": edges.tolist(), "threshold": thresholds[cfg.data],
+                           "real": M.jump_histogram(train.x, edges),
+                           "methods": {m: M.jump_histogram(v["generated"], edges) for (s, m), v in measured.items()
+                                       if s == cfg.data}})
+    summary["real/sharp_rate"] = real_jumps["sharp_rate"]
     for r in rows:
         for key in ("marginal", "classification", "prediction", "interp_mse", "extrap_mse", "crps", "nll",
                     "sharp_rate", "jump_w1"):
@@ -359,70 +432,80 @@ def run(cfg: LS4Config, ctx: RunContext) -> dict[str, float]:
         ctx.log(cfg.steps, **{f"{r['method']}/score/{k}": float(r[k]) for k in ("marginal", "classification",
                                                                                "prediction")},
                 **{f"{r['method']}/test/{k}": float(r[k]) for k in ("interp_mse", "extrap_mse", "crps", "nll")})
+    for r in by_source:
+        if r["source"] != cfg.data:
+            key = _key(cfg, r["source"], r["method"])
+            for k in ("marginal", "classification", "prediction"):
+                summary[f"{key}/{k}"] = float(r[k])
+            ctx.log(cfg.steps, **{f"{key}/score/{k}": float(r[k]) for k in ("marginal", "classification",
+                                                                            "prediction")})
     ctx.artifact("metrics", rows)
+    ctx.artifact("metrics_by_source", by_source)
 
     timing: list[dict[str, Any]] = []
     if cfg.timing_repeats:
-        timing = measure_step_times(models, cfg.lengths(), cfg.timing_batch, cfg.timing_repeats, train.dim, dev,
-                                    cfg.seed)
+        timing = measure_step_times({m: model for (s, m), model in models.items() if s == cfg.data}, cfg.lengths(),
+                                    cfg.timing_batch, cfg.timing_repeats, train.dim, dev, ctx.rng("timing"))
         ctx.artifact("timing", timing)
         for t in timing:
             summary[f"timing/{t['method']}/L{t['length']}"] = t["seconds_per_step"]
-    _claims(cfg, ctx, {r["method"]: r for r in rows}, timing, real_jumps, threshold, len(train))
+    fits = {(s, m): heldout_nelbo(model, data[s][1], dev, ctx.rng(f"claims/{s}/nelbo"))
+            for (s, m), model in models.items() if m in ARMS}
+    for claim in claims(cfg, ctx, data, measured, timing, fits):
+        ctx.claim(claim)
     return summary
 
 
-def _slope(rows: list[dict[str, Any]], method: str) -> float:
-    """Log-log slope of seconds per step against L (least squares): 1 = linear."""
-    pts = sorted((r["length"], r["seconds_per_step"]) for r in rows if r["method"] == method)
-    if len(pts) < 2:
-        return float("nan")
-    lx = np.log([p[0] for p in pts])
-    ly = np.log([max(p[1], 1e-12) for p in pts])
-    return float(np.polyfit(lx, ly, 1)[0])
+#: the columns of ``metrics_by_source`` (besides source and real)
+BY_SOURCE = ("method", "label", "params", "marginal", "classification", "prediction", "sharp_rate", "jump_w1",
+             "train_seconds")
 
 
-def _claims(cfg: LS4Config, ctx: RunContext, rows: dict[str, dict], timing: list[dict], real_jumps: dict,
-            threshold: float, n_train: int) -> None:
-    setting = (f"{cfg.data}, L={cfg.length}, {n_train} training series, {cfg.steps} steps × batch {cfg.batch_size} "
-               f"per model, seed {cfg.seed}, LS4 {cfg.kernel} H={cfg.hidden} N={cfg.state} × {cfg.layers} layers; "
-               + ", ".join(f"{LABELS[m]} {r['params']} params" for m, r in rows.items()))
-    sharp = cfg.data in tsdata.SYNTHETIC
-    ls4, lode = rows.get("ls4"), rows.get("latent_ode")
-    if ls4 and lode:
-        holds = bool(ls4["marginal"] < lode["marginal"] and ls4["classification"] > lode["classification"])
-        ctx.claim("On sharp-transition data LS4 beats the Latent ODE on the marginal score (lower is better) and the "
-                  "classification score (higher is better)",
-                  measured=(f"marginal LS4 {ls4['marginal']:.3f} vs Latent ODE {lode['marginal']:.3f}; classification "
-                            f"LS4 {ls4['classification']:.3f} vs Latent ODE {lode['classification']:.3f} "
-                            f"(ln 2 = 0.693 = indistinguishable)"),
-                  holds=holds if sharp else None,
-                  detail=setting + ("" if sharp else "; not sharp-transition data, so the claim is not evaluated"))
-        ctx.claim("LS4 samples keep the sharp transitions the Latent ODE smooths (distribution of |x_{t+1} − x_t|)",
-                  measured=(f"share of jumps > {threshold:.2f}: real {real_jumps['sharp_rate']:.3f}, LS4 "
-                            f"{ls4['sharp_rate']:.3f}, Latent ODE {lode['sharp_rate']:.3f}; W1 to the real jump "
-                            f"distribution: LS4 {ls4['jump_w1']:.3f}, Latent ODE {lode['jump_w1']:.3f}"),
-                  holds=(bool(ls4["jump_w1"] < lode["jump_w1"] and ls4["sharp_rate"] > lode["sharp_rate"])
-                         if real_jumps["sharp_rate"] > 0 else None),
-                  detail=setting + f"; threshold = half the 99.5th percentile of the real jumps")
-    if timing and any(t["method"] == "ls4" for t in timing) and any(t["method"] == "latent_ode" for t in timing):
-        by = {(t["method"], t["length"]): t["seconds_per_step"] for t in timing}
-        lengths = sorted({t["length"] for t in timing})
-        ratios = {L: by[("latent_ode", L)] / by[("ls4", L)] for L in lengths}
-        s_ls4, s_ode = _slope(timing, "ls4"), _slope(timing, "latent_ode")
-        first, last = ratios[lengths[0]], ratios[lengths[-1]]
-        holds = bool(all(r > 1 for r in ratios.values()) and s_ode >= 0.8 and last >= first)
-        ctx.claim("LS4's time per training step grows like L log L, the Latent ODE's at least linearly with a much "
-                  "larger constant (paper: LS4 ~100× faster than ODE-based models on long sequences); holds here when "
-                  "the Latent ODE is slower at every L, grows at least ~linearly (slope ≥ 0.8) and the gap does not "
-                  "shrink from the shortest to the longest L",
-                  measured=("Latent ODE / LS4 time per step: " + ", ".join(f"{r:.1f}× at L={L}" for L, r in
-                                                                           ratios.items())
-                            + f"; log-log slope LS4 {s_ls4:.2f}, Latent ODE {s_ode:.2f}"),
-                  holds=holds,
-                  detail=(f"forward+backward of one step, batch {cfg.timing_batch}, median of {cfg.timing_repeats} "
-                          f"interleaved rounds after a warm-up, on {ctx.device}; Latent ODE solver {cfg.ode_method}"
-                          f"{' (adjoint)' if cfg.adjoint else ''}; same parameter budget as above"))
+def _setting(cfg: LS4Config, source: str, train: tsdata.TimeSeries) -> str:
+    return (f"{source}: {len(train)} training series of L={train.length} ({train.dim} channel"
+            f"{'s' if train.dim > 1 else ''}), {cfg.steps} steps × batch {cfg.batch_size} per model, seed {cfg.seed}, "
+            f"LS4 {cfg.kernel} H={cfg.hidden} N={cfg.state} × {cfg.layers} layers, Latent ODE {cfg.ode_method} with "
+            f"a matched parameter count; {cfg.n_eval} generated series scored, score models trained "
+            f"{cfg.score_steps} steps")
+
+
+def claims(cfg: LS4Config, ctx: RunContext, data: dict[str, tuple[tsdata.TimeSeries, tsdata.TimeSeries]],
+           measured: dict[tuple[str, str], dict[str, torch.Tensor]], timing: list[dict[str, Any]],
+           fits: dict[tuple[str, str], float] | None = None) -> list:
+    """The paper's claims from what the run measured (see :mod:`.claims`); ``fits``: each arm's held-out negative
+    ELBO per step on each source (stated in the details: how far each model got in the shared budget)."""
+    out = []
+    for s, (train, _) in data.items():
+        if (s, "ls4") not in measured or (s, "latent_ode") not in measured:
+            continue
+        arms = {"method": measured[(s, "ls4")], "arm": measured[(s, "latent_ode")]}
+        detail = _setting(cfg, s, train) + _fit_note(s, fits or {}) + BUDGET_NOTE
+        out += C.generation_claims(s, train.x, train.mask, arms, ctx.rng(f"claims/{s}/generation"),
+                                   real_series=s not in tsdata.SYNTHETIC, detail=detail)
+        if s in tsdata.SYNTHETIC or s == cfg.data:
+            out.append(C.sharp_claim(s, train.x, arms["method"]["generated"], arms["arm"]["generated"],
+                                     ctx.rng(f"claims/{s}/jumps"), sharp_data=s in tsdata.SYNTHETIC, detail=detail))
+    if any(t["method"] == "ls4" for t in timing) and any(t["method"] == "latent_ode" for t in timing):
+        out += C.timing_claims(timing, detail=(
+            f"forward+backward of one step, batch {cfg.timing_batch}, {cfg.timing_repeats} interleaved rounds after "
+            f"a warm-up, on {ctx.device}; Latent ODE solver {cfg.ode_method}{' (adjoint)' if cfg.adjoint else ''}; "
+            "the same parameter budget"))
+    return out
+
+
+def _fit_note(source: str, fits: dict[tuple[str, str], float]) -> str:
+    if (source, "ls4") not in fits or (source, "latent_ode") not in fits:
+        return ""
+    return (f". Held-out −ELBO per step after the shared budget: LS4 {fits[(source, 'ls4')]:.3g}, Latent ODE "
+            f"{fits[(source, 'latent_ode')]:.3g}")
+
+
+#: What the demo run showed (appended to every generation and jump claim's detail; see the report).
+BUDGET_NOTE = (". Both arms get the same optimizer steps, not training to convergence as in the paper: in the demo "
+               "(100 steps) the Latent ODE is far from converged (held-out −ELBO per step 43 against LS4's −0.38 "
+               "on square; its samples are nearly constant, no jump above the sharp threshold against 11 % of the real "
+               "jumps), so these outcomes compare sample quality at equal steps; the 'paper' preset trains 10 000 "
+               "steps per model")
 
 
 EXPERIMENT = register(Experiment(
@@ -434,7 +517,14 @@ EXPERIMENT = register(Experiment(
     run=run,
     smoke={"length": 16, "n_series": 40, "steps": 3, "batch_size": 8, "hidden": 8, "state": 4, "layers": 1,
            "z_dim": 2, "eval_every": 2, "sample_every": 2, "n_show": 3, "n_eval": 8, "score_steps": 2,
-           "n_forecast": 2, "timing_lengths": "16,32", "timing_batch": 2, "timing_repeats": 1},
-    demo={},
+           "n_forecast": 2, "timing_lengths": "16,32", "timing_batch": 2, "timing_repeats": 2},
+    # demo: the real series beside ``data`` (square), a budget for minutes on 2 CPU cores (the Latent ODE's rk4
+    # steps dominate: ~0.4 s of CPU per training step at L = 64, ×4 sources)
+    demo={"score_on": "real", "steps": 100, "eval_every": 50, "sample_every": 50, "n_eval": 128, "score_steps": 100},
+    # paper: every source, trained and scored longer, timing to longer sequences with more rounds (a GPU run; the
+    # paper's Monash protocol, not its exact architecture sizes)
+    paper={"score_on": "all", "steps": 10_000, "batch_size": 64, "hidden": 64, "state": 64, "layers": 4,
+           "z_dim": 16, "n_eval": 1024, "score_steps": 2000, "timing_lengths": "128,512,2048,8192",
+           "timing_repeats": 5},
     key_metrics=("*/train/nelbo", "*/test/nelbo"),
 ))

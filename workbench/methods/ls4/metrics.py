@@ -4,12 +4,19 @@ evaluation), forecasting errors and the sharp-transition statistics.
 - :func:`marginal_score`: mean absolute difference of the 50-bin value densities of real and generated data,
   per channel (bins over the real range), averaged over channels; lower is better, 0 for identical data.
 - :func:`classification_score`: the held-out cross-entropy of a one-layer S4D classifier trained to tell real from
-  generated series; higher is better (ln 2 ≈ 0.693 when it cannot tell them apart).
+  generated series; higher is better (ln 2 ≈ 0.693 when it cannot tell them apart). Per held-out example:
+  :func:`classification_losses` (what a bootstrap resamples).
 - :func:`prediction_score`: a one-layer S4D forecaster trained on generated series to predict the next value,
-  tested on real series (MSE over the last ``horizon`` steps); lower is better.
+  tested on real series (MSE over the last ``horizon`` steps); lower is better. Per real series:
+  :func:`prediction_errors`.
+- The score models are initialised inside an ``init`` context (``ctx.seeded(name)`` in a run), never by seeding
+  torch's global generator here.
 - :func:`masked_mse`, :func:`crps` (empirical CRPS of a sample ensemble), :func:`jump_stats` (step-to-step jumps).
 """
 from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
 
 import numpy as np
 import torch
@@ -73,41 +80,78 @@ def _loop(opt: torch.optim.Optimizer, loss_fn, n: int, steps: int, batch: int, g
         opt.step()
 
 
-def classification_score(real: Tensor, generated: Tensor, generator: torch.Generator, steps: int = 200,
-                         batch: int = 64, lr: float = 1e-2, hidden: int = 16, test_fraction: float = 0.2) -> float:
-    """Held-out binary cross-entropy of a one-layer S4D classifier (generated = 1, real = 0), trained for ``steps``
-    Adam steps on a shuffled (seeded) 80 % of an equal number of each; higher is better."""
+def _head(d_in: int, d_out: int, hidden: int, pool: bool, init: ContextManager | None) -> S4Head:
+    """The evaluation model, initialised inside ``init`` (e.g. ``ctx.seeded(name)``; None: torch's global RNG)."""
+    with init if init is not None else contextlib.nullcontext():
+        return S4Head(d_in, d_out, hidden, hidden, pool=pool)
+
+
+def classification_losses(real: Tensor, generated: Tensor, generator: torch.Generator, steps: int = 200,
+                          batch: int = 64, lr: float = 1e-2, hidden: int = 16, test_fraction: float = 0.2,
+                          init: ContextManager | None = None) -> Tensor:
+    """Per-example held-out binary cross-entropy of a one-layer S4D classifier (generated = 1, real = 0), trained
+    for ``steps`` Adam steps on a shuffled 80 % of an equal number of each (the split drawn from ``generator``,
+    the classifier initialised inside ``init``). The same generator state and ``init`` give every generator under
+    comparison the same split and the same initial classifier (common random numbers)."""
     n = min(len(real), len(generated))
     X = torch.cat([generated[:n], real[:n]]).float().cpu()
     Y = torch.cat([torch.ones(n), torch.zeros(n)])
     perm = torch.randperm(2 * n, generator=generator)
     cut = max(1, int(round((1 - test_fraction) * 2 * n)))
     tr, te = perm[:cut], perm[cut:] if cut < 2 * n else perm[:1]
-    with torch.random.fork_rng():
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-        clf = S4Head(X.shape[-1], 1, hidden, hidden, pool=True)
+    clf = _head(X.shape[-1], 1, hidden, True, init)
     _fit(clf, lambda i: F.binary_cross_entropy_with_logits(clf(X[tr[i]])[:, 0], Y[tr[i]]), len(tr), steps, batch,
          lr, generator)
     with torch.no_grad():
-        return float(F.binary_cross_entropy_with_logits(clf(X[te])[:, 0], Y[te]))
+        return F.binary_cross_entropy_with_logits(clf(X[te])[:, 0], Y[te], reduction="none").double()
+
+
+def classification_score(real: Tensor, generated: Tensor, generator: torch.Generator, steps: int = 200,
+                         batch: int = 64, lr: float = 1e-2, hidden: int = 16, test_fraction: float = 0.2,
+                         init: ContextManager | None = None) -> float:
+    """The mean of :func:`classification_losses`: higher is better (ln 2 ≈ 0.693: real and generated cannot be
+    told apart)."""
+    return float(classification_losses(real, generated, generator, steps, batch, lr, hidden, test_fraction,
+                                       init).mean())
+
+
+def prediction_errors(real: Tensor, generated: Tensor, generator: torch.Generator, horizon: int = 10,
+                      steps: int = 200, batch: int = 64, lr: float = 1e-2, hidden: int = 16,
+                      mask: Tensor | None = None, init: ContextManager | None = None) -> Tensor:
+    """Train-on-generated, test-on-real (per real series): a one-layer S4D forecaster predicts x_{t+1} from x_≤t,
+    trained on the generated series (squared error on the last ``horizon`` steps), tested on each real series
+    (mean squared error over its observed entries in those steps; ``mask`` marks them, NaN if none)."""
+    G, R = generated.float().cpu(), real.float().cpu()
+    h = max(1, min(horizon, G.shape[1] - 1))
+    net = _head(G.shape[-1], G.shape[-1], hidden, False, init)
+
+    def sq(x: Tensor) -> Tensor:
+        return (net(x[:, :-1])[:, -h:] - x[:, 1:][:, -h:]) ** 2
+
+    _fit(net, lambda i: sq(G[i]).mean(), len(G), steps, batch, lr, generator)
+    with torch.no_grad():
+        err = sq(R).double()
+    m = torch.ones_like(err) if mask is None else mask[:, 1:][:, -h:].to(err.dtype).cpu()
+    count = m.sum((1, 2))
+    return torch.where(count > 0, (err * m).sum((1, 2)) / count.clamp(min=1), torch.full_like(count, float("nan")))
 
 
 def prediction_score(real: Tensor, generated: Tensor, generator: torch.Generator, horizon: int = 10,
-                     steps: int = 200, batch: int = 64, lr: float = 1e-2, hidden: int = 16) -> float:
-    """Train-on-generated, test-on-real: a one-layer S4D forecaster predicts x_{t+1} from x_≤t, trained on the
-    generated series (loss on the last ``horizon`` steps), tested on the real ones (MSE there); lower is better."""
-    G, R = generated.float().cpu(), real.float().cpu()
-    h = max(1, min(horizon, G.shape[1] - 1))
-    with torch.random.fork_rng():
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-        net = S4Head(G.shape[-1], G.shape[-1], hidden, hidden)
+                     steps: int = 200, batch: int = 64, lr: float = 1e-2, hidden: int = 16,
+                     mask: Tensor | None = None, init: ContextManager | None = None) -> float:
+    """The mean of :func:`prediction_errors` over the real series that have an observed target: lower is
+    better."""
+    err = prediction_errors(real, generated, generator, horizon, steps, batch, lr, hidden, mask, init)
+    return float(err[torch.isfinite(err)].mean())
 
-    def loss(x: Tensor) -> Tensor:
-        return F.mse_loss(net(x[:, :-1])[:, -h:], x[:, 1:][:, -h:])
 
-    _fit(net, lambda i: loss(G[i]), len(G), steps, batch, lr, generator)
-    with torch.no_grad():
-        return float(loss(R))
+def hide_missing(generated: Tensor, mask: Tensor) -> Tensor:
+    """Generated series i with the entries hidden (set to 0, as the data stores them) where real series i is
+    missing, so a real-vs-generated classifier cannot tell them apart by their gaps alone."""
+    n = min(len(generated), len(mask))
+    out = generated.clone()
+    out[:n] = torch.where(mask[:n].bool().to(out.device), out[:n], torch.zeros((), dtype=out.dtype))
+    return out
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> float:

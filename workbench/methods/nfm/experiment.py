@@ -1,64 +1,39 @@
 """``nfm``: Noisy Feature Mixup against its special cases, evaluated under test-time noise and corruptions.
 
 Trains the chosen variants (default: baseline, input mixup, manifold mixup, noisy input mixup, NFM) with the
-same initial weights, batches and budget, then measures clean accuracy (full test set), accuracy along NFM's
-test-time noise levels (§5: white noise in the normalised input space, salt and pepper), the corruption
-benchmark and ECE. On ``two_moons`` (with ``label_noise``) it stores decision boundaries instead. Claims: NFM
-keeps the highest accuracy as noise grows; clean accuracy stays within a margin of the baseline.
+same initial weights, batches and budget (:func:`workbench.lib.robustness.suite.run_suite`), then measures clean
+accuracy (full test set), accuracy along NFM's test-time noise levels (§5: white noise in the normalised input
+space, salt and pepper), the corruption benchmark and ECE. On ``two_moons`` (with ``label_noise``) it stores
+decision boundaries instead. Claims (:func:`workbench.lib.robustness.claims.nfm_claims`): NFM is more robust to
+test-time noise than standard training, than input and manifold mixup, and than every special case trained; its
+clean accuracy is not worse than the baseline's by more than ``margin``.
 """
 from __future__ import annotations
 
 from workbench.core.context import RunContext
-from workbench.lib.data import needs_dataset
-from workbench.methods.nfm.losses import VARIANTS, nfm_loss
-from workbench.core.params import Param
+from workbench.core.params import Config, Param
 from workbench.core.registry import Experiment, register
-from workbench.lib.robustness.mixing import mixing_params
-from workbench.lib.robustness.suite import (KEY_METRICS, SUITE_NOTE, LossFn, Results, SuiteConfig, clean_within_margin,
-                                        fmt, run_suite, summarise)
+from workbench.lib.data import needs_dataset
+from workbench.lib.robustness.claims import nfm_claims
+from workbench.lib.robustness.params import MixingParams, SuiteParams
+from workbench.lib.robustness.recipes import NFM_RECIPES, nfm_recipe
+from workbench.lib.robustness.suite import KEY_METRICS, SUITE_NOTE, run_suite, summarise
 
 DEFAULT_VARIANTS = ("baseline", "input_mixup", "manifold_mixup", "noisy_input_mixup", "nfm")
-#: NFM's mixing and noise levels (§5: σ_add = 0.4, σ_mult = 0.2), declared once; robustness_compare reuses them.
-NFMMixing = mixing_params("NFM mixing", add_noise=0.4, mult_noise=0.2, sparsity=0.0)
+#: NFM's mixing and noise levels (§5: α = 1, σ_add = 0.4, σ_mult = 0.2, no sparsity)
+NFMMixing = MixingParams.with_defaults(alpha=1.0, add_noise=0.4, mult_noise=0.2, sparsity=0.0)
 
 
-class NFMConfig(NFMMixing, SuiteConfig):  # type: ignore[misc, valid-type]
-    variants: tuple = Param(DEFAULT_VARIANTS, choices=tuple(VARIANTS), multiple=True, doc="recipes trained and compared")
-
-
-def nfm_recipe(name: str, alpha: float, add_noise: float, mult_noise: float, sparsity: float) -> LossFn:
-    """The loss function of one NFM variant (see :data:`workbench.methods.nfm.VARIANTS`)."""
-
-    def loss_fn(model, x, y, gen):  # type: ignore[no-untyped-def]
-        return nfm_loss(model, x, y, name, alpha, add_noise, mult_noise, sparsity, gen)
-
-    return loss_fn
-
-
-def check_claims(ctx: RunContext, cfg: SuiteConfig, res: Results) -> None:
-    """NFM's claims: the highest accuracy as test-time noise grows, among the mixup family; clean accuracy kept."""
-    family = [n for n in ("baseline", "input_mixup", "manifold_mixup", "noisy_input_mixup", "noise_only", "nfm")
-              if n in res]
-    if "nfm" in res and len(family) > 1:
-        best = max(family, key=lambda n: res[n]["noise_accuracy"])
-        if cfg.dataset == "two_moons":
-            how = "mean accuracy over the Gaussian input-noise levels"
-            measured = fmt(res, "noise_accuracy", family)
-        else:
-            how = ("mean accuracy over NFM's table levels (§5): white noise σ ∈ {0.1, 0.2, 0.3} in the normalised "
-                   "input space and salt and pepper γ ∈ {0.02, 0.04, 0.1}")
-            measured = "; ".join(f"{n} {res[n]['noise_accuracy']:.3f} (white {res[n]['white_noise_accuracy']:.3f}, "
-                                 f"s&p {res[n]['salt_pepper_accuracy']:.3f})" for n in family)
-        ctx.claim("NFM keeps the highest accuracy as test-time noise grows", measured, best == "nfm",
-                  f"{how}, against the mixup family (best: {best}); dataset {cfg.dataset}")
-    clean_within_margin(ctx, cfg, res, "nfm")
+class NFMConfig(NFMMixing, SuiteParams, Config):
+    variants: tuple = Param(DEFAULT_VARIANTS, choices=NFM_RECIPES, multiple=True, doc="recipes trained and compared")
 
 
 def run(cfg: NFMConfig, ctx: RunContext) -> dict[str, float]:
     recipes = {n: nfm_recipe(n, cfg.alpha, cfg.add_noise, cfg.mult_noise, cfg.sparsity) for n in cfg.variants}
-    res = run_suite(cfg, ctx, recipes)
-    check_claims(ctx, cfg, res)
-    return summarise(res, ("clean_accuracy", "noise_accuracy", "mean_corruption_accuracy", "ece"))
+    result = run_suite(cfg, ctx, recipes)
+    for claim in nfm_claims(result, cfg.dataset, cfg.margin, lambda name: ctx.rng(f"claims/{name}")):
+        ctx.claim(claim)
+    return summarise(result.summary, ("clean_accuracy", "noise_accuracy", "mean_corruption_accuracy", "ece"))
 
 
 #: NFM §5 on CIFAR-10 (for a GPU): PreActResNet-18, 200 epochs of the 45,000-image training part (351 steps of

@@ -10,10 +10,11 @@ Public API::
 from .attention import CrossAttentionPool, NFTBlock, WeightSpaceSelfAttention, from_channels_last, to_channels_last
 from .baselines import FlatMLP, StatNet, weight_statistics
 from .encoding import GaussianFourierFeatures, WeightSpaceEmbedding
-from .inr2array import HyperDecoder, Inr2Array, LatentClassifier
+from .inr2array import HyperDecoder, Inr2Array, LatentClassifier, build_inr2array
 from .layers import (
     EquivariantLinear,
     EquivariantPool,
+    FeatureStandardizer,
     HNPLinear,
     HNPPool,
     NPLinear,
@@ -30,6 +31,7 @@ from .model import (
     NFTInvariant,
     WeightSpaceModel,
     build_model,
+    build_saved,
     count_parameters,
     token_labels,
 )
@@ -39,9 +41,9 @@ from .symmetry import equivariance_error, invariance_error, random_permutations,
 __all__ = [
     "CrossAttentionPool", "NFTBlock", "WeightSpaceSelfAttention", "from_channels_last", "to_channels_last",
     "FlatMLP", "StatNet", "weight_statistics", "GaussianFourierFeatures", "WeightSpaceEmbedding",
-    "EquivariantLinear", "EquivariantPool", "HNPLinear", "HNPPool", "NPLinear", "NPPool", "TupleReLU",
+    "EquivariantLinear", "EquivariantPool", "FeatureStandardizer", "HNPLinear", "HNPPool", "NPLinear", "NPPool", "TupleReLU",
     "WeightSpaceLift", "WeightSpaceNormalizer", "INVARIANT_KINDS", "MODEL_KINDS", "NFNInvariant", "NFTEncoder",
     "NFTInvariant", "WeightSpaceModel", "build_model", "count_parameters", "token_labels",
     "equivariance_error", "invariance_error", "random_permutations", "uncoupled_permute",
-    "HyperDecoder", "Inr2Array", "LatentClassifier", "kendall_tau", "r2_score",
+    "HyperDecoder", "Inr2Array", "LatentClassifier", "build_inr2array", "build_saved", "kendall_tau", "r2_score",
 ]

@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import torch
 from torch import Tensor
@@ -27,6 +27,9 @@ from workbench.lib.weightspace import (
     siren_spec,
     train_zoo,
 )
+
+if TYPE_CHECKING:
+    from .experiment import NFTConfig
 
 T = TypeVar("T")
 _MEMORY: dict[str, Any] = {}  # the latest few builds of this process (cache_dir keeps them across processes)
@@ -65,12 +68,12 @@ def _remember(key: str, value: Any) -> None:
 
 
 # -- the zoo ------------------------------------------------------------------------------------------------
-def zoo_key(cfg: Any) -> dict[str, Any]:
+def zoo_key(cfg: "NFTConfig") -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in ("seed", "zoo_dataset", "zoo_arch", "zoo_width", "zoo_depth", "zoo_size",
                                          "zoo_steps", "zoo_batch", "zoo_images", "zoo_path")}
 
 
-def build_zoo(cfg: Any, ctx: RunContext) -> Zoo:
+def build_zoo(cfg: "NFTConfig", ctx: RunContext) -> Zoo:
     """The zoo of task (a): a local Small CNN Zoo (``zoo_path``) or ``zoo_size`` networks trained together."""
     if cfg.zoo_path:
         if not Path(cfg.zoo_path).is_dir():
@@ -119,12 +122,12 @@ class InrData:
         return cls(**{k: (WeightSpace(*v) if k in ("train", "test", "init") else v) for k, v in d.items()})
 
 
-def inr_key(cfg: Any) -> dict[str, Any]:
+def inr_key(cfg: "NFTConfig") -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in ("seed", "inr_dataset", "inr_train", "inr_test", "siren_hidden",
                                          "siren_steps", "siren_lr", "permute_inrs")}
 
 
-def build_inrs(cfg: Any, ctx: RunContext) -> InrData:
+def build_inrs(cfg: "NFTConfig", ctx: RunContext) -> InrData:
     """Fit one SIREN (2 → h → h → channels, ω₀ = 30) per image from one shared initialisation; then, with
     ``permute_inrs``, permute every SIREN's hidden neurons at random (the same functions, other weights)."""
 

@@ -13,6 +13,7 @@ array (latent m is responsible for patch m), which a downstream classifier reads
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -108,6 +109,12 @@ class Inr2Array(WeightSpaceModel):
     def loss(self, ws: WeightSpace) -> Tensor:
         """Mean squared reconstruction error (module docstring)."""
         return ((self(ws) - self.target(ws)) ** 2).mean()
+
+
+def build_inr2array(dims: list[int], filters: list[list[int]], image_size: list[int], **kwargs: Any) -> Inr2Array:
+    """:class:`Inr2Array` from plain values (a saved model's spec); the shared initialisation comes back with the
+    state dict (the decoder's ``base``)."""
+    return Inr2Array(NetworkSpec(tuple(dims), tuple(tuple(f) for f in filters)), tuple(image_size), **kwargs)
 
 
 class LatentClassifier(nn.Module):

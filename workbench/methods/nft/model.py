@@ -22,6 +22,7 @@ from .encoding import WeightSpaceEmbedding
 from .layers import (
     EquivariantLinear,
     EquivariantPool,
+    FeatureStandardizer,
     HNPLinear,
     HNPPool,
     NPLinear,
@@ -30,6 +31,12 @@ from .layers import (
     WeightSpaceLift,
     WeightSpaceNormalizer,
 )
+
+
+def invariant_head(d_in: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """The MLP on pooled invariant features, each feature standardised over the networks first
+    (:class:`~workbench.methods.nft.layers.FeatureStandardizer`)."""
+    return nn.Sequential(FeatureStandardizer(d_in), *mlp_head(d_in, hidden, out_dim))
 
 
 def mlp_head(d_in: int, hidden: int, out_dim: int, layers: int = 2) -> nn.Sequential:
@@ -94,7 +101,7 @@ class NFTInvariant(WeightSpaceModel):
         self.encoder = NFTEncoder(spec, d_model, heads, depth, ff_mult, fourier_features, fourier_scale,
                                   in_channels, io_embeddings)
         self.pool = CrossAttentionPool(d_model, heads, num_queries)
-        self.head = mlp_head(num_queries * d_model, head_hidden or 2 * d_model, out_dim)
+        self.head = invariant_head(num_queries * d_model, head_hidden or 2 * d_model, out_dim)
 
     def features(self, ws: WeightSpace) -> Tensor:
         """The pooled invariant vectors (B, M, d)."""
@@ -143,7 +150,7 @@ class NFNInvariant(WeightSpaceModel):
             mods += [layer(spec, channels, channels), TupleReLU()]
         self.body = nn.Sequential(*mods)
         self.pool: EquivariantPool = NPPool(spec) if mode == "np" else HNPPool(spec)
-        self.head = mlp_head(self.pool.out_features(channels), head_hidden, out_dim)
+        self.head = invariant_head(self.pool.out_features(channels), head_hidden, out_dim)
 
     def forward(self, ws: WeightSpace) -> Tensor:
         return self.head(self.pool(self.body(self.normalize(ws))))
@@ -169,6 +176,11 @@ def build_model(kind: str, spec: NetworkSpec, out_dim: int, *, d_model: int = 32
     if kind == "flat":
         return FlatMLP(spec, out_dim, hidden, in_channels=in_channels)
     raise ValueError(f"model kind = {kind!r}; allowed: nft, np, hnp, stats, flat")
+
+
+def build_saved(kind: str, dims: list[int], filters: list[list[int]], out_dim: int, **kwargs: Any) -> nn.Module:
+    """:func:`build_model` from plain values (a saved model's spec: ``NetworkSpec`` as its ``dims`` and ``filters``)."""
+    return build_model(kind, NetworkSpec(tuple(dims), tuple(tuple(f) for f in filters)), out_dim, **kwargs)
 
 
 MODEL_KINDS = ("nft", "np", "hnp", "stats", "flat")

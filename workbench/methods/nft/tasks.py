@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -21,24 +20,32 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.core.context import RunContext
-from workbench.lib.weightspace import WeightSpace, Zoo, render_images
+from workbench.lib.weightspace import NetworkSpec, WeightSpace, Zoo, render_images
 
 from .data import InrData
-from .inr2array import Inr2Array, LatentClassifier
+from .inr2array import Inr2Array, LatentClassifier, build_inr2array
 from .metrics import kendall_tau, r2_score
-from .model import NFTInvariant, build_model, count_parameters, token_labels
+from .model import NFTInvariant, build_model, build_saved, count_parameters, token_labels
+
+if TYPE_CHECKING:
+    from .experiment import NFTConfig
 
 
-def seed_for(cfg: Any, key: str) -> None:
-    """Seed torch's global RNG from the run's seed and ``key`` (model initialisation)."""
-    torch.manual_seed((cfg.seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
+def model_spec(cfg: "NFTConfig", kind: str, spec: NetworkSpec, out_dim: int,
+               fourier_scale: float | None = None) -> dict[str, Any]:
+    """The plain-valued spec of a compared model: ``build_saved(**model_spec(...))`` builds it (saved models)."""
+    return {"kind": kind, "dims": list(spec.dims), "filters": [list(f) for f in spec.filters], "out_dim": out_dim,
+            "d_model": cfg.d_model, "heads": cfg.heads, "depth": cfg.depth, "num_queries": cfg.num_queries,
+            "channels": cfg.channels, "hidden": cfg.hidden, "fourier_features": cfg.fourier_features,
+            "fourier_scale": fourier_scale or cfg.fourier_scale}
 
 
-def make_model(cfg: Any, kind: str, spec, out_dim: int, key: str, fourier_scale: float | None = None) -> nn.Module:
-    seed_for(cfg, key)
-    return build_model(kind, spec, out_dim, d_model=cfg.d_model, heads=cfg.heads, depth=cfg.depth,
-                       num_queries=cfg.num_queries, channels=cfg.channels, hidden=cfg.hidden,
-                       fourier_features=cfg.fourier_features, fourier_scale=fourier_scale or cfg.fourier_scale)
+def make_model(cfg: "NFTConfig", ctx: RunContext, kind: str, spec: NetworkSpec, out_dim: int, key: str,
+               fourier_scale: float | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """A compared model, initialised from the run's seed and ``key``, with its saved-model spec."""
+    plain = model_spec(cfg, kind, spec, out_dim, fourier_scale)
+    with ctx.seeded(key):
+        return build_saved(**plain), plain
 
 
 @torch.no_grad()
@@ -58,7 +65,7 @@ def _cosine(total: int) -> Callable[[int], float]:
     return lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
 
 
-def train_phase(ctx: RunContext, cfg: Any, key: str, model: nn.Module, ws: WeightSpace,
+def train_phase(ctx: RunContext, cfg: "NFTConfig", key: str, model: nn.Module, ws: WeightSpace,
                 loss_fn: Callable[[nn.Module, WeightSpace, Tensor], Tensor], idx_targets: Tensor | None,
                 steps: int, evaluate: Callable[[int], dict[str, float]], lr: float | None = None) -> bool:
     """Train ``model`` for ``steps`` AdamW steps (cosine schedule, gradient clipping) on mini-batches of ``ws``;
@@ -93,7 +100,7 @@ def split_zoo(zoo: Zoo, test_fraction: float, gen: torch.Generator) -> tuple[Ten
     return order[n_test:].sort().values, order[:n_test].sort().values
 
 
-def accuracy_task(cfg: Any, ctx: RunContext, zoo: Zoo, results: dict) -> dict[str, nn.Module]:
+def accuracy_task(cfg: "NFTConfig", ctx: RunContext, zoo: Zoo, results: dict) -> dict[str, nn.Module]:
     """Train each model of ``cfg.models`` to predict test accuracy; returns the trained models (this run's)."""
     tr, te = split_zoo(zoo, cfg.test_fraction, ctx.generator("zoo_split"))
     ws_tr, ws_te = zoo.weights[tr], zoo.weights[te]
@@ -105,7 +112,8 @@ def accuracy_task(cfg: Any, ctx: RunContext, zoo: Zoo, results: dict) -> dict[st
     out: dict[str, nn.Module] = {}
     for kind in cfg.models:
         key = f"acc/{kind}"
-        model = make_model(cfg, kind, spec, 1, key).fit(ws_tr)
+        model, plain = make_model(cfg, ctx, kind, spec, 1, key)
+        model.fit(ws_tr)
 
         def loss_fn(m: nn.Module, ws: WeightSpace, target: Tensor) -> Tensor:
             return F.mse_loss(m(ws)[:, 0], target)
@@ -123,6 +131,7 @@ def accuracy_task(cfg: Any, ctx: RunContext, zoo: Zoo, results: dict) -> dict[st
             ctx.artifact("predictions", prediction_rows(results["acc"]), kind="table")
             if kind == "nft":
                 ctx.artifact("attention", attention_artifact(model, ws_te, y_te, te, "zoo"))
+        ctx.save_model(key, model, plain, build_saved)
         out[kind] = model
     results["acc_split"] = {"train": tr.tolist(), "test": te.tolist(), "mean": mu, "std": sd}
     return out
@@ -167,12 +176,13 @@ def attention_artifact(model: NFTInvariant, ws: WeightSpace, values: Tensor, ind
 
 
 # -- (b) INR classification ----------------------------------------------------------------------------------
-def inr_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> dict[str, nn.Module]:
+def inr_task(cfg: "NFTConfig", ctx: RunContext, inr: InrData, results: dict) -> dict[str, nn.Module]:
     spec, k = inr.train.spec, int(max(inr.train_labels.max(), inr.test_labels.max())) + 1
     out: dict[str, nn.Module] = {}
     for kind in cfg.models:
         key = f"inr/{kind}"
-        model = make_model(cfg, kind, spec, k, key, cfg.inr_fourier_scale).fit(inr.train)
+        model, plain = make_model(cfg, ctx, kind, spec, k, key, cfg.inr_fourier_scale)
+        model.fit(inr.train)
 
         def loss_fn(m: nn.Module, ws: WeightSpace, target: Tensor) -> Tensor:
             return F.cross_entropy(m(ws), target)
@@ -188,10 +198,12 @@ def inr_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> dict[str
                                     "train_accuracy": float((predict(model, inr.train).argmax(1)
                                                              == inr.train_labels).float().mean()),
                                     "parameters": count_parameters(model), "seconds": time.perf_counter() - t0,
-                                    "n_test": int(inr.test_labels.numel())}
+                                    "n_test": int(inr.test_labels.numel()),
+                                    "correct": (pred == inr.test_labels).tolist()}
             if kind == "nft":
                 ctx.artifact("inr/attention", attention_artifact(model, inr.test, inr.test_labels.float(),
                                                                   torch.arange(inr.test.batch_size), "inr"))
+        ctx.save_model(key, model, plain, build_saved)
         out[kind] = model
     return out
 
@@ -211,12 +223,16 @@ def gallery_artifact(inr: InrData, n: int, reconstruction: Tensor | list | None 
 
 
 # -- (c) Inr2Array -------------------------------------------------------------------------------------------
-def inr2array_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> Inr2Array:
+def inr2array_task(cfg: "NFTConfig", ctx: RunContext, inr: InrData, results: dict) -> Inr2Array:
     c, h, w = inr.image_shape
     spec, k = inr.train.spec, int(max(inr.train_labels.max(), inr.test_labels.max())) + 1
-    seed_for(cfg, "inr2array/autoencoder")
-    ae = Inr2Array(spec, (h, w), cfg.d_model, cfg.heads, cfg.depth, cfg.latent_grid, cfg.hidden, inr.init,
-                   cfg.fourier_features, cfg.inr_fourier_scale).fit(inr.train)
+    ae_spec = {"dims": list(spec.dims), "filters": [list(f) for f in spec.filters], "image_size": [h, w],
+               "d_model": cfg.d_model, "heads": cfg.heads, "depth": cfg.depth, "grid": cfg.latent_grid,
+               "hyper_hidden": cfg.hidden, "fourier_features": cfg.fourier_features,
+               "fourier_scale": cfg.inr_fourier_scale}
+    with ctx.seeded("inr2array/autoencoder"):
+        ae = Inr2Array(spec, (h, w), cfg.d_model, cfg.heads, cfg.depth, cfg.latent_grid, cfg.hidden, inr.init,
+                       cfg.fourier_features, cfg.inr_fourier_scale).fit(inr.train)
 
     def recon_loss(m: nn.Module, ws: WeightSpace, _: Any) -> Tensor:
         return m.loss(ws)
@@ -243,9 +259,12 @@ def inr2array_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> In
         results["inr2array"]["reconstruction"] = recon.tolist()
         ctx.artifact("inr/gallery", gallery_artifact(inr, cfg.gallery_size, recon))
 
+    ctx.save_model("inr2array/autoencoder", ae, ae_spec, build_inr2array)
+
     # the latent classifier: the latents are computed inside the phase (after a resume restored the encoder)
-    seed_for(cfg, "inr2array/classifier")
-    clf = LatentClassifier(ae.num_latents, cfg.d_model, k, cfg.hidden)
+    clf_spec = {"num_latents": ae.num_latents, "d_latent": cfg.d_model, "classes": k, "hidden": cfg.hidden}
+    with ctx.seeded("inr2array/classifier"):
+        clf = LatentClassifier(**clf_spec)
     latents: dict[str, Tensor] = {}
 
     def encode_all() -> None:
@@ -279,7 +298,9 @@ def inr2array_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> In
         results["inr2array"].update(accuracy=_latent_accuracy(clf, latents["test"], inr.test_labels),
                                     train_accuracy=_latent_accuracy(clf, latents["train"], inr.train_labels),
                                     classifier_seconds=time.perf_counter() - t0,
-                                    invariance=_latent_invariance(ae, inr, ctx))
+                                    invariance=_latent_invariance(ae, inr, ctx),
+                                    correct=_latent_correct(clf, latents["test"], inr.test_labels))
+    ctx.save_model("inr2array/classifier", clf, clf_spec)
     return ae
 
 
@@ -287,6 +308,12 @@ def inr2array_task(cfg: Any, ctx: RunContext, inr: InrData, results: dict) -> In
 def _latent_accuracy(clf: nn.Module, z: Tensor, y: Tensor) -> float:
     clf.eval()
     return float((clf(z).argmax(1) == y).float().mean())
+
+
+@torch.no_grad()
+def _latent_correct(clf: nn.Module, z: Tensor, y: Tensor) -> list[bool]:
+    clf.eval()
+    return (clf(z).argmax(1) == y).tolist()
 
 
 @torch.no_grad()

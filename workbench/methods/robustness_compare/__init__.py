@@ -1,3 +1,3 @@
-"""The seven-recipe robustness comparison (NFM's family, AugMix + JSD, NoisyMix), downstream of both methods:
-``workbench.methods.nfm`` and ``workbench.methods.noisymix`` never import it, and ``workbench.lib.robustness`` (the shared toolkit)
-imports neither."""
+"""The eight-recipe robustness comparison (NFM's family, AugMix, AugMix + JSD, NoisyMix) on one budget. It imports
+neither method: the recipes, the protocol and both methods' claims come from the shared toolkit
+``workbench.lib.robustness``."""

@@ -3,58 +3,61 @@
 baseline, input mixup, manifold mixup, noisy input mixup, NFM (Lim et al. 2022), AugMix, AugMix + JSD
 (Hendrycks et al. 2020) and NoisyMix (Erichson et al.) are trained from the same initial weights on the same
 batches for the same number of steps, then evaluated on clean data (full test set), the 19 corruptions × 5
-severities, NFM's noise curves, ECE and flip probabilities. Each method checks its own claims on the shared
-results (AugMix alone is the ablation NoisyMix's ECE claim needs).
+severities, NFM's noise curves, ECE and flip probabilities. The recipes, the protocol and both methods' claims
+come from the shared toolkit :mod:`workbench.lib.robustness` (a method never imports another), checked here on
+the shared results (AugMix alone is the ablation NoisyMix's JSD claim needs).
 """
 from __future__ import annotations
 
 from workbench.core.context import RunContext
-from workbench.lib.data import needs_dataset
-from workbench.methods.nfm.experiment import check_claims as nfm_claims
-from workbench.methods.nfm.experiment import nfm_recipe
-from workbench.methods.noisymix.experiment import PAPER as NOISYMIX_PAPER
-from workbench.methods.noisymix.experiment import AugMixParams, NoisyMixMixing, noisymix_recipe
-from workbench.methods.noisymix.experiment import check_claims as noisymix_claims
-from workbench.methods.noisymix.experiment import preview as augmix_preview
-from workbench.core.params import Param
+from workbench.core.params import Config, Param
 from workbench.core.registry import Experiment, register
-from workbench.lib.robustness.mixing import mixing_params
-from workbench.lib.robustness.suite import KEY_METRICS, SUITE_NOTE, SuiteConfig, run_suite, summarise
+from workbench.lib.data import needs_dataset
+from workbench.lib.robustness.claims import nfm_claims, noisymix_claims
+from workbench.lib.robustness.params import (AugMixParams, MixingParams, NFMNoiseParams, SuiteParams,
+                                             check_augmix_recipes)
+from workbench.lib.robustness.recipes import NOISYMIX_RECIPES, augmix_preview, nfm_recipe, noisymix_recipe
+from workbench.lib.robustness.suite import KEY_METRICS, SUITE_NOTE, run_suite, summarise
 
 ALL_RECIPES = ("baseline", "input_mixup", "manifold_mixup", "noisy_input_mixup", "nfm", "augmix", "augmix_jsd",
                "noisymix")
-#: NFM's noise levels beside NoisyMix's (one α for every mixing recipe, from NoisyMix's group).
-NFMNoise = mixing_params("NFM mixing", prefix="nfm_", add_noise=0.4, mult_noise=0.2, alpha=False)
+#: NoisyMix's mixing levels (one α for every mixing recipe); NFM's own noise levels are NFMNoiseParams
+NoisyMixMixing = MixingParams.with_defaults(alpha=1.0, add_noise=0.5, mult_noise=0.5, sparsity=0.65)
 
 
-class CompareConfig(NoisyMixMixing, NFMNoise, AugMixParams, SuiteConfig):  # type: ignore[misc, valid-type]
+class CompareConfig(NoisyMixMixing, NFMNoiseParams, AugMixParams, SuiteParams, Config):
     variants: tuple = Param(ALL_RECIPES, choices=ALL_RECIPES, multiple=True, doc="recipes trained and compared")
 
     def check(self) -> None:
         super().check()
-        self.check_augmix()
+        check_augmix_recipes(self.dataset, self.variants)
 
 
 def run(cfg: CompareConfig, ctx: RunContext) -> dict[str, float]:
-    recipes = {}
-    for n in cfg.variants:
-        if n in ("augmix", "augmix_jsd", "noisymix"):
-            recipes[n] = noisymix_recipe(n, cfg)
-        else:
-            recipes[n] = nfm_recipe(n, cfg.alpha, cfg.nfm_add_noise, cfg.nfm_mult_noise, 0.0)
-    res = run_suite(cfg, ctx, recipes)
+    recipes = {n: noisymix_recipe(n, cfg, cfg) if n in NOISYMIX_RECIPES and n != "baseline" else
+               nfm_recipe(n, cfg.alpha, cfg.nfm_add_noise, cfg.nfm_mult_noise, 0.0) for n in cfg.variants}
+    result = run_suite(cfg, ctx, recipes)
     if {"augmix", "augmix_jsd", "noisymix"} & set(cfg.variants):
         from workbench.lib import data
 
-        augmix_preview(ctx, cfg, data.tensors(cfg.dataset, "test", seed=cfg.seed)[0][0])
-    nfm_claims(ctx, cfg, res)
-    noisymix_claims(ctx, cfg, res)
-    return summarise(res, ("clean_accuracy", "mean_corruption_accuracy", "noise_accuracy", "ece", "mce"))
+        image = data.tensors(cfg.dataset, "test", seed=cfg.seed)[0][0]
+        ctx.artifact("augmix_preview", augmix_preview(image, cfg, ctx.rng("augmix_preview")), kind="json")
+    rng = lambda name: ctx.rng(f"claims/{name}")  # noqa: E731
+    for claim in nfm_claims(result, cfg.dataset, cfg.margin, rng) + noisymix_claims(result, cfg.dataset, cfg.margin,
+                                                                                    rng):
+        ctx.claim(claim)
+    return summarise(result.summary, ("clean_accuracy", "mean_corruption_accuracy", "noise_accuracy", "ece", "mce"))
 
 
 #: Every recipe in its papers' CIFAR-10 setting (for a GPU): PreActResNet-18, 200 epochs, cosine decay (one schedule
-#: for all, as NoisyMix trains), random crop + flip, NFM's and NoisyMix's own noise levels.
-PAPER = {**NOISYMIX_PAPER, "nfm_add_noise": 0.4, "nfm_mult_noise": 0.2}
+#: for all, as NoisyMix trains), random crop + flip, NFM's and NoisyMix's own noise levels, inputs normalised with
+#: mean = std = 0.5 (NoisyMix's code).
+PAPER = {"dataset": "cifar10", "arch": "resnet", "width": 64, "blocks": 2, "normalise": "fixed", "augment": "crop_flip",
+         "steps": 70_200, "batch_size": 128, "lr": 0.1, "schedule": "cosine", "momentum": 0.9, "weight_decay": 5e-4,
+         "eval_every": 351, "curve_images": 10_000, "eval_limit": 0, "corruption_set": "all",
+         "augmix_severity": 3, "augmix_width": 3, "augmix_depth": -1, "jsd_weight": 12.0,
+         "alpha": 1.0, "add_noise": 0.5, "mult_noise": 0.5, "sparsity": 0.65, "nfm_add_noise": 0.4,
+         "nfm_mult_noise": 0.2}
 
 EXPERIMENT = register(Experiment(
     name="robustness_compare",

@@ -6,7 +6,6 @@ x ∈ [−2, 10] maps to [−1.5, 1.5]).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 DATA_RANGES = ((0.0, 2.0), (6.0, 8.0))
@@ -19,13 +18,15 @@ def scale_x(x: torch.Tensor) -> torch.Tensor:
     return (x - 4.0) / 4.0
 
 
-def gap_regression(n: int = 40, noise: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` points, half in each data range, y = cos x + noise·ε: (x (n, 1), y (n,)) float32, raw x."""
-    rng = np.random.default_rng(seed)
-    halves = [rng.uniform(lo, hi, size=k) for (lo, hi), k in zip(DATA_RANGES, (n - n // 2, n // 2))]
-    x = np.sort(np.concatenate(halves))
-    y = np.cos(x) + noise * rng.standard_normal(n)
-    return torch.tensor(x, dtype=torch.float32).unsqueeze(1), torch.tensor(y, dtype=torch.float32)
+def gap_regression(n: int = 40, noise: float = 0.1, *,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points, half in each data range, y = cos x + noise·ε: (x (n, 1), y (n,)) float32, raw x; the draws
+    come from ``generator`` (in a run, ``ctx.rng("reg/data")``)."""
+    halves = [lo + (hi - lo) * torch.rand(k, generator=generator, dtype=torch.float64)
+              for (lo, hi), k in zip(DATA_RANGES, (n - n // 2, n // 2))]
+    x = torch.sort(torch.cat(halves)).values
+    y = torch.cos(x) + noise * torch.randn(n, generator=generator, dtype=torch.float64)
+    return x.float().unsqueeze(1), y.float()
 
 
 def grid(points: int = 200) -> torch.Tensor:

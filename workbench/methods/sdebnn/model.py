@@ -20,7 +20,6 @@ The martingale term needs the Itô calculus: ``full`` and ``stl`` run with Euler
 """
 from __future__ import annotations
 
-import io
 import math
 from typing import Any, Sequence
 
@@ -340,16 +339,3 @@ class SDEBNN(nn.Module):
                       device=w0.device)
         method = self.method if self.method == "euler" else "midpoint"
         return sample_weights(sde, w0, ts, method=method, dt=self.dt, bm=bm)[0]
-
-    # -- a stored model: spec + state, so views can re-sample without retraining -----------------------------
-    def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        torch.save({"spec": self.spec, "state": self.state_dict()}, buf)
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, blob: bytes) -> "SDEBNN":
-        saved = torch.load(io.BytesIO(blob), weights_only=True)
-        model = cls(**saved["spec"])
-        model.load_state_dict(saved["state"])
-        return model

@@ -4,7 +4,8 @@ An exported run ``<dest>/<run_id>/`` holds::
 
     run.json          the run's record (method, config, status, summary, error, traceback, times, host...)
     metrics.parquet   every metric row in logging order: step, name, value, time
-    claims.json       the paper claims it checked
+    claims.json       the paper claims it checked: one object per claim, every column of the store's claims
+                      (statement, method, arm, effect, uncertainty, low, high, seeds, rule, outcome, reason...)
     artifacts.json    one entry per artifact: name, kind, step, meta, created_at, file
     files/            the artifact files, as the store encodes them (.npy, .json, .txt, .pt, .bin)
 
@@ -37,7 +38,7 @@ def export_dir(store: Store, run_id: str, dest: str | os.PathLike) -> Path:
     frame = pd.DataFrame([tuple(r)[1:] for r in rows], columns=["step", "name", "value", "time"])
     frame = frame.astype({"step": "int64", "name": "string", "value": "float64", "time": "float64"})
     frame.to_parquet(out / "metrics.parquet", index=False)
-    (out / "claims.json").write_text(json.dumps(store.claims(record["id"]), indent=1))
+    (out / "claims.json").write_text(json.dumps(_jsonable(store.claims(record["id"])), indent=1))
     index = []
     for row in store.artifacts(record["id"]):
         name = Path(row["rel"]).name
@@ -173,6 +174,6 @@ def copy_run(run: _Run, store: Store) -> None:
     for row, data in run.artifacts():
         store.add_artifact(rid, row["name"], None, kind=row["kind"], step=row["step"], meta=row["meta"], data=data,
                            created_at=row["created_at"])
-    for c in run.claims():
-        store.add_claim(rid, c["claim"], c["measured"], c["holds"], c["detail"] or "")
+    for c in run.claims():  # a schema-v4 export (claim, measured, holds, detail) reads as the v5 migration reads it
+        store.add_claim(rid, c)
     store.put_run(run.record)

@@ -121,6 +121,12 @@ def log_metrics(cl: Any, mlflow_id: str, rows: Iterable[tuple[int, str, float, f
         cl.log_batch(mlflow_id, metrics=batch)
 
 
+#: the columns of the MLflow claims table (claims.json): the statement, comparison, effect and interval, the rule,
+#: the outcome and its reason, then the schema-v4 columns
+MLFLOW_CLAIM_COLUMNS = ("claim", "method", "arm", "effect", "uncertainty", "low", "high", "kind", "seeds", "samples",
+                        "how", "rule", "outcome", "reason", "paper", "measured", "holds", "detail")
+
+
 def finish_run(cl: Any, mlflow_id: str, store: "Store", run_id: str, checkpoints: bool = False,
                logged: set[str] | None = None) -> None:
     """Everything but the metric history: artifacts, claims table, record, summary, status."""
@@ -146,8 +152,8 @@ def finish_run(cl: Any, mlflow_id: str, store: "Store", run_id: str, checkpoints
     if claims:
         import pandas as pd
 
-        frame = pd.DataFrame(claims, columns=["claim", "measured", "holds", "detail"])
-        frame["holds"] = frame["holds"].map({True: "holds", False: "does not hold", None: "not evaluated"})
+        frame = pd.DataFrame(claims, columns=list(MLFLOW_CLAIM_COLUMNS))
+        frame = frame.astype(object).where(frame.notna(), None)  # no NaN in the JSON: None, as stored
         with warnings.catch_warnings():  # pandas deprecations inside MLflow's own table code
             warnings.simplefilter("ignore")
             cl.log_table(mlflow_id, frame, "claims.json")

@@ -70,12 +70,15 @@ def _code(value: Any) -> str:
 
 
 def _claims_table(claims: list[dict[str, Any]]) -> str:
-    verdict = {True: "holds", False: "does not hold", None: "not evaluated"}
-    lines = ["| claim | measured | verdict | detail |", "|---|---|---|---|"]
-    for c in claims:
-        cells = [c["claim"], c["measured"], verdict[c["holds"]], c["detail"] or ""]
-        lines.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
-    return "\n".join(lines)
+    """The claims as a markdown table (TensorBoard renders the text as markdown): statement, method vs arm,
+    effect ± uncertainty with its interval, seeds, rule, outcome with its reason, detail."""
+    from .claims import interval_text, markdown_table, note, rows
+
+    cols = (("claim", "claim"), ("comparison", "method vs arm"), ("effect", "effect ± uncertainty"),
+            ("interval", "interval"), ("seeds", "seeds"), ("rule", "rule"), ("outcome", "outcome"),
+            ("note", "detail"))
+    table = [{**r, "interval": interval_text(c), "note": note(c)} for r, c in zip(rows(claims), claims)]
+    return markdown_table(table, cols)
 
 
 def _hwc(image: Any) -> Any:

@@ -1,5 +1,23 @@
-"""NoisyMix (Erichson, Lim, Xu, Utrera, Cao, Mahoney): AugMix views + NFM + Jensen–Shannon stability.
+"""The training objectives of the robustness recipes: Noisy Feature Mixup and its special cases, NoisyMix and
+the AugMix ablations (shared by the ``nfm``, ``noisymix`` and ``robustness_compare`` experiments).
 
+**Noisy Feature Mixup** (Lim, Erichson, Utrera, Xu, Mahoney, ICLR 2022). Per batch: pick a mixing point k
+uniformly among {input, output of each stage except the last}, λ ~ Beta(α, α) and a permutation π; apply
+:func:`~workbench.lib.robustness.mixing.mix_features` (Eq. (2)) at k and train on the mixed cross-entropy (Eq. (3)):
+λ·CE(f(x̃), y) + (1−λ)·CE(f(x̃), y[π]). The named special cases of Section 3 are entries of :data:`VARIANTS`:
+
+=================== ============ ========= =====================
+variant             mixing point mixing    noise (σ_add, σ_mult)
+=================== ============ ========= =====================
+baseline            —            no        no
+input_mixup         input        λ~Beta    0
+manifold_mixup      any          λ~Beta    0
+noisy_input_mixup   input        λ~Beta    yes
+noise_only          any          λ = 1     yes
+nfm                 any          λ~Beta    yes
+=================== ============ ========= =====================
+
+**NoisyMix** (Erichson, Lim, Xu, Utrera, Cao, Mahoney): AugMix views + NFM + Jensen–Shannon stability.
 Each example gives (x, AugMix(x), AugMix(x)); the three thirds go through ONE noisy-feature-mixup forward
 pass sharing λ, π and the mixing point k, with the additive noise level scaled ×1, ×2, ×3 for the clean,
 first and second augmented thirds and each noise element dropped with probability ``sparsity``.
@@ -15,6 +33,8 @@ stability term: cross-entropy on one AugMix view, AugMix §4's "no JSD" setting)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +47,66 @@ from workbench.lib.robustness.mixing import (
     staged_forward,
 )
 
-__all__ = ["jensen_shannon", "noisymix_loss", "augmix_jsd_loss", "augmix_loss"]
+__all__ = ["NFMVariant", "VARIANTS", "nfm_loss", "jensen_shannon", "noisymix_loss", "augmix_jsd_loss", "augmix_loss"]
+
+
+@dataclass(frozen=True)
+class NFMVariant:
+    """Which parts of NFM are on: mixing (λ ~ Beta vs λ = 1), noise, and where it may happen."""
+
+    name: str
+    mix: bool
+    noise: bool
+    where: str  # "none" | "input" | "any"
+
+
+VARIANTS: dict[str, NFMVariant] = {
+    v.name: v
+    for v in (
+        NFMVariant("baseline", mix=False, noise=False, where="none"),
+        NFMVariant("input_mixup", mix=True, noise=False, where="input"),
+        NFMVariant("manifold_mixup", mix=True, noise=False, where="any"),
+        NFMVariant("noisy_input_mixup", mix=True, noise=True, where="input"),
+        NFMVariant("noise_only", mix=False, noise=True, where="any"),
+        NFMVariant("nfm", mix=True, noise=True, where="any"),
+    )
+}
+
+
+def nfm_loss(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    variant: str = "nfm",
+    alpha: float = 1.0,
+    add_noise_level: float = 0.4,
+    mult_noise_level: float = 0.2,
+    sparsity: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The training loss of one NFM variant on a batch; returns ``(loss, logits)``.
+
+    ``variant`` is a key of :data:`VARIANTS`. Noise levels are ignored by the noise-free variants, α by
+    the mixing-free ones, so one config serves every special case.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    spec = VARIANTS[variant]
+    if spec.where == "none":
+        logits = model(x)
+        return F.cross_entropy(logits, y), logits
+    n = x.shape[0]
+    lam, perm = sample_mixing(n, alpha if spec.mix else 0.0, generator)
+    perm = perm.to(x.device)
+    k = choose_mixing_point(model, spec.where, generator)
+    add = add_noise_level if spec.noise else 0.0
+    mult = mult_noise_level if spec.noise else 0.0
+
+    def mix(h: Tensor) -> Tensor:
+        return mix_features(h, perm, lam, add, mult, sparsity, generator)
+
+    logits = staged_forward(model, x, k, mix)
+    return mixup_cross_entropy(logits, y, perm, lam), logits
 
 
 def jensen_shannon(logits_clean: Tensor, logits_aug1: Tensor, logits_aug2: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""AugMix (Hendrycks et al., ICLR 2020), batched on tensors, as used by NoisyMix.
+"""AugMix (Hendrycks et al., ICLR 2020), batched on tensors, as used by NoisyMix (and its comparison).
 
 For each image: ``width`` chains, each of ``depth`` random ops (depth uniform in {1, 2, 3} when ``depth <= 0``);
 chain weights w ~ Dirichlet(α, …, α), skip weight m ~ Beta(α, α); output (AugMix Algorithm 1)
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["OPS", "ALL_OPS", "augmix", "augmix_mix", "apply_op", "augmix_chains"]
+__all__ = ["OPS", "ALL_OPS", "augmix", "augmix_parts", "augmix_mix", "apply_op", "augmix_chains"]
 
 OpFn = Callable[[Tensor, Tensor, Tensor], Tensor]  # (x (B,C,H,W), level (B,) in [0.1, severity], sign (B,) ±1)
 
@@ -308,6 +308,28 @@ def _check(severity: int, width: int, depth: int) -> None:
         raise ValueError(f"depth must be <= 10 (<= 0: random in 1..3), got {depth}")
 
 
+def augmix_parts(
+    x: Tensor,
+    severity: int = 3,
+    width: int = 3,
+    depth: int = -1,
+    alpha: float = 1.0,
+    all_ops: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[list[Tensor], Tensor, Tensor]:
+    """What :func:`augmix` mixes, for a batch N×C×H×W: (the ``width`` chains, w (N, width) ~ Dirichlet(α·1),
+    m (N,) ~ Beta(α, α)); ``augmix_mix(x, *augmix_parts(x, ..., generator))`` equals ``augmix(x, ..., generator)``
+    drawn from the same generator state (the previewer shows the chains a mixture is made of)."""
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    rng = _rng(generator)
+    b = x.shape[0]
+    w = torch.from_numpy(rng.dirichlet([alpha] * width, size=b)).to(x.dtype)
+    m = torch.from_numpy(rng.beta(alpha, alpha, size=b)).to(x.dtype)
+    chains = augmix_chains(x, severity, width, depth, all_ops, generator)  # its own draws, after w and m's seed
+    return chains, w, m
+
+
 def augmix(
     x: Tensor,
     severity: int = 3,
@@ -319,18 +341,11 @@ def augmix(
 ) -> Tensor:
     """AugMix a batch of images in [0, 1] (N×H×W or N×C×H×W); returns the same shape and dtype.
 
-    Per image: w ~ Dirichlet(α·1_width), m ~ Beta(α, α); output (1 − m)·x + m·Σ wᵢ·chainᵢ(x).
+    Per image: w ~ Dirichlet(α·1_width), m ~ Beta(α, α); output (1 − m)·x + m·Σ wᵢ·chainᵢ(x) (Algorithm 1).
     """
-    if alpha <= 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
     x4, squeeze = _as_batch(x)
-    rng = _rng(generator)
-    b = x4.shape[0]
-    w = torch.from_numpy(rng.dirichlet([alpha] * width, size=b)).to(x4.dtype)
-    m = torch.from_numpy(rng.beta(alpha, alpha, size=b)).to(x4.dtype).view(b, 1, 1, 1)
-    sub = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-    chains = augmix_chains(x4, severity, width, depth, all_ops, sub)
-    out = augmix_mix(x4, chains, w, m.view(b))
+    chains, w, m = augmix_parts(x4, severity, width, depth, alpha, all_ops, generator)
+    out = augmix_mix(x4, chains, w, m)
     return out.squeeze(1) if squeeze else out
 
 
