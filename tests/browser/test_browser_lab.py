@@ -80,8 +80,8 @@ def _tour(page, base, tmp, home):
     live = dash.locator(".wb-curves .js-plotly-plot").first
     # DURING the run: wait until the test metrics have joined the training loss, then read the drawn layout
     page.wait_for_function("el => el._fullLayout && (el._fullLayout.annotations || [])"
-                           ".filter(a => a.name === 'panel-title').length >= 3", arg=live.element_handle(),
-                           timeout=120_000)
+                           ".filter(a => a.name === 'panel-title').some(a => a.text === '<b>accuracy</b>')",
+                           arg=live.element_handle(), timeout=120_000)  # train and test accuracy share a panel
     page.wait_for_timeout(1500)  # a few more redraws (curves growing: restyles only)
     during = _plot_layout(live)
     assert check_panels(during) == [], during

@@ -169,3 +169,22 @@ def test_accuracy_on_a_test_subset_during_training_and_the_whole_test_set_at_the
     rows = table.to_dict("records") if hasattr(table, "to_dict") else table
     row = next(r for r in rows if r["method"] == "rho_loss")
     assert row["final_test_accuracy"] == pytest.approx(full["value"].iloc[0])
+
+
+def test_a_compare_run_stopped_in_its_second_replicate_resumes_to_the_same_speedups(tmp_path):
+    """Stopped at step 50 of 68 (the second seed, before a method's first step): the first replicate's records are
+    restored before its speedup rows are read, and a record checkpointed empty reloads."""
+    from workbench.store.store import Store
+
+    store = Store(tmp_path / "store")
+    full = workbench.run("goldilocks", smoke=True, progress=False, store=store)
+    part = workbench.run("goldilocks", {"checkpoint_every": 1}, smoke=True, progress=False, control=StopAfter(50),
+                         store=store)
+    assert part.status == "stopped", part.error
+    resumed = workbench.run("goldilocks", resume=part.run_id, progress=False, store=store)
+    assert resumed.status == "completed", resumed.error
+    columns = ("method", "seed", "steps_to_target", "speedup_steps", "final_test_accuracy", "corrupted_share")
+    import pandas as pd
+
+    table = lambda rid: runs.artifact(rid, "speedup", store=store)[list(columns)]  # noqa: E731
+    pd.testing.assert_frame_equal(table(resumed.run_id), table(full.run_id))

@@ -113,3 +113,26 @@ def test_folder_dependency_graph_is_acyclic():
 
     for node in sorted(graph):
         visit(node)
+
+
+def test_views_use_only_public_method_apis():
+    """A view reads stored runs and calls a method's public names (its package, ``workbench.methods.<name>``),
+    never a method's inner modules: what a view can do, a user can do from plain Python."""
+    import ast
+    import importlib
+
+    bad = []
+    for path in sorted((ROOT / "widgets" / "views").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for mod in mods:
+                parts = mod.split(".")
+                if parts[:2] == ["workbench", "methods"] and len(parts) != 3:
+                    bad.append(f"{path.name}: {mod}")
+                elif len(parts) == 3 and parts[:2] == ["workbench", "methods"] and isinstance(node, ast.ImportFrom):
+                    package = importlib.import_module(mod)
+                    public = set(getattr(package, "__all__", [])) | {
+                        n for n in dir(package) if isinstance(getattr(package, n), type(package))}
+                    bad += [f"{path.name}: {mod}.{a.name} (not public)" for a in node.names if a.name not in public]
+    assert not bad, bad

@@ -131,10 +131,11 @@ def tiny_gpt2(directory: str, words: Sequence[str], n_layer: int = 2, n_embd: in
     tok.decoder = decoders.WordPiece(prefix="##")  # joins word-level tokens with spaces
     fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>",
                                       eos_token="<eos>", unk_token="<unk>")
-    torch.manual_seed(seed)
     config = tf.GPT2Config(vocab_size=len(vocab), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
                            n_head=n_head, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    model = tf.GPT2LMHeadModel(config)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation; the caller's global generator is left alone
+        torch.manual_seed(seed)
+        model = tf.GPT2LMHeadModel(config)
     model.save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory

@@ -268,7 +268,8 @@ def run(cfg: GoldilocksConfig, ctx: RunContext) -> dict[str, float]:
     return out
 
 
-def _compare_once(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData, replicate: int) -> tuple[list[dict], dict]:
+def _compare_once(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData,
+                  replicate: int) -> tuple[dict[str, MethodRecord], dict[str, Any]]:
     """One replicate: every method, then rho_loss's selection replayed on ``replay_arch`` against uniform there."""
     shape, k, sfx, seed = tuple(data.x.shape[1:]), data.num_classes, _suffix(replicate), cfg.seed + replicate
     methods = list(cfg.methods)
@@ -284,27 +285,35 @@ def _compare_once(cfg: GoldilocksConfig, ctx: RunContext, data: TrainingData, re
     target = _spec(cfg.arch, cfg.width, shape, k)
     for name in methods:  # every method from the same initial weights
         train(name, name, f"init/{cfg.arch}", target)
-    replay = ("replay_uniform", "replay")
     if "rho_loss" in records:
-        seq = torch.as_tensor(records["rho_loss"].sequence())
+        rho = records["rho_loss"]
+        seq = lambda: torch.as_tensor(rho.sequence())  # noqa: E731 - read when replay starts (restored on resume)
         other = _spec(cfg.replay_arch, cfg.replay_width, shape, k)
         train("replay_uniform", "uniform", f"init/replay/{cfg.replay_arch}", other)
         train("replay", "replay", f"init/replay/{cfg.replay_arch}", other, seq)
+    meta = {"seed": seed, "n": len(data), "noise_rate": float(data.corrupted.float().mean()), "trainer": data.il_trainer}
+    return records, meta
+
+
+def _speedup_rows(cfg: GoldilocksConfig, records: dict[str, MethodRecord], meta: dict[str, Any]) -> list[dict]:
+    """One replicate's speedup rows, read from its records once every phase has run (in a resumed run the records
+    of a replicate finished before the checkpoint are restored only when the checkpoint's phase starts)."""
+    replay = ("replay_uniform", "replay")
     rows = speedup_table({n: (r.steps, r.seconds, r.accuracy) for n, r in records.items() if n not in replay})
     if "replay" in records:
         rows += speedup_table({n: (records[n].steps, records[n].seconds, records[n].accuracy) for n in replay},
                               baseline="replay_uniform")
-    trainer = data.il_trainer
+    trainer = meta["trainer"]
     for row in rows:
         rec = records[row["method"]]
-        row["seed"] = seed
-        row["epochs_to_target"] = row["steps_to_target"] * cfg.large_batch / len(data)  # the paper's epochs
+        row["seed"] = meta["seed"]
+        row["epochs_to_target"] = row["steps_to_target"] * cfg.large_batch / meta["n"]  # the paper's epochs
         row["final_test_accuracy"] = rec.final_accuracy
         row["corrupted_share"] = rec.corrupted_share
-        row["noise_rate"] = float(data.corrupted.float().mean())
+        row["noise_rate"] = meta["noise_rate"]
         row["seconds_per_step"] = rec.elapsed / max(rec.n_steps, 1)
         row["il_passed_best"] = bool(trainer is not None and trainer.passed_best)
-    return rows, records
+    return rows
 
 
 def compare(cfg: GoldilocksConfig, ctx: RunContext) -> dict[str, float]:
@@ -313,16 +322,13 @@ def compare(cfg: GoldilocksConfig, ctx: RunContext) -> dict[str, float]:
 
     Each replicate's data (its training part, holdout and probe set) is released before the next one is loaded,
     so the peak memory does not grow with the number of seeds."""
-    rows: list[dict] = []
-    records: dict[str, MethodRecord] = {}
-    noise_rate = 0.0
+    replicates = []
     for r in range(cfg.seeds):
         data = prepare(cfg, ctx, r)
-        got, recs = _compare_once(cfg, ctx, data, r)
-        rows += got
-        if r == 0:
-            records, noise_rate = recs, float(data.corrupted.float().mean())
-        del data, recs, got
+        replicates.append(_compare_once(cfg, ctx, data, r))
+        del data
+    rows = [row for recs, meta in replicates for row in _speedup_rows(cfg, recs, meta)]
+    records, noise_rate = replicates[0][0], replicates[0][1]["noise_rate"]
     ctx.artifact("speedup", rows, kind="table")
     by: dict[str, list[dict]] = {}
     for row in rows:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -276,13 +276,27 @@ class Replay(Selector):
     name = "replay"
     uses_model = False
 
-    def __init__(self, sequence: Tensor, cycle: bool = False) -> None:
+    def __init__(self, sequence: Tensor | Callable[[], Tensor], cycle: bool = False) -> None:
         super().__init__(False)
+        self._source = sequence if callable(sequence) else None
+        self._sequence = None if callable(sequence) else self._checked(sequence)
+        self.cycle = cycle
+
+    @staticmethod
+    def _checked(sequence: Tensor) -> Tensor:
         sequence = torch.as_tensor(sequence, dtype=torch.long)
         if sequence.dim() != 2 or sequence.shape[0] == 0:
             raise ValueError(f"replay sequence must have shape (steps, n_b) with steps >= 1, got {tuple(sequence.shape)}")
-        self.sequence = sequence
-        self.cycle = cycle
+        return sequence
+
+    @property
+    def sequence(self) -> Tensor:
+        """The recorded indices; a callable source is read at first use (in a resumed run the recording it reads
+        is restored only when the replaying phase starts)."""
+        if self._sequence is None:
+            assert self._source is not None
+            self._sequence = self._checked(self._source())
+        return self._sequence
 
     def select(self, model, cand, k, *, step=0, generator=None):  # type: ignore[override]
         steps = self.sequence.shape[0]

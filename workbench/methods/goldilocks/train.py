@@ -198,7 +198,9 @@ class MethodRecord:
             if k in state:
                 setattr(self, k, list(state[k]) if isinstance(state[k], list) else state[k])
         self.loss_sum = float(state.get("loss_sum", 0.0))
-        self.selected = torch.as_tensor(state["selected"]).numpy().astype(np.int64).reshape(self.n_steps, -1)
+        selected = torch.as_tensor(state["selected"]).numpy().astype(np.int64)
+        # a record checkpointed before its first step holds no rows (numpy cannot infer a width from nothing)
+        self.selected = selected.reshape(self.n_steps, -1) if selected.size else np.zeros((0, 0), dtype=np.int64)
         self.class_counts = torch.as_tensor(state["class_counts"]).numpy().astype(np.int64)
         self._counted, self._device_fill = self.n_steps, 0
 
