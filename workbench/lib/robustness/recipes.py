@@ -86,3 +86,15 @@ def augmix_preview(image: Tensor, aug: AugMixParams, generator: torch.Generator)
     return {"severity": aug.augmix_severity,
             "names": ["clean"] + [f"chain {i + 1}" for i in range(len(chains))] + ["AugMix"],
             "images": np.stack([p.numpy() for p in panels]).astype(np.float32)}
+
+
+#: NoisyMix's CIFAR-10 protocol (for a GPU; its ``cifar.py``): PreActResNet-18, 200 epochs of the 45,000-image
+#: training part, SGD lr 0.1 with cosine decay, weight decay 5e-4, random crop + flip before AugMix (severity 3,
+#: width 3, depth 1–3), inputs normalised with mean = std = 0.5, γ = 12, α = 1, σ_add = σ_mult = 0.5, sparsity 0.65;
+#: the ``paper`` preset of ``noisymix`` and, with NFM's noise levels, of ``robustness_compare``.
+NOISYMIX_PAPER = {
+    "dataset": "cifar10", "arch": "resnet", "width": 64, "blocks": 2, "normalise": "fixed", "augment": "crop_flip",
+    "steps": 70_200, "batch_size": 128, "lr": 0.1, "schedule": "cosine", "momentum": 0.9, "weight_decay": 5e-4,
+    "eval_every": 351, "curve_images": 10_000, "eval_limit": 0, "corruption_set": "all",
+    "augmix_severity": 3, "augmix_width": 3, "augmix_depth": -1, "jsd_weight": 12.0,
+    "alpha": 1.0, "add_noise": 0.5, "mult_noise": 0.5, "sparsity": 0.65}

@@ -17,7 +17,8 @@ from workbench.lib.data import needs_dataset
 from workbench.lib.robustness.claims import noisymix_claims
 from workbench.lib.robustness.params import (AugMixParams, ClassifierParams, MixingParams, SuiteParams,
                                              check_augmix_recipes)
-from workbench.lib.robustness.recipes import NOISYMIX_RECIPES, augmix_preview, noisymix_recipe
+from workbench.lib.robustness.recipes import (NOISYMIX_PAPER, NOISYMIX_RECIPES, augmix_preview,
+                                              noisymix_recipe)
 from workbench.lib.robustness.suite import KEY_METRICS, SUITE_NOTE, run_suite, summarise
 
 #: NoisyMix's mixing and noise levels (α = 1, σ_add = σ_mult = 0.5, sparsity 0.65)
@@ -52,15 +53,8 @@ def run(cfg: NoisyMixConfig, ctx: RunContext) -> dict[str, float]:
     return summarise(result.summary, ("clean_accuracy", "mean_corruption_accuracy", "mce", "ece", "noise_accuracy"))
 
 
-#: NoisyMix's CIFAR-10 setting (for a GPU; its ``cifar.py``): PreActResNet-18, 200 epochs of the 45,000-image
-#: training part, SGD (Nesterov) lr 0.1 with cosine decay, weight decay 5e-4, random crop + flip before AugMix
-#: (severity 3, width 3, depth 1–3), inputs normalised with mean = std = 0.5, γ = 12, α = 1, σ_add = σ_mult = 0.5,
-#: sparsity 0.65.
-PAPER = {"dataset": "cifar10", "arch": "resnet", "width": 64, "blocks": 2, "normalise": "fixed", "augment": "crop_flip",
-         "steps": 70_200, "batch_size": 128, "lr": 0.1, "schedule": "cosine", "momentum": 0.9, "weight_decay": 5e-4,
-         "eval_every": 351, "curve_images": 10_000, "eval_limit": 0, "corruption_set": "all",
-         "augmix_severity": 3, "augmix_width": 3, "augmix_depth": -1, "jsd_weight": 12.0,
-         "alpha": 1.0, "add_noise": 0.5, "mult_noise": 0.5, "sparsity": 0.65}
+#: NoisyMix's CIFAR-10 setting, for a GPU (the shared recipe's protocol)
+PAPER = NOISYMIX_PAPER
 #: The paper's protocol at a size two shared CPU cores train to convergence in about half an hour (see ``nfm``).
 CPU_CLAIMS = {"dataset": "fashion_mnist", "train_size": 5000, "arch": "resnet", "width": 8, "blocks": 1,
               "augment": "crop_flip", "steps": 2000, "lr": 0.1, "schedule": "cosine", "eval_every": 100,

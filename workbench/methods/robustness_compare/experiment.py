@@ -16,7 +16,8 @@ from workbench.lib.data import needs_dataset
 from workbench.lib.robustness.claims import nfm_claims, noisymix_claims
 from workbench.lib.robustness.params import (AugMixParams, MixingParams, NFMNoiseParams, SuiteParams,
                                              check_augmix_recipes)
-from workbench.lib.robustness.recipes import NOISYMIX_RECIPES, augmix_preview, nfm_recipe, noisymix_recipe
+from workbench.lib.robustness.recipes import (NOISYMIX_PAPER, NOISYMIX_RECIPES, augmix_preview, nfm_recipe,
+                                              noisymix_recipe)
 from workbench.lib.robustness.suite import KEY_METRICS, SUITE_NOTE, run_suite, summarise
 
 ALL_RECIPES = ("baseline", "input_mixup", "manifold_mixup", "noisy_input_mixup", "nfm", "augmix", "augmix_jsd",
@@ -52,12 +53,7 @@ def run(cfg: CompareConfig, ctx: RunContext) -> dict[str, float]:
 #: Every recipe in its papers' CIFAR-10 setting (for a GPU): PreActResNet-18, 200 epochs, cosine decay (one schedule
 #: for all, as NoisyMix trains), random crop + flip, NFM's and NoisyMix's own noise levels, inputs normalised with
 #: mean = std = 0.5 (NoisyMix's code).
-PAPER = {"dataset": "cifar10", "arch": "resnet", "width": 64, "blocks": 2, "normalise": "fixed", "augment": "crop_flip",
-         "steps": 70_200, "batch_size": 128, "lr": 0.1, "schedule": "cosine", "momentum": 0.9, "weight_decay": 5e-4,
-         "eval_every": 351, "curve_images": 10_000, "eval_limit": 0, "corruption_set": "all",
-         "augmix_severity": 3, "augmix_width": 3, "augmix_depth": -1, "jsd_weight": 12.0,
-         "alpha": 1.0, "add_noise": 0.5, "mult_noise": 0.5, "sparsity": 0.65, "nfm_add_noise": 0.4,
-         "nfm_mult_noise": 0.2}
+PAPER = {**NOISYMIX_PAPER, "nfm_add_noise": 0.4, "nfm_mult_noise": 0.2}
 
 EXPERIMENT = register(Experiment(
     name="robustness_compare",
