@@ -43,6 +43,18 @@ def test_inr_claim_with_an_arm_at_chance_is_inconclusive_whatever_the_difference
     assert c.effect.value > 0  # the effect is still recorded
 
 
+def test_inr_claim_with_an_empty_latent_is_inconclusive_with_its_reason():
+    """Inr2Array's precondition: a latent whose reconstruction is no better than the mean image says nothing,
+    even when both arms are above chance and the difference is clearly positive."""
+    good, weak = correct(300, 210, 1), correct(300, 120, 2)
+    c = inr_classification_claim("latent beats NFT", "Inr2Array", "NFT", good, weak, 10, gen(), "",
+                                 precondition=(False, "reconstruction 11.7 dB against 11.3 dB"))
+    assert c.outcome == "inconclusive" and "11.7 dB" in c.reason and c.effect.value > 0
+    c = inr_classification_claim("latent beats NFT", "Inr2Array", "NFT", weak, good, 10, gen(), "",
+                                 precondition=(True, "reconstruction 20 dB against 11.3 dB"))
+    assert c.outcome == "fails"
+
+
 def test_tau_claim_on_constructed_rankings():
     rng = np.random.default_rng(0)
     true = rng.uniform(0.2, 0.9, 120)

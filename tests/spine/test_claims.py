@@ -194,6 +194,30 @@ def test_bootstrap_covers_the_value_and_is_reproducible():
     assert math.isinf(nan.low) and superior("s", "A", "B", nan).outcome == "inconclusive"
 
 
+
+def test_bootstrap_with_few_items_is_as_wide_as_the_t_interval_and_covers():
+    """The expanded percentile bootstrap of a mean over n items is about as wide as the t interval (the plain
+    percentile interval is narrower by √((n−1)/n)·z/t: 0.82× at n = 10). Simulated coverage at n = 8 normal items
+    over 2,000 draws: expanded 93%, plain 88% (measured when this was written)."""
+    from scipy.stats import t
+
+    from workbench.core.claims import _expanded_alpha
+
+    def mean(x):
+        return float(x.double().mean())
+
+    x = torch.tensor([0.1, 0.9, 0.4, 0.7, 0.3, 0.5, 0.8, 0.2, 0.6, 0.45])
+    e = Effect.bootstrap(mean, x, generator=torch.Generator().manual_seed(0), kind="value", resamples=4000)
+    t_half = t.ppf(0.975, 9) * float(x.std()) / math.sqrt(10)
+    assert 0.9 * t_half < e.uncertainty < 1.15 * t_half
+    assert "expanded percentile bootstrap over 10 test examples" in e.how
+    # α' = Φ(−√(n/(n−1))·t_{n−1, 0.975}): n = 10 → Φ(−√(10/9)·2.2622) = Φ(−2.3846) = 0.00855 (tables)
+    assert _expanded_alpha(0.95, 10) == pytest.approx(0.00855, abs=2e-5)
+    assert _expanded_alpha(0.95, 10_000) == pytest.approx(0.025, abs=2e-4)  # the plain interval for large n
+    one = Effect.bootstrap(mean, torch.tensor([0.3]), generator=torch.Generator(), kind="value", unit="paths")
+    assert math.isinf(one.low) and one.samples == 1 and "paths" in one.how
+    assert exceeds("s", one, 0.0).outcome == "inconclusive"
+
 # -- the record ---------------------------------------------------------------------------------------------
 def test_claim_record_carries_every_field():
     c = superior("KTO beats DPO", "KTO", "DPO", Effect.paired([0.6, 0.7, 0.65], [0.5, 0.55, 0.6]), paper="Fig. 3")

@@ -17,6 +17,7 @@ Pure functions of what a run measured, so each decision is tested on constructed
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -64,10 +65,8 @@ def generation_claims(source: str, real: Tensor, real_mask: Tensor | None, arms:
         else:
             stat = _diff_of_means
             samples = (a[score].double(), b[score].double())
-        effect = Effect.bootstrap(stat, *samples, generator=generator, resamples=resamples)
-        effect = Effect(effect.value, effect.low, effect.high, "difference", 1, effect.samples,
-                        f"paired percentile bootstrap over {effect.samples} {over} ({resamples} resamples; the "
-                        "score models' own training noise is not resampled)")
+        effect = Effect.bootstrap(stat, *samples, generator=generator, resamples=resamples, unit=over)
+        effect = replace(effect, how=f"paired {effect.how}; the score models' own training noise is not resampled")
         precondition = (math.isfinite(effect.value), f"the {title} is not finite for one of the arms")
         if score == "classification" and precondition[0]:
             means = [float(a[score].double().mean()), float(b[score].double().mean())]
@@ -97,9 +96,7 @@ def sharp_claim(source: str, real: Tensor, generated_method: Tensor, generated_a
 
     n = min(len(generated_method), len(generated_arm))
     effect = Effect.bootstrap(lambda ga, gb: w1(ga) - w1(gb), generated_method[:n], generated_arm[:n],
-                              generator=generator, resamples=resamples)
-    effect = Effect(effect.value, effect.low, effect.high, "difference", 1, effect.samples,
-                    f"paired percentile bootstrap over {effect.samples} generated series ({resamples} resamples)")
+                              generator=generator, resamples=resamples, unit="generated series")
     return superior(f"On {source}, {method}'s samples keep the sharp transitions the {arm} smooths: their "
                     "step-to-step jumps |x_{t+1} − x_t| are closer (1-Wasserstein) to the real jumps",
                     method, arm, effect, better="lower",

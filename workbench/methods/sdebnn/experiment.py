@@ -353,10 +353,9 @@ def _path_ratio(on: torch.Tensor, gap: torch.Tensor) -> Callable[[torch.Tensor],
     return ratio
 
 
-def _over_paths(effect: Effect) -> Effect:
-    """Name the bootstrap's unit: the sampled weight paths of the predictive (the grid of x is fixed and dense,
-    so the ratio's Monte Carlo error comes from the paths; the training seed's variation is not in it)."""
-    return replace(effect, how=effect.how.replace("test examples", "sampled predictive paths, one training seed"))
+#: the bootstrap's unit for the band claims: the sampled weight paths of the predictive (the grid of x is fixed and
+#: dense, so the ratio's Monte Carlo error comes from the paths; the training seed's variation is not in it)
+PATHS = "sampled predictive paths, one training seed"
 
 
 def widening_claim(paths: torch.Tensor, on: torch.Tensor, gap: torch.Tensor, generator: torch.Generator,
@@ -364,7 +363,7 @@ def widening_claim(paths: torch.Tensor, on: torch.Tensor, gap: torch.Tensor, gen
     """"The band is wider in the gap than on the data": the ratio of mean predictive std (gap over data) of the
     sampled curves ``paths`` (S, points), bootstrapped over the S paths, against 1. When it does not hold, the
     detail carries the investigation's conclusion (``BAND_DIAGNOSIS``)."""
-    effect = _over_paths(Effect.bootstrap(_path_ratio(on, gap), paths, generator=generator, kind="ratio"))
+    effect = Effect.bootstrap(_path_ratio(on, gap), paths, generator=generator, kind="ratio", unit=PATHS)
     claim = exceeds("The SDE-BNN's predictive band is wider in the data gap than on the data", effect, 1.0,
                     method="SDE-BNN", arm="ratio 1 (no widening)", paper=PAPER, detail=detail)
     return claim if claim.outcome == "holds" else replace(claim, detail=f"{detail}; {BAND_DIAGNOSIS}")
@@ -375,8 +374,8 @@ def widening_versus_claim(paths: torch.Tensor, arm_paths: torch.Tensor, on: torc
     """The SDE-BNN's gap/data std ratio over Bayes-by-backprop's, bootstrapped over the sampled paths of both
     (S, points each), must exceed 1 + ``margin``."""
     ratio = _path_ratio(on, gap)
-    effect = _over_paths(Effect.bootstrap(lambda a, b: ratio(a) / ratio(b), paths, arm_paths, generator=generator,
-                                          kind="ratio"))
+    effect = Effect.bootstrap(lambda a, b: ratio(a) / ratio(b), paths, arm_paths, generator=generator, kind="ratio",
+                              unit=PATHS)
     return superior("The SDE-BNN's predictive band widens in the data gap more than mean-field Bayes-by-backprop's",
                     "SDE-BNN", "Bayes-by-backprop", effect, margin=margin, paper=PAPER,
                     detail=f"effect: (SDE-BNN gap/data std ratio) / (Bayes-by-backprop's), margin {margin:g}; {detail}")
