@@ -47,7 +47,7 @@ def test_migrates_a_version_1_database(tmp_path):
     assert rec["pid_space"] is None and st.schema_version() == SCHEMA_VERSION
     (claim,) = st.claims("r1")
     assert claim["outcome"] == "holds" and claim["holds"] is True and claim["measured"] == "0.9"
-    assert [r[1] for r in st.connect().execute("PRAGMA table_info(claims)")] == ["id", "run_id", *CLAIM_COLUMNS]
+    assert [r[1] for r in st.connect().execute("PRAGMA table_info(claims)")] == ["id", "run_id", *CLAIM_COLUMNS, "token"]
 
 
 def test_refuses_a_newer_schema(tmp_path):

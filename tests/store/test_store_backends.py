@@ -128,7 +128,7 @@ def test_a_version_4_store_migrates_its_claims(url, monkeypatch):
                 rid, "d", "4", None, "ranges do not overlap", rid, "e", "5", None, None])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION)
     new = Store(url)
-    assert new.schema_version() == SCHEMA_VERSION == 5
+    assert new.schema_version() == SCHEMA_VERSION == 6
     got = new.claims(rid)
     assert [c["outcome"] for c in got] == ["holds", "fails", "not evaluated", "inconclusive", "inconclusive"]
     assert [c["holds"] for c in got] == [True, False, None, None, None]  # holds stays comparable
@@ -354,3 +354,22 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def test_a_heartbeat_revives_a_run_marked_crashed_while_the_store_was_away(store):
+    rid = store.create_run("toy", {})
+    store._write("UPDATE runs SET status='crashed', error='gone', ended_at=1 WHERE id=?", (rid,))
+    store.heartbeat(rid)
+    rec = store.get(rid)
+    assert rec["status"] == "running" and rec["error"] is None and rec["ended_at"] is None
+
+
+def test_metric_rows_are_unique_per_sequence_number_and_writers_continue_the_sequence(store):
+    rid = store.create_run("toy", {})
+    store.add_metrics(rid, [(0, "a", 1.0, 1.0, 0), (0, "b", 2.0, 1.0, 1)])
+    with pytest.raises(store.errors):  # the database itself refuses a second copy of a row
+        store.add_metrics(rid, [(0, "a", 1.0, 1.0, 0)])
+    writer = store.writer(rid, flush_interval=3600)
+    writer.log(1, {"a": 3.0})
+    writer.close()
+    assert store.next_seq(rid) == 3 and len(store.metrics(rid)) == 3

@@ -16,10 +16,38 @@ from workbench.core.params import Config, ConfigError, Param
 
 
 def add_param_flags(parser: argparse.ArgumentParser, config: type[Config]) -> None:
-    """One ``--name`` flag per declared parameter (values validated by the config, not by argparse)."""
+    """One ``--name`` flag per declared parameter (values validated by the config, not by argparse); a boolean is
+    ``--name`` / ``--no-name`` (``--name true|false`` is rewritten to them by :func:`bool_aliases`)."""
     for name, param in config.params().items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=_metavar(param), default=None,
-                            help=_help(param))
+        flag = f"--{name.replace('_', '-')}"
+        if _is_bool(param):
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=_help(param))
+        else:
+            parser.add_argument(flag, dest=name, metavar=_metavar(param), default=None, help=_help(param))
+
+
+def _is_bool(param: Param) -> bool:
+    return param.kind is bool and not param.multiple
+
+
+def bool_aliases(argv: Sequence[str], config: type[Config]) -> list[str]:
+    """``argv`` with the value form of boolean flags (``--name true``, ``--name=off``) rewritten to ``--name`` /
+    ``--no-name``; a value that is not a boolean raises the parameter's one-line :class:`ConfigError`."""
+    flags = {f"--{n.replace('_', '-')}": p for n, p in config.params().items() if _is_bool(p)}
+    out, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        flag, eq, inline = word.partition("=")
+        param = flags.get(flag)
+        if param is not None and (eq or (i + 1 < len(argv) and not argv[i + 1].startswith("-"))):
+            value = inline if eq else argv[i + 1]
+            out.append(flag if param.coerce(value) else "--no-" + flag[2:])
+            i += 1 if eq else 2
+            continue
+        out.append(word)
+        i += 1
+    return out
 
 
 def _metavar(param: Param) -> str:
@@ -58,29 +86,39 @@ def _cmd_run(argv: Sequence[str]) -> int:
     except ConfigError as err:
         print(f"workbench run: {err}", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"workbench run {exp.name}", description=exp.title or exp.name)
+    parser = _Parser(prog=f"workbench run {exp.name}", description=exp.title or exp.name)
     parser.add_argument("--smoke", action="store_true", help="apply the experiment's smoke settings (seconds)")
-    parser.add_argument("--scale", choices=("default", "demo", "paper"), default="default",
+    parser.add_argument("--scale", default="default", metavar="{default,demo,paper}",
                         help="start from a preset: demo (minutes on a CPU) or paper (the paper's protocol, for a GPU)")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--store", metavar="URL", help=STORE_HELP)
     parser.add_argument("--mlflow", metavar="URI", help="mirror the run to this MLflow tracking URI as it goes")
     add_param_flags(parser, exp.config)
-    args = vars(parser.parse_args(argv[1:]))
+    try:
+        args = vars(parser.parse_args(bool_aliases(argv[1:], exp.config)))
+        if args["scale"] not in ("default", "demo", "paper"):
+            raise _Usage(f"parameter 'scale' = {args['scale']!r} is not allowed; allowed: default, demo, paper "
+                         "(--smoke for the smoke setting)")
+    except (_Usage, ConfigError) as err:  # one line, like every other bad value
+        print(f"workbench run: {err}", file=sys.stderr)
+        return 2
     smoke, resume, quiet, scale = args.pop("smoke"), args.pop("resume"), args.pop("no_progress"), args.pop("scale")
     where, mlflow = args.pop("store"), args.pop("mlflow")
     values = {k: v for k, v in args.items() if v is not None}
+
+    def opened() -> Any:  # after the config and its files are checked: a bad value creates nothing
+        try:
+            return open_store(where, mlflow)
+        except Exception as err:  # a bad --store URL, a missing driver, a server that does not answer: one line
+            if not (isinstance(err, (ValueError, ImportError)) or _external(err)):
+                raise
+            raise _Usage(one_line_error(err)) from err
+
     try:
-        store = open_store(where, mlflow) if where or mlflow else None
-    except Exception as err:  # a bad --store URL, a missing driver, a server that does not answer: one line
-        if not (isinstance(err, (ValueError, ImportError)) or _external(err)):
-            raise
-        print(f"workbench run: {one_line_error(err)}", file=sys.stderr)
-        return 2
-    try:
-        result = engine.run(exp, values, smoke=smoke, scale=scale, resume=resume, progress=not quiet, store=store)
-    except (ConfigError, SourceError) as err:  # nothing ran: one line, no traceback
+        result = engine.run(exp, values, smoke=smoke, scale=scale, resume=resume, progress=not quiet,
+                            store=opened if where or mlflow else None)
+    except (ConfigError, SourceError, _Usage) as err:  # nothing ran: one line, no traceback
         print(f"workbench run: {err}", file=sys.stderr)
         return 2
     finally:
@@ -132,9 +170,9 @@ def open_store(location: str | None = None, mlflow: str | None = None) -> Any:
 def _cmd_runs(argv: Sequence[str]) -> int:
     from workbench.store import runs
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=STORE_HELP)
-    parser = argparse.ArgumentParser(prog="workbench runs", description="the run store", parents=[common])
+    parser = _Parser(prog="workbench runs", description="the run store", parents=[common])
     sub = parser.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("list", help="list runs", parents=[common])
     ls.add_argument("--method")
@@ -156,15 +194,20 @@ def _cmd_runs(argv: Sequence[str]) -> int:
     ex.add_argument("--no-images", action="store_true", help="TensorBoard: no view images even when a renderer "
                     "is installed (workbench.images entry point)")
     im = sub.add_parser("import", parents=[common], help="copy runs into the store from an exported directory (or "
-                        "a folder of them), another store's directory or URL")
+                        "a folder of them), another store's directory or URL, or load a spill file (or a folder of "
+                        "them) that a run wrote when its store was unreachable")
     im.add_argument("source")
     im.add_argument("--run", action="append", metavar="ID", help="only this run (repeatable; id prefixes work)")
     im.add_argument("--include-running", action="store_true", help="also runs still marked running")
-    args, extra = parser.parse_known_args(argv)
-    if args.action == "export" and args.path is None and len(extra) == 1 and not extra[0].startswith("-"):
-        args.path = extra.pop()  # `export ID --to tensorboard DIR`: the directory after the options
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.action == "export" and args.path is None and len(extra) == 1 and not extra[0].startswith("-"):
+            args.path = extra.pop()  # `export ID --to tensorboard DIR`: the directory after the options
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except _Usage as err:
+        print(f"workbench runs: {err}", file=sys.stderr)
+        return 2
     try:
         st = open_store(getattr(args, "store", None))
         if args.action == "list":
@@ -199,7 +242,8 @@ def _cmd_runs(argv: Sequence[str]) -> int:
             if not done:
                 print("no runs to import")
     except Exception as err:
-        if not (isinstance(err, (KeyError, ValueError, ImportError, FileNotFoundError)) or _external(err)):
+        if not (isinstance(err, (KeyError, ValueError, ImportError, FileNotFoundError, ConnectionError))
+                or _external(err)):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else one_line_error(err)  # no quotes
         print(f"workbench runs {args.action}: {message}", file=sys.stderr)

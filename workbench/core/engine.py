@@ -14,14 +14,14 @@ import random
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from workbench.core.context import Control, NonFiniteLoss, RunContext, RunStopped
 from workbench.core.params import Config, ConfigError
 from workbench.core.registry import Experiment, get
-from workbench.store.store import Store
+from workbench.store.store import Store, StoreUnavailable
 
 __all__ = ["run", "Control", "RunResult", "RunContext", "RunStopped", "NonFiniteLoss", "seed_everything",
            "resolve_device"]
@@ -107,11 +107,12 @@ def leave_process_group() -> None:
 
 def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = None, *, smoke: bool = False,
         scale: str = "default", control: Control | None = None, resume: str | None = None, progress: bool = True,
-        store: Store | None = None) -> RunResult:
+        store: Store | Callable[[], Store] | None = None) -> RunResult:
     """Run one experiment to its end and record it; returns the run's id, status and summary.
 
     ``scale`` starts from one of the experiment's presets (``demo``: minutes on a CPU; ``paper``: the paper's
     protocol, for a GPU) before ``config``; ``smoke=True`` is the seconds-long preset, and labels the run.
+    ``store``: the run store, or a function that opens it (called after the config and its files are checked).
 
     A bad config raises :class:`ConfigError`, and a missing data set or model found by the experiment's
     ``preflight`` a :class:`~workbench.core.errors.SourceError`, before anything runs. Every other way a run can end
@@ -126,9 +127,15 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
         raise ConfigError(f"experiment {exp.name!r} does not support multi-process runs (torchrun with {world_env} "
                           f"processes): {exp.distributed_note or 'it is written for one process'}; run it without "
                           "torchrun", "nproc")
+    resume_state = None
+    if resume is None:  # a bad value or file stops here, before the store is even opened
+        cfg = exp.make_config(config, smoke=smoke, scale=scale)
+        if exp.preflight is not None:
+            exp.preflight(cfg)
+    if callable(store) and not isinstance(store, Store):  # opened only once the config and files are checked
+        store = store()
     if store is None and (resume is not None or int(os.environ.get("RANK", "0")) == 0):
         store = runs_api.store()  # under torchrun only rank 0 writes; the others open it only to resume
-    resume_state = None
     if resume is not None:
         record = store.get(resume)
         if record["method"] != exp.name:
@@ -140,10 +147,8 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
             raise ConfigError(f"run {resume} has no checkpoint to resume from (set checkpoint_every)", "resume")
         resume_state = store.load_artifact(resume, "checkpoint")
         smoke = bool(record.get("smoke"))
-    else:
-        cfg = exp.make_config(config, smoke=smoke, scale=scale)
-    if exp.preflight is not None:  # missing data or models: one clear line, and nothing is created
-        exp.preflight(cfg)
+        if exp.preflight is not None:  # missing data or models: one clear line, and nothing is created
+            exp.preflight(cfg)
     control = control or Control()
     rank, world, local = _distributed(cfg.device)
     device = resolve_device(cfg.device, local)
@@ -163,7 +168,8 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
             with open(target + ".tmp", "w") as fh:
                 fh.write(run_id)
             os.replace(target + ".tmp", target)
-        writer = store.writer(run_id, on_stop_request=lambda: control.stop("stop requested from the run store"))
+        writer = store.writer(run_id, on_stop_request=lambda: control.stop("stop requested from the run store"),
+                              on_store_lost=lambda err: control.stop(str(err)))
     else:
         run_id, writer = None, _NullWriter()
     control.run_id, control.started_at = run_id, time.time()
@@ -173,10 +179,13 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
                      progress=progress, cache_root=(store.home if store is not None else runs_api.default_home())
                      / "cache")
     status, error, trace, summary = "completed", None, None, {}
+    lost: StoreUnavailable | None = None  # the store stayed unreachable past its retry_for
     try:
         summary = dict(exp.run(cfg, ctx) or {})
     except RunStopped as stop:
         status, error = "stopped", str(stop)
+    except StoreUnavailable as err:  # a checkpoint, artifact or claim could not be written: stop, spill
+        status, error, lost = "stopped", str(err), err
     except KeyboardInterrupt:
         status, error = "stopped", "interrupted (KeyboardInterrupt)"
     except NonFiniteLoss as bad:
@@ -186,12 +195,41 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
         if getattr(err, "details", ""):
             trace += "\n" + err.details
     finally:
-        writer.close()
+        try:
+            writer.close()
+        except StoreUnavailable as err:
+            lost = lost or err
         torch.set_num_threads(threads_before)
     summary = summary or dict(ctx.last)
-    if rank == 0:
-        store.finish(run_id, status, error, summary, traceback=trace)
+    if rank == 0 and lost is None:  # the store answers (again): what it missed goes there, no spill
+        try:
+            store.recommit_kept(run_id)
+            store.finish(run_id, status, error, summary, traceback=trace)
+        except StoreUnavailable as err:
+            lost = err
+    if rank == 0 and lost is not None:
+        status, error, trace = _spill(store, run_id, exp.name, cfg, device, world, smoke, status, error, summary,
+                                      trace, writer, lost)
     return RunResult(run_id, status, summary, error, trace)
+
+
+def _spill(store: Store, run_id: str, method: str, cfg: Config, device: torch.device, world: int, smoke: bool,
+           status: str, error: str | None, summary: dict[str, Any], trace: str | None, writer: Any,
+           lost: StoreUnavailable) -> tuple[str, str, str | None]:
+    """The store stayed unreachable: the run ends ``stopped`` (``failed`` if it failed on its own) with the
+    reason, and what it still holds (rows, checkpoint, artifacts, claims, final status) goes to a spill file that
+    ``workbench runs import`` loads. Returns the status, one-line error and traceback it ended with."""
+    from workbench.store.interop.spill import write_spill
+
+    if status == "completed" and getattr(writer, "lost", None) is not None:
+        status = "stopped"  # told to stop by the writer, but the method finished first: its rows are partial
+    if status != "failed":
+        error = error if status == "stopped" and error else str(lost)
+    record = {"id": run_id, "method": method, "config": cfg.to_dict(), "seed": cfg.to_dict().get("seed"),
+              "device": str(device), "world_size": world, "smoke": smoke, "status": status, "error": error,
+              "summary": summary, "traceback": trace, "ended_at": time.time()}
+    path = write_spill(store, record, writer.held())
+    return status, f"{error}; its unsaved rows are in {path} (load them: workbench runs import {path})", trace
 
 
 def one_line(err: BaseException, limit: int = 400) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from workbench.store.store import Store
 
-FINISHED = ("completed", "stopped", "failed", "crashed")
+FINISHED = ("completed", "stopped", "failed", "crashed", "pruned")
 
 
 @dataclass

@@ -64,6 +64,10 @@ class Dialect:
         """Whether ``conn`` cannot be used again (the store opens a new one)."""
         return False
 
+    def transient(self, err: BaseException) -> bool:
+        """Whether ``err`` may pass if the write is tried again on a new connection (the store retries it)."""
+        return False
+
     def ddl(self, statement: str) -> str:
         return statement
 
@@ -76,8 +80,10 @@ class Dialect:
     def lock_schema(self, conn: Any) -> None:
         """Inside the migration's transaction: keep other processes from migrating at the same time."""
 
-    def insert_metrics(self, conn: Any, rows: list[tuple[str, int, str, float, float]]) -> None:
-        conn.executemany(self.sql("INSERT INTO metrics (run_id, step, name, value, time) VALUES (?,?,?,?,?)"), rows)
+    def insert_metrics(self, conn: Any, rows: list[tuple[str, int, str, float, float, int | None]]) -> None:
+        """Rows (run_id, step, name, value, time, seq) in one transaction."""
+        conn.executemany(self.sql("INSERT INTO metrics (run_id, step, name, value, time, seq) VALUES (?,?,?,?,?,?)"),
+                         rows)
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -112,6 +118,11 @@ class SQLite(Dialect):
     def begin(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
 
+    def transient(self, err: BaseException) -> bool:
+        """A busy or locked file (another writer held it past the busy timeout)."""
+        text = str(err).lower()
+        return isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
     def schema_version(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -130,6 +141,10 @@ _PG_TYPES = [
 ]
 #: a constant of our own, so that concurrent first openings of one database migrate one at a time
 _MIGRATION_LOCK = 0x776B62  # "wkb"
+#: SQLSTATEs worth a retry on a new connection: connection exceptions (class 08), serialization failure and
+#: deadlock (40001, 40P01), too many connections (53300), admin/crash shutdown and "cannot connect now" while the
+#: server starts or stops (57P01-57P03), a standby that is not writable yet during a failover (25006)
+_PG_TRANSIENT = ("08", "40001", "40P01", "53300", "57P01", "57P02", "57P03", "25006")
 
 
 class PostgreSQL(Dialect):
@@ -160,6 +175,15 @@ class PostgreSQL(Dialect):
     def broken(self, conn: Any) -> bool:
         return bool(conn.raw.closed or conn.raw.broken)
 
+    def transient(self, err: BaseException) -> bool:
+        """A lost or refused connection (restart, failover, ``pg_terminate_backend``, too many connections): an
+        ``OperationalError`` without a SQLSTATE (raised by the client: connection refused, closed, lost) or one of
+        :data:`_PG_TRANSIENT`."""
+        state = getattr(err, "sqlstate", None)
+        if state:
+            return any(state.startswith(code) for code in _PG_TRANSIENT)
+        return isinstance(err, (self._psycopg.OperationalError, self._psycopg.InterfaceError))
+
     def ddl(self, statement: str) -> str:
         for pattern, replacement in _PG_TYPES:
             statement = pattern.sub(replacement, statement)
@@ -177,12 +201,12 @@ class PostgreSQL(Dialect):
     def lock_schema(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
 
-    def insert_metrics(self, conn: Any, rows: list[tuple[str, int, str, float, float]]) -> None:
+    def insert_metrics(self, conn: Any, rows: list[tuple[str, int, str, float, float, int | None]]) -> None:
         """``COPY``: one round trip for a whole batch, whatever its size. NaN is stored as NULL, as in SQLite."""
         with conn.raw.cursor() as cur:
-            with cur.copy("COPY metrics (run_id, step, name, value, time) FROM STDIN") as copy:
-                for run_id, step, name, value, when in rows:  # NaN as NULL, as SQLite stores it
-                    copy.write_row((run_id, step, name, value if value == value else None, when))
+            with cur.copy("COPY metrics (run_id, step, name, value, time, seq) FROM STDIN") as copy:
+                for run_id, step, name, value, when, seq in rows:  # NaN as NULL, as SQLite stores it
+                    copy.write_row((run_id, step, name, value if value == value else None, when, seq))
 
     def describe(self) -> str:
         return redact(self.url)

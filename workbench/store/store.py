@@ -17,7 +17,14 @@ Metrics are buffered by a :class:`RunWriter` and committed by a background threa
 seconds after they are logged, so a killed process loses at most that much and a training step never waits for
 the database. The same thread writes a heartbeat on the database's clock; a ``running`` run whose process is
 gone (checked only on the machine, and in the PID namespace, that ran it) or whose heartbeat is older than
-``HEARTBEAT_TIMEOUT`` reads back as ``crashed``.
+``HEARTBEAT_TIMEOUT`` reads back as ``crashed`` (and as ``running`` again if its heart beats after all).
+
+A run's writes (metrics, heartbeat, checkpoints and other artifacts, claims, its final status) survive a server
+that goes away for a while (a restart, a failover, a killed connection, too many connections): each is retried on
+a new connection with bounded backoff for up to ``retry_for`` seconds (:data:`RETRY_FOR`), and is idempotent (metric
+rows carry a per-run sequence number, claims and artifacts a token: a commit whose answer was lost is checked, not
+repeated). Past that limit :class:`StoreUnavailable` stops the run, and the engine writes what it still holds to a
+spill file (:mod:`workbench.store.interop.spill`) that ``workbench runs import`` loads.
 """
 from __future__ import annotations
 
@@ -39,10 +46,15 @@ from urllib.parse import quote
 from workbench.store.files import ArtifactFiles
 from workbench.store.sql import Dialect, PostgreSQL, SQLite, parse_location, redact
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TIMEOUT = 30.0
-STATUSES = ("running", "completed", "stopped", "failed", "crashed")
+#: seconds a run's bookkeeping (metrics, heartbeat, artifacts, claims, final status) waits out an unreachable store
+#: (a restart, a failover, too many connections), retrying with backoff, before the run stops and spills its rows
+RETRY_FOR = 120.0
+#: seconds a read (a view, ``runs list``) waits for a lost connection to come back before it raises
+READ_RETRY_FOR = 10.0
+STATUSES = ("running", "completed", "stopped", "failed", "crashed", "pruned")
 #: the columns of ``runs`` at SCHEMA_VERSION
 RUN_COLUMNS = ("id", "method", "config", "seed", "device", "version", "git_commit", "status", "error", "summary",
                "host", "pid", "created_at", "ended_at", "heartbeat_at", "stop_requested", "world_size", "smoke",
@@ -119,6 +131,16 @@ MIGRATIONS: list[str] = [
         reason = CASE WHEN holds IS NULL THEN COALESCE(NULLIF(detail, ''), 'no verdict recorded') ELSE '' END,
         rule = '{LEGACY_RULE}', method = '', arm = '', how = '', paper = ''
     """,
+    # v6: idempotent writes. A run's metric rows carry their writer's sequence number (unique per run), claims and
+    # artifacts a token of their own: a commit whose outcome was lost with the connection is checked, not repeated.
+    """
+    ALTER TABLE metrics ADD COLUMN seq INTEGER;
+    CREATE UNIQUE INDEX metrics_seq ON metrics (run_id, seq);
+    ALTER TABLE claims ADD COLUMN token TEXT;
+    CREATE UNIQUE INDEX claims_token ON claims (token);
+    ALTER TABLE artifacts ADD COLUMN token TEXT;
+    CREATE UNIQUE INDEX artifacts_token ON artifacts (token)
+    """,
 ]
 
 _HOST = socket.gethostname()
@@ -175,6 +197,14 @@ class Sink(Protocol):
 SinkFactory = Callable[["Store", str], Sink]
 
 
+class StoreUnavailable(ConnectionError):
+    """The run store did not answer for longer than its ``retry_for`` (one line: where, how long, the last error)."""
+
+    def __init__(self, message: str, waited: float = 0.0):
+        super().__init__(message)
+        self.waited = waited
+
+
 class Store:
     """A run store at ``location`` (see the module docstring); safe to share between threads and processes.
 
@@ -182,7 +212,8 @@ class Store:
     every case (caches live under it); ``url`` says where the database is.
     """
 
-    def __init__(self, location: str | os.PathLike | None = None, *, artifacts: str | os.PathLike | None = None):
+    def __init__(self, location: str | os.PathLike | None = None, *, artifacts: str | os.PathLike | None = None,
+                 retry_for: float = RETRY_FOR):
         where = parse_location(location, default_home())
         self.dialect: Dialect
         if where["kind"] == "sqlite":
@@ -208,6 +239,12 @@ class Store:
         self._live: dict[str, list[Sink]] = {}
         self._local = threading.local()
         self._sql: dict[str, str] = {}
+        #: how long (s) a run's write waits out an unreachable store before :class:`StoreUnavailable`
+        self.retry_for = float(retry_for)
+        #: (what, seconds) of every write that succeeded only after retrying: how long the run waited
+        self.waits: list[tuple[str, float]] = []
+        self._down: str | None = None  # set once the store was declared unreachable: later writes try once
+        self._kept: dict[str, list[dict[str, Any]]] = {}  # writes of a run lost to an unreachable store (spill)
         self._migrate()
 
     def __repr__(self) -> str:
@@ -242,6 +279,12 @@ class Store:
         return out
 
     def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Rows of one query; a lost connection (a restarted server) is opened again and the query repeated for
+        up to :data:`READ_RETRY_FOR` seconds."""
+        return self._retrying("read", lambda: self._read_once(sql, params), limit=min(self.retry_for, READ_RETRY_FOR),
+                              read=True)
+
+    def _read_once(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         conn = self.connect()
         try:
             return conn.execute(self._q(sql), tuple(params)).fetchall()
@@ -249,6 +292,10 @@ class Store:
             if self.dialect.broken(conn):
                 self._drop_connection()
             raise
+
+    def _found(self, sql: str, params: Iterable[Any]) -> bool:
+        """Whether ``sql`` returns a row, asked once (a write's ``landed`` probe: its failure is the write's)."""
+        return bool(self._read_once(sql, params))
 
     def _one(self, sql: str, params: Iterable[Any] = ()) -> Any:
         rows = self._read(sql, params)
@@ -285,6 +332,60 @@ class Store:
             cur = conn.execute(sql, tuple(params))
             return cur.fetchall() if fetch else cur
 
+    def _retrying(self, what: str, op: Callable[[], Any], landed: Callable[[], bool] | None = None,
+                  limit: float | None = None, read: bool = False) -> Any:
+        """Run ``op`` (a write), retrying transient failures (connection lost, server restarting or failing over,
+        too many connections, a busy SQLite file) with bounded exponential backoff and a new connection each time,
+        for up to :attr:`retry_for` seconds; then :class:`StoreUnavailable`. ``landed()`` tells, after a failure
+        whose commit may have reached the server, whether it did (the write is then not repeated). A ``read``
+        waits ``limit`` seconds and leaves the store's state alone: only writes declare the store down."""
+        limit = self.retry_for if limit is None else limit
+        start, delay, failed = time.monotonic(), 0.05, False
+        while True:
+            try:
+                if failed and landed is not None and landed():
+                    result = None
+                else:
+                    result = op()
+                if failed and not read:
+                    self.waits.append((what, time.monotonic() - start))
+                if not read:
+                    self._down = None
+                return result
+            except (*self.errors, StoreUnavailable) as err:  # (a read inside ``op`` that gave up: retried here)
+                if not isinstance(err, StoreUnavailable) and not self.dialect.transient(err):
+                    raise
+                self._drop_connection()
+                failed = True
+                waited = time.monotonic() - start
+                if (self._down is not None and not read) or waited >= limit:
+                    reason = f"{type(err).__name__}: {_first_line(err)}"
+                    if not read:
+                        self._down = self._down or reason
+                    raise StoreUnavailable(f"the run store {self.dialect.describe()} did not answer for "
+                                           f"{waited:.1f} s ({reason})", waited) from err
+                time.sleep(min(delay, max(limit - waited, 0.0)))
+                delay = min(delay * 2, 1.0)
+
+    def kept(self, run_id: str) -> list[dict[str, Any]]:
+        """The artifacts and claims of ``run_id`` whose writes were lost to an unreachable store (for the spill)."""
+        return list(self._kept.get(run_id, []))
+
+    def recommit_kept(self, run_id: str) -> None:
+        """Write the artifacts and claims of ``run_id`` that an unreachable store missed (:meth:`kept`), now that
+        it answers; what fails again stays kept."""
+        items = self._kept.pop(run_id, [])
+        for i, item in enumerate(items):
+            try:
+                if item["type"] == "artifact":
+                    self.add_artifact(run_id, item["name"], None, kind=item["kind"], step=item["step"],
+                                      meta=item["meta"], data=item["data"], created_at=item["created_at"])
+                else:
+                    self.add_claim(run_id, item["record"])
+            except StoreUnavailable:
+                self._kept[run_id] = self._kept.get(run_id, []) + items[i + 1:]
+                raise
+
     def _migrate(self) -> None:
         with self.transaction() as conn:
             self.dialect.lock_schema(conn)
@@ -308,31 +409,30 @@ class Store:
         from workbench import __version__
 
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-        self._write(
+        args = (run_id, method, json.dumps(config), config.get("seed"), device, __version__, _git_commit(),
+                "running", _HOST, os.getpid(), time.time(), world_size, int(bool(smoke)), _PID_SPACE)
+        self._retrying("create run", lambda: self._write(
             "INSERT INTO runs (id, method, config, seed, device, version, git_commit, status, host, pid,"
             " created_at, heartbeat_at, world_size, smoke, pid_space) VALUES (?,?,?,?,?,?,?,?,?,?,?,{now},?,?,?)",
-            (run_id, method, json.dumps(config), config.get("seed"), device, __version__, _git_commit(),
-             "running", _HOST, os.getpid(), time.time(), world_size, int(bool(smoke)), _PID_SPACE),
-        )
+            args), landed=lambda: self._found("SELECT 1 FROM runs WHERE id=?", (run_id,)))
         return run_id
 
     def reopen(self, run_id: str) -> None:
         """Mark a run running again in this process (resume)."""
-        self._write(
+        self._retrying("reopen", lambda: self._write(
             "UPDATE runs SET status='running', error=NULL, traceback=NULL, ended_at=NULL, host=?, pid=?,"
             " pid_space=?, heartbeat_at={now}, stop_requested=0 WHERE id=?",
             (_HOST, os.getpid(), _PID_SPACE, run_id),
-        )
+        ))
 
     def finish(self, run_id: str, status: str, error: str | None = None, summary: dict | None = None,
                traceback: str | None = None) -> None:
         """End a run: its status, one-line ``error``, summary and (failed runs) the full ``traceback``."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        self._write(
-            "UPDATE runs SET status=?, error=?, summary=?, ended_at=?, traceback=? WHERE id=?",
-            (status, error, json.dumps(_jsonable(summary or {})), time.time(), traceback, run_id),
-        )
+        args = (status, error, json.dumps(_jsonable(summary or {})), time.time(), traceback, run_id)
+        self._retrying("final status", lambda: self._write(
+            "UPDATE runs SET status=?, error=?, summary=?, ended_at=?, traceback=? WHERE id=?", args))
         sinks = self._live.pop(run_id, [])
         if sinks:
             record = self.get(run_id)
@@ -341,12 +441,18 @@ class Store:
 
     def heartbeat(self, run_id: str) -> bool:
         """Record that the run is alive (on the database's clock); returns whether someone asked it to stop."""
+        return self._retrying("heartbeat", lambda: self._heartbeat(run_id))
+
+    def _heartbeat(self, run_id: str) -> bool:
+        # a run marked crashed by a reader while the store was away is running again once its heart beats
+        beat = ("UPDATE runs SET heartbeat_at={now}, error=CASE WHEN status='crashed' THEN NULL ELSE error END,"
+                " ended_at=CASE WHEN status='crashed' THEN NULL ELSE ended_at END,"
+                " status=CASE WHEN status='crashed' THEN 'running' ELSE status END WHERE id=?")
         if self.dialect.returning:
-            rows = self._write("UPDATE runs SET heartbeat_at={now} WHERE id=? RETURNING stop_requested", (run_id,),
-                               fetch=True)
+            rows = self._write(beat + " RETURNING stop_requested", (run_id,), fetch=True)
         else:  # SQLite before 3.35
-            self._write("UPDATE runs SET heartbeat_at={now} WHERE id=?", (run_id,))
-            rows = self._read("SELECT stop_requested FROM runs WHERE id=?", (run_id,))
+            self._write(beat, (run_id,))
+            rows = self._read_once("SELECT stop_requested FROM runs WHERE id=?", (run_id,))
         return bool(rows and rows[0][0])
 
     def request_stop(self, run_id: str) -> None:
@@ -415,11 +521,31 @@ class Store:
         self.purge(self.get(run_id)["id"])
 
     # -- metrics ------------------------------------------------------------------------------
-    def add_metrics(self, run_id: str, rows: list[tuple[int, str, float, float]]) -> None:
-        """Commit (step, name, value, time) rows in one transaction."""
-        if rows:
+    def add_metrics(self, run_id: str, rows: list[tuple]) -> None:
+        """Commit (step, name, value, time[, seq]) rows in one transaction.
+
+        Rows with their writer's sequence numbers (:class:`RunWriter`) are retried through a lost connection (see
+        :meth:`_retrying`): a batch commits whole or not at all, so after an ambiguous failure the presence of its
+        first ``seq`` says whether it landed, and it is never written twice (``(run_id, seq)`` is unique)."""
+        if not rows:
+            return
+        full = [(run_id, r[0], r[1], r[2], r[3], r[4] if len(r) > 4 else None) for r in rows]
+
+        def commit() -> None:
             with self.transaction() as conn:
-                self.dialect.insert_metrics(conn, [(run_id, s, n, v, t) for s, n, v, t in rows])
+                self.dialect.insert_metrics(conn, full)
+
+        first = full[0][5]
+        if first is None:
+            commit()
+        else:
+            self._retrying("metrics", commit, landed=lambda: self._found(
+                "SELECT 1 FROM metrics WHERE run_id=? AND seq=?", (run_id, first)))
+
+    def next_seq(self, run_id: str) -> int:
+        """The sequence number a new writer of ``run_id`` starts from (after every stored row's)."""
+        row = self._one("SELECT MAX(seq) FROM metrics WHERE run_id=?", (run_id,))
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def metrics(self, run_id: str, names: Iterable[str] | None = None, since: int | None = None) -> list[Any]:
         """Rows (id, step, name, value, time) in logging order; ``since`` a row id (only newer rows)."""
@@ -447,7 +573,8 @@ class Store:
             yield rows
 
     def drop_metrics_after(self, run_id: str, when: float) -> None:
-        self._write("DELETE FROM metrics WHERE run_id=? AND time>?", (run_id, when))
+        self._retrying("drop metrics", lambda: self._write("DELETE FROM metrics WHERE run_id=? AND time>?",
+                                                           (run_id, when)))
 
     # -- artifacts and claims ------------------------------------------------------------------
     def add_artifact(self, run_id: str, name: str, value: Any, kind: str | None = None, step: int | None = None,
@@ -461,17 +588,27 @@ class Store:
             raise ValueError(f"unknown artifact kind {kind!r}; known: {', '.join(_EXT)}")
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ("" if step is None else f"@{step}")
         rel = f"{self._prefix}{run_id}/{stem}{_EXT[kind]}"
-        where = self.files.write(rel, encode(value, kind) if data is None else data)
-        with self.transaction() as conn:
-            if step is None:
-                conn.execute(self._q("DELETE FROM artifacts WHERE run_id=? AND name=? AND step IS NULL"),
-                             (run_id, name))
-            conn.execute(
-                self._q("INSERT INTO artifacts (run_id, name, kind, step, path, meta, created_at)"
-                        " VALUES (?,?,?,?,?,?,?)"),
-                (run_id, name, kind, step, rel, json.dumps(_jsonable(meta or {})),
-                 time.time() if created_at is None else created_at),
-            )
+        payload = encode(value, kind) if data is None else data
+        where = self.files.write(rel, payload)
+        token = secrets.token_hex(12)
+        row = (run_id, name, kind, step, rel, json.dumps(_jsonable(meta or {})),
+               time.time() if created_at is None else created_at, token)
+
+        def commit() -> None:
+            with self.transaction() as conn:
+                if step is None:
+                    conn.execute(self._q("DELETE FROM artifacts WHERE run_id=? AND name=? AND step IS NULL"),
+                                 (run_id, name))
+                conn.execute(self._q("INSERT INTO artifacts (run_id, name, kind, step, path, meta, created_at,"
+                                     " token) VALUES (?,?,?,?,?,?,?,?)"), row)
+
+        try:
+            self._retrying("artifact", commit,
+                           landed=lambda: self._found("SELECT 1 FROM artifacts WHERE token=?", (token,)))
+        except StoreUnavailable:  # kept for the run's spill file, with its bytes
+            self._kept.setdefault(run_id, []).append({"type": "artifact", "name": name, "kind": kind, "step": step,
+                                                      "meta": meta or {}, "created_at": row[6], "data": payload})
+            raise
         return where
 
     def _artifact_record(self, row: Any) -> dict[str, Any]:
@@ -508,9 +645,15 @@ class Store:
         record read back by :meth:`claims` (copies between stores), or a schema-v4 record (claim, measured, holds,
         detail: its outcome is derived as in the v5 migration). See :func:`claim_row`."""
         row = claim_row(record)
+        row["token"] = token = secrets.token_hex(12)
         cols = list(row)
-        self._write(f"INSERT INTO claims (run_id, {', '.join(cols)}) VALUES (?,{','.join('?' * len(cols))})",
-                    [run_id] + [row[c] for c in cols])
+        sql = f"INSERT INTO claims (run_id, {', '.join(cols)}) VALUES (?,{','.join('?' * len(cols))})"
+        try:
+            self._retrying("claim", lambda: self._write(sql, [run_id] + [row[c] for c in cols]),
+                           landed=lambda: self._found("SELECT 1 FROM claims WHERE token=?", (token,)))
+        except StoreUnavailable:  # kept for the run's spill file
+            self._kept.setdefault(run_id, []).append({"type": "claim", "record": dict(record)})
+            raise
 
     def claims(self, run_id: str) -> list[dict[str, Any]]:
         """The claims a run checked, in order: every column of ``claims`` (:data:`CLAIM_COLUMNS`: ``claim`` is the
@@ -524,7 +667,8 @@ class Store:
         the run's writer opens (e.g. ``store.add_sink(MlflowSink.factory(uri))``)."""
         self.sinks.append(factory)
 
-    def writer(self, run_id: str, flush_interval: float = 0.25, on_stop_request=None) -> "RunWriter":
+    def writer(self, run_id: str, flush_interval: float = 0.25, on_stop_request=None,
+               on_store_lost: Callable[[StoreUnavailable], None] | None = None) -> "RunWriter":
         sinks = []
         for factory in self.sinks:
             try:
@@ -533,7 +677,7 @@ class Store:
                 warnings.warn(f"run {run_id}: live sink not started: {type(err).__name__}: {err}", stacklevel=2)
         if sinks:
             self._live[run_id] = sinks
-        return RunWriter(self, run_id, flush_interval, on_stop_request, sinks=sinks)
+        return RunWriter(self, run_id, flush_interval, on_stop_request, sinks=sinks, on_store_lost=on_store_lost)
 
 
 def _call_sink(sink: Any, method: str, *args: Any) -> bool:
@@ -551,19 +695,24 @@ class RunWriter:
     """Buffers one run's metrics and commits them from a background thread (bounded latency).
 
     The training thread only appends to a buffer (:meth:`log`); the writer thread commits every
-    ``flush_interval`` seconds. A commit that fails (a busy or unreachable database) leaves its rows buffered, in
-    order, for the next one. The same thread beats the heart every ``HEARTBEAT_EVERY`` seconds, calls
-    ``on_stop_request`` when another process asked the run to stop, and hands committed rows to live sinks.
+    ``flush_interval`` seconds. Each row gets the next sequence number of the run, so a commit retried through a
+    lost connection is never stored twice (:meth:`Store.add_metrics`). A commit that fails (a busy or unreachable
+    database) leaves its rows buffered, in order, for the next one. The same thread beats the heart every
+    ``HEARTBEAT_EVERY`` seconds, calls ``on_stop_request`` when another process asked the run to stop, hands
+    committed rows to live sinks, and calls ``on_store_lost`` once if the store stays unreachable past
+    ``store.retry_for`` (the rows it holds then are :meth:`held`, for the run's spill file).
     """
 
     def __init__(self, store: Store, run_id: str, flush_interval: float = 0.25, on_stop_request=None,
-                 sinks: list[Sink] | None = None):
+                 sinks: list[Sink] | None = None, on_store_lost: Callable[[StoreUnavailable], None] | None = None):
         self.store, self.run_id, self.flush_interval = store, run_id, flush_interval
-        self.on_stop_request = on_stop_request
+        self.on_stop_request, self.on_store_lost = on_stop_request, on_store_lost
         self.sinks: list[Sink] = list(sinks or [])
         self.commit_seconds: list[float] = []  # duration of each non-empty commit (benchmarks read it)
         self.failures = 0
-        self._buffer: list[tuple[int, str, float, float]] = []
+        self.lost: StoreUnavailable | None = None  # the store stayed unreachable past its retry_for
+        self._seq = store.next_seq(run_id)
+        self._buffer: list[tuple[int, str, float, float, int]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._closed = threading.Event()
@@ -573,15 +722,24 @@ class RunWriter:
     def log(self, step: int, metrics: dict[str, float]) -> None:
         now = time.time()
         with self._lock:
-            self._buffer.extend((int(step), name, float(value), now) for name, value in metrics.items())
+            for name, value in metrics.items():
+                self._buffer.append((int(step), name, float(value), now, self._seq))
+                self._seq += 1
 
     def pending(self) -> int:
         """Rows logged and not committed yet."""
         with self._lock:
             return len(self._buffer)
 
+    def held(self) -> list[tuple[int, str, float, float, int]]:
+        """The rows logged and not committed: (step, name, value, time, seq)."""
+        with self._lock:
+            return list(self._buffer)
+
     def flush(self) -> None:
-        """Commit the buffered rows; if the commit raises they go back to the front of the buffer."""
+        """Commit the buffered rows; if the commit raises they go back to the front of the buffer. A store that
+        stayed unreachable past its ``retry_for`` does not raise here (the rows stay :meth:`held`, the run is told
+        through ``on_store_lost``, and :meth:`close` raises): a checkpoint taken then is still made, and spilled."""
         with self._flush_lock:
             with self._lock:
                 rows, self._buffer = self._buffer, []
@@ -590,14 +748,18 @@ class RunWriter:
             start = time.perf_counter()
             try:
                 self.store.add_metrics(self.run_id, rows)
-            except BaseException:
+            except BaseException as err:
                 with self._lock:
                     self._buffer[:0] = rows
                 self.failures += 1
+                if isinstance(err, StoreUnavailable):
+                    self._mark_lost(err)
+                    return
                 raise
             self.commit_seconds.append(time.perf_counter() - start)
+            plain = [r[:4] for r in rows]
             for sink in list(self.sinks):
-                if not _call_sink(sink, "metrics", rows):
+                if not _call_sink(sink, "metrics", plain):
                     self.sinks.remove(sink)
                     live = self.store._live.get(self.run_id, [])
                     if sink in live:
@@ -612,21 +774,32 @@ class RunWriter:
                     last_beat = time.monotonic()
                     if self.store.heartbeat(self.run_id) and self.on_stop_request:
                         self.on_stop_request()
+            except StoreUnavailable as err:  # past the store's retry_for: the run is told once, rows stay held
+                self._mark_lost(err)
             except self.store.errors:  # a busy or unreachable database: retry on the next tick, rows stay buffered
                 continue
 
+    def _mark_lost(self, err: StoreUnavailable) -> None:
+        with self._lock:
+            first, self.lost = self.lost is None, self.lost or err
+        if first and self.on_store_lost is not None:
+            self.on_store_lost(err)
+
     def close(self, retries: int = 20) -> None:
-        """Stop the thread and commit what is left (retrying a busy or lost database for a few seconds)."""
+        """Stop the thread and commit what is left (retrying a busy or lost database; past the store's
+        ``retry_for``, :class:`StoreUnavailable` with the rows still :meth:`held`)."""
         self._closed.set()
         self._thread.join()
         for attempt in range(retries + 1):
             try:
                 self.flush()
-                return
+                break
             except self.store.errors:
                 if attempt == retries:
                     raise
                 time.sleep(min(0.05 * 2 ** attempt, 1.0))
+        if self.pending():
+            raise self.lost or StoreUnavailable(f"run {self.run_id}: {self.pending()} metric rows not committed")
 
 
 # -- artifact encoding ---------------------------------------------------------------------------
@@ -784,6 +957,11 @@ def claim_note(record: dict[str, Any]) -> str:
     if reason and detail.startswith(reason):
         detail = detail[len(reason):].lstrip("; ").strip()
     return detail
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return lines[0][:200] if lines else ""
 
 
 def _finite_or_none(value: Any) -> float | None:

@@ -30,6 +30,7 @@ from .zoo import (
     ZooArch,
     ZooHparams,
     ZooTrainer,
+    check_small_cnn_zoo,
     corrupt_labels,
     export_small_cnn_zoo,
     init_weights,
@@ -43,6 +44,7 @@ __all__ = [
     "batched_linear", "batched_mlp", "batched_conv2d", "mixed_activation",
     "OMEGA_0", "Sine", "coordinate_grid", "fit_sirens", "image_targets", "psnr", "render", "render_images",
     "siren_init", "siren_module", "siren_spec",
-    "ARCHS", "Zoo", "ZooArch", "ZooHparams", "ZooTrainer", "corrupt_labels", "export_small_cnn_zoo", "init_weights",
+    "ARCHS", "Zoo", "ZooArch", "ZooHparams", "ZooTrainer", "check_small_cnn_zoo", "corrupt_labels",
+    "export_small_cnn_zoo", "init_weights",
     "load_small_cnn_zoo", "sample_hparams", "train_zoo",
 ]

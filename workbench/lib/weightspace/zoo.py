@@ -328,6 +328,73 @@ def train_zoo(arch: ZooArch, x_train: Tensor, y_train: Tensor, x_test: Tensor, y
 
 
 # -- the Small CNN Zoo's files ------------------------------------------------------------------------------
+def check_small_cnn_zoo(path: str | Path) -> None:
+    """Preflight of a local Small CNN Zoo directory, without reading the weights themselves: the three files
+    exist, ``weights.npy`` is a 2-D float array, every ``layout.csv`` row names a kernel or a bias whose slice
+    (``start_idx``, ``shape``) fits in a weights row, and ``metrics.csv`` has ``test_accuracy`` and one row per
+    weights row. Raises :class:`~workbench.core.errors.DataCorrupt` (one line naming the file and the row)."""
+    import pandas as pd
+
+    from workbench.core.errors import DataCorrupt, DataNotFound
+
+    path = Path(path)
+    metrics_file = next((p for p in (path / "metrics.csv", path / "metrics.csv.gz") if p.exists()), None)
+    missing = [str(p) for p in (path / "weights.npy", path / "layout.csv") if not p.exists()]
+    if metrics_file is None:
+        missing.append(str(path / "metrics.csv"))
+    if missing:
+        raise DataNotFound(f"{path} is not a Small CNN Zoo directory: missing {', '.join(missing)}")
+    weights_file = path / "weights.npy"
+    try:
+        weights = np.load(weights_file, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataCorrupt(f"{weights_file}: not a readable .npy array ({str(err).splitlines()[0][:120]})") from None
+    if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.floating):
+        raise DataCorrupt(f"{weights_file}: expected a 2-D float array (one row per network), found shape "
+                          f"{tuple(weights.shape)} of {weights.dtype}")
+    width = weights.shape[1]
+    for name, file in (("layout", path / "layout.csv"), ("metrics", metrics_file)):
+        try:
+            frame = pd.read_csv(file)
+        except (ValueError, OSError) as err:  # pandas' parser errors are ValueErrors
+            raise DataCorrupt(f"{file}: not a readable CSV ({str(err).splitlines()[0][:120]})") from None
+        if name == "layout":
+            layout = frame
+        else:
+            metrics = frame
+    need = [c for c in ("varname", "shape", "start_idx") if c not in layout.columns]
+    if need:
+        raise DataCorrupt(f"{path / 'layout.csv'}: missing column(s) {', '.join(need)} "
+                          f"(found {', '.join(map(str, layout.columns))})")
+    for i, r in enumerate(layout.itertuples(index=False), 2):  # row 1 is the header
+        where = f"{path / 'layout.csv'} row {i}"
+        name = str(r.varname)
+        if "kernel" not in name and "bias" not in name:
+            raise DataCorrupt(f"{where}: variable {name!r} is neither a kernel nor a bias")
+        try:
+            shape = tuple(int(d) for d in ast.literal_eval(str(r.shape)))
+            start = int(r.start_idx)
+        except (ValueError, SyntaxError, TypeError):
+            raise DataCorrupt(f"{where}: shape {r.shape!r} / start_idx {r.start_idx!r} are not integers") from None
+        size = int(np.prod(shape)) if shape else 1
+        if len(shape) not in ((1,) if "bias" in name else (2, 4)) or min(shape, default=1) < 1:
+            raise DataCorrupt(f"{where}: {name!r} has shape {shape}; a kernel is (in, out) or (kh, kw, in, out), "
+                              "a bias (out,)")
+        end = int(r.end_idx) if "end_idx" in layout.columns else start + size
+        if start < 0 or end - start != size or end > width:
+            raise DataCorrupt(f"{where}: {name!r} spans columns {start}:{end} for shape {shape}; the weights rows "
+                              f"have {width} columns")
+    if "test_accuracy" not in metrics.columns:
+        raise DataCorrupt(f"{metrics_file}: no test_accuracy column (found {', '.join(map(str, metrics.columns))})")
+    if len(metrics) != weights.shape[0]:
+        raise DataCorrupt(f"{metrics_file}: {len(metrics)} rows, but {weights_file} holds {weights.shape[0]} "
+                          "networks (one metrics row per weights row)")
+    bad = np.flatnonzero(~np.isfinite(pd.to_numeric(metrics["test_accuracy"], errors="coerce").to_numpy(float)))
+    if len(bad):
+        raise DataCorrupt(f"{metrics_file} row {int(bad[0]) + 2}: test_accuracy "
+                          f"{metrics['test_accuracy'].iloc[int(bad[0])]!r} is not a number")
+
+
 def load_small_cnn_zoo(path: str | Path, final_only: bool = True, limit: int | None = None) -> Zoo:
     """Read a local copy of one Small CNN Zoo data set (``weights.npy``, ``layout.csv``, ``metrics.csv[.gz]``).
 

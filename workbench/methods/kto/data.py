@@ -8,9 +8,10 @@ desirable and an undesirable completion of the same prompt.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
-from typing import TypeVar
+from typing import Iterator, TypeVar
 
 import torch
 from datasets import Dataset, load_dataset
@@ -35,7 +36,8 @@ def load_feedback(source: str, split: str = "train") -> Dataset:
         if builder is None:
             raise DataCorrupt(f"data = {source!r}: unsupported file type .{ext}; use {formats}")
         try:
-            ds = load_dataset(builder, data_files=source, split="train")
+            with _no_progress_bars():
+                ds = load_dataset(builder, data_files=source, split="train")
         except Exception as err:  # noqa: BLE001 - pyarrow/json errors of many types: one line naming the file
             raise DataCorrupt(f"data = {source!r} cannot be read as {builder} ({_first_line(err)}); check or "
                               f"rewrite the file") from err
@@ -56,7 +58,38 @@ def load_feedback(source: str, split: str = "train") -> Dataset:
                           f"{', '.join(UNPAIRED_COLUMNS)} (unpaired), found {', '.join(ds.column_names)}")
     if len(ds) == 0:
         raise DataCorrupt(f"data = {source!r} has no rows")
+    check_rows(ds, kind, source)
     return ds
+
+
+def check_rows(ds: Dataset, kind: str, source: str) -> None:
+    """Every row has text in its text columns and (unpaired) a boolean label: true/false or 1/0. Raises
+    :class:`~workbench.core.errors.DataCorrupt` naming the file and the row (1 = the first data row)."""
+    from workbench.core.errors import DataCorrupt
+
+    text_columns = PAIRED_COLUMNS if kind == "paired" else UNPAIRED_COLUMNS[:2]
+    for column in text_columns:
+        for i, value in enumerate(ds[column], 1):
+            if not isinstance(value, str):
+                raise DataCorrupt(f"data = {source!r} row {i}: column {column!r} = {value!r} is not text")
+    if kind == "unpaired":
+        for i, value in enumerate(ds["label"], 1):
+            if not (isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1))):
+                raise DataCorrupt(f"data = {source!r} row {i}: label = {value!r} is not a boolean (true/false or 1/0)")
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """``datasets`` draws a progress bar on stderr while it converts a local file: none here (a method never prints)."""
+    from datasets.utils import logging as ds_logging
+
+    was = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            ds_logging.enable_progress_bar()
 
 
 def _first_line(err: BaseException) -> str:

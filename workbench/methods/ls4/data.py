@@ -143,18 +143,26 @@ def read_tsf(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Read a Monash Forecasting Repository ``.tsf`` file: ``(series, meta)``.
 
     Each series is a dict of its attributes (``@attribute name type``) plus ``values`` (float array, NaN for
-    ``?``); ``meta`` holds the header (frequency, horizon, missing, equallength, attributes).
+    ``?``) and ``line`` (its line in the file); ``meta`` holds the header (frequency, horizon, missing,
+    equallength, attributes). A malformed file raises :class:`~workbench.core.errors.DataCorrupt` naming the file,
+    the line and what is wrong there.
     """
+    from workbench.core.errors import DataCorrupt
+
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise MissingSource(f"no .tsf file at {str(path)!r}: download one from https://forecastingdata.org "
                             "(Monash Time Series Forecasting Repository), unzip it and pass its path as tsf_path")
     attributes: list[tuple[str, str]] = []
     meta: dict[str, Any] = {}
     series: list[dict[str, Any]] = []
     in_data = False
+
+    def bad(number: int, what: str) -> DataCorrupt:
+        return DataCorrupt(f"{path} line {number}: {what}")
+
     with open(path, encoding="latin-1") as fh:
-        for raw in fh:
+        for number, raw in enumerate(fh, 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
@@ -162,28 +170,58 @@ def read_tsf(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 low = line.lower()
                 if low.startswith("@attribute"):
                     parts = line.split()
-                    if len(parts) != 3:
-                        raise ValueError(f"{path.name}: bad attribute line {line!r}")
-                    attributes.append((parts[1], parts[2]))
+                    if len(parts) != 3 or parts[2].lower() not in ("numeric", "string", "date"):
+                        raise bad(number, f"bad attribute line {line[:80]!r} (expected @attribute NAME "
+                                          "numeric|string|date)")
+                    attributes.append((parts[1], parts[2].lower()))
                 elif low.startswith("@data"):
                     in_data = True
                 elif line.startswith("@"):
                     key, _, value = line[1:].partition(" ")
                     meta[key.lower()] = value.strip()
+                else:
+                    raise bad(number, f"{line[:40]!r} before the @data section (header lines start with @)")
                 continue
             fields = line.split(":")
             if len(fields) != len(attributes) + 1:
-                raise ValueError(f"{path.name}: a data line has {len(fields) - 1} attributes, the header declares "
-                                 f"{len(attributes)}")
-            row: dict[str, Any] = {}
+                raise bad(number, f"a data line has {len(fields) - 1} attribute fields, the header declares "
+                                  f"{len(attributes)} (@attribute lines)")
+            row: dict[str, Any] = {"line": number}
             for (name, kind), value in zip(attributes, fields[:-1]):
-                row[name] = float(value) if kind == "numeric" else value
-            row["values"] = np.array([np.nan if v.strip() == "?" else float(v) for v in fields[-1].split(",")])
+                if kind == "numeric":
+                    try:
+                        row[name] = float(value)
+                    except ValueError:
+                        raise bad(number, f"attribute {name!r} = {value[:40]!r} is not a number") from None
+                else:
+                    row[name] = value
+            values = []
+            for position, v in enumerate(fields[-1].split(","), 1):
+                v = v.strip()
+                try:
+                    values.append(np.nan if v == "?" else float(v))
+                except ValueError:
+                    raise bad(number, f"value {position} = {v[:40]!r} is not a number (nor ? for missing)") from None
+            row["values"] = np.array(values)
             series.append(row)
     if not in_data:
-        raise ValueError(f"{path.name}: no @data section")
+        raise DataCorrupt(f"{path}: no @data section (a .tsf file has @attribute lines, then @data and one "
+                          "series per line)")
+    if not series:
+        raise DataCorrupt(f"{path}: the @data section has no series")
     meta["attributes"] = attributes
     return series, meta
+
+
+def check_tsf(path: str | Path, length: int) -> None:
+    """Preflight of a ``.tsf`` source: the whole file parses (:func:`read_tsf`) and one series has ``length`` steps."""
+    from workbench.core.errors import DataCorrupt
+
+    rows, _ = read_tsf(path)
+    longest = max(len(r["values"]) for r in rows)
+    if longest < length:
+        raise DataCorrupt(f"{path}: its longest series has {longest} steps, shorter than parameter 'length' = "
+                          f"{length}; lower length to at most {longest}")
 
 
 # -- windows, normalisation, splits ------------------------------------------------------------------------------
@@ -236,7 +274,7 @@ def load(name: str, n: int = 512, length: int = 64, generator: torch.Generator |
         rows, _ = read_tsf(tsf_path)
         long = [r["values"] for r in rows if len(r["values"]) >= length]
         if not long:
-            raise ValueError(f"parameter 'length' = {length}: no series in {tsf_path!r} is that long")
+            check_tsf(tsf_path, length)  # says which file and how long its longest series is
         per = max(1, math.ceil(n / len(long)))
         parts = [windows(v[:, None], length, per, g) for v in long]
         x = np.concatenate(parts)[:n]

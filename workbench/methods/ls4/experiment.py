@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from workbench.core.context import RunContext
+from workbench.core.errors import DataNotFound, SourceError
 from workbench.core.params import Config, ConfigError, LoopParams, OptimParams, Param, ParamGroup
 from workbench.core.registry import Experiment, register
 
@@ -329,6 +330,16 @@ def evaluate(cfg: LS4Config, ctx: RunContext, name: str, model: nn.Module, train
 
 
 # -- run -------------------------------------------------------------------------------------------------------
+def preflight(cfg: LS4Config) -> None:
+    """Before a run is created: a ``.tsf`` source is read whole (header, every data line) and has a series of
+    ``length`` steps; a problem is one line naming the file and the line."""
+    if "tsf" in cfg.sources():
+        try:
+            tsdata.check_tsf(cfg.tsf_path, cfg.length)
+        except tsdata.MissingSource as err:
+            raise DataNotFound(str(err)) from None
+
+
 def load_data(cfg: LS4Config, ctx: RunContext, source: str) -> tuple[tsdata.TimeSeries, tsdata.TimeSeries]:
     """Train and test series of ``source`` with the run's data settings."""
     param = "data" if source == cfg.data else "score_on"
@@ -338,6 +349,8 @@ def load_data(cfg: LS4Config, ctx: RunContext, source: str) -> tuple[tsdata.Time
     except tsdata.MissingSource as err:
         raise ConfigError(f"parameter '{param}' = {getattr(cfg, param)!r} needs source {source!r}: {err}",
                           param) from None
+    except SourceError:  # a bad file: its own message names the file and the line
+        raise
     except ValueError as err:
         raise ConfigError(f"parameter 'length' = {cfg.length} (source {source!r}): {err}", "length") from None
     return tsdata.split(ts, cfg.test_fraction, ctx.rng(f"split/{source}"))
@@ -515,6 +528,7 @@ EXPERIMENT = register(Experiment(
                 "sampled by recurrence, against the Latent ODE and a GRU VAE (Zhou et al., ICML 2023).",
     config=LS4Config,
     run=run,
+    preflight=preflight,
     smoke={"length": 16, "n_series": 40, "steps": 3, "batch_size": 8, "hidden": 8, "state": 4, "layers": 1,
            "z_dim": 2, "eval_every": 2, "sample_every": 2, "n_show": 3, "n_eval": 8, "score_steps": 2,
            "n_forecast": 2, "timing_lengths": "16,32", "timing_batch": 2, "timing_repeats": 2},

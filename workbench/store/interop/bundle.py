@@ -10,7 +10,8 @@ An exported run ``<dest>/<run_id>/`` holds::
     files/            the artifact files, as the store encodes them (.npy, .json, .txt, .pt, .bin)
 
 :func:`import_runs` reads such a directory (or a folder of them), another store's directory or URL, or a
-:class:`~workbench.store.store.Store`, and copies each run with its id, times and status kept.
+:class:`~workbench.store.store.Store`, and copies each run with its id, times and status kept; it also loads
+spill files (:mod:`.spill`: what a run held when its store stayed unreachable) into the run they belong to.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from workbench.store.interop.spill import import_spill, read_spill, spill_files
 from workbench.store.store import Store, _jsonable
 
 CHUNK = 50_000  # metric rows per transaction when copying
@@ -134,6 +136,16 @@ def _source(source: str | os.PathLike | Store) -> _FromStore | _FromDir:
                      "a store directory (workbench.db) nor a store URL")
 
 
+def _spills(source: str | os.PathLike | Store) -> list[Path]:
+    """The spill files ``source`` names (a spill file, or a folder holding them and no exported runs)."""
+    if isinstance(source, Store) or "://" in os.fspath(source):
+        return []
+    path = Path(os.fspath(source)).expanduser()
+    if (path / "run.json").exists() or (path / "workbench.db").exists():
+        return []
+    return spill_files(path)
+
+
 def import_runs(source: str | os.PathLike | Store, store: Store, run_ids: Iterable[str] | None = None,
                 include_running: bool = False) -> list[tuple[str, str]]:
     """Copy runs from ``source`` into ``store`` (see the module docstring); returns ``(run_id, outcome)`` pairs.
@@ -142,6 +154,13 @@ def import_runs(source: str | os.PathLike | Store, store: Store, run_ids: Iterab
     ``include_running`` (its writer still writes to the source). The run record is written last, so an
     interrupted import leaves no half run behind: the next import clears the pieces and copies it again.
     """
+    spills = _spills(source)
+    if spills:
+        done = [import_spill(f, store) for f in spills
+                if not run_ids or any(read_spill(f)["run"]["id"].startswith(w) for w in run_ids)]
+        if run_ids and not done:
+            raise KeyError(f"no run with id {list(run_ids)[0]!r} in the import source")
+        return done
     src = _source(source)
     if isinstance(src, _FromStore) and src.store.url == store.url:
         raise ValueError(f"import source and target are the same store ({store!r})")
