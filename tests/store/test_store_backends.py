@@ -373,3 +373,22 @@ def test_metric_rows_are_unique_per_sequence_number_and_writers_continue_the_seq
     writer.log(1, {"a": 3.0})
     writer.close()
     assert store.next_seq(rid) == 3 and len(store.metrics(rid)) == 3
+
+
+def test_postgres_connections_time_out_and_keep_alive_unless_the_url_says_otherwise(monkeypatch):
+    """A silent server must not hang a run's writer: connect_timeout and TCP keepalives by default, the URL's own
+    values kept."""
+    pytest.importorskip("psycopg")
+    from workbench.store.sql import PostgreSQL
+
+    seen = []
+    dialect = PostgreSQL("postgresql://me@db/wb?connect_timeout=3")
+    monkeypatch.setattr(dialect._psycopg, "connect", lambda url, **kw: seen.append((url, kw)) or _Closed())
+    dialect.connect()
+    url, kw = seen[0]
+    assert "connect_timeout=3" in url and "connect_timeout" not in kw
+    assert kw["keepalives"] == "1" and int(kw["keepalives_idle"]) <= 60 and kw["application_name"] == "workbench"
+
+
+class _Closed:
+    closed = broken = True

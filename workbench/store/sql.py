@@ -164,9 +164,16 @@ class PostgreSQL(Dialect):
         self.errors = (psycopg.Error,)
         self.url = url
 
+    #: libpq settings a URL does not set itself: a dead server or a silent network drop ends a connection attempt
+    #: in 10 s and a connection in about a minute (TCP keepalives), instead of hanging a run's writer
+    CONNECT_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30",
+                        "keepalives_interval": "10", "keepalives_count": "3"}
+
     def connect(self) -> Any:
+        given = self._psycopg.conninfo.conninfo_to_dict(self.url)
+        extra = {k: v for k, v in self.CONNECT_DEFAULTS.items() if k not in given}
         conn = self._psycopg.connect(self.url, autocommit=True, row_factory=_row_factory,
-                                     application_name="workbench")
+                                     application_name="workbench", **extra)
         return _PgConnection(conn)
 
     def sql(self, statement: str) -> str:
