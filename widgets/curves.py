@@ -25,8 +25,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+from .style import colours, integer_axis, is_fraction, legend, log_ticks, series_colour, wrap
+
 PANEL_HEIGHT = 220   # px of one panel's plotting area
 ROW_GAP = 70         # px between rows: x tick labels of one row, the title of the next
 TOP, BOTTOM = 34, 48  # px margins (room for the first row's titles; the x tick labels and axis title)
@@ -110,25 +110,41 @@ class Series:
 
 
 def panels(names: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
-    """``{panel title: [(metric name, group), ...]}``: metrics sharing a name under several groups overlaid.
+    """``{panel title: [(metric name, group), ...]}``: the same metric of several methods overlaid in one panel.
 
-    ``a/test/accuracy`` and ``b/test/accuracy`` → panel ``test/accuracy`` with groups ``a`` and ``b``;
-    ``train/loss`` with no sibling under another group stays the panel ``train/loss`` (group ``""``).
-    Panels keep the order in which their first metric appears.
+    The method is the first path segment that varies between metrics otherwise the same: ``a/test/accuracy`` and
+    ``b/test/accuracy`` → panel ``test/accuracy`` with groups ``a`` and ``b``; ``acc/nft/test/kendall_tau`` and
+    ``acc/np/test/kendall_tau`` → panel ``acc/test/kendall_tau`` with groups ``nft`` and ``np`` (the last segment,
+    the quantity itself, is a group only when it names a known method: ``accuracy/direct`` and ``accuracy/tool``
+    → panel ``accuracy``). Segments naming known methods (:data:`widgets.style.COLOURS`) are tried first.
+    ``train/loss`` with no sibling stays the panel ``train/loss`` (group ``""``), and joins the panel ``train/loss``
+    of ``a/train/loss`` when there is one. Panels keep the order of their first metric.
     """
+    from .style import COLOURS, key
+
     names = list(dict.fromkeys(names))
-    prefixes: dict[str, set[str]] = {}
-    for name in names:
-        head, sep, rest = name.partition("/")
-        if sep and rest:
-            prefixes.setdefault(rest, set()).add(head)
+    split = {n: n.split("/") for n in names}
+    depth = max((len(p) for p in split.values()), default=0)
+    chosen: dict[str, tuple[str, str]] = {}
+    # first the segments that name known methods (anywhere, even last: ``accuracy/direct``), then any segment
+    # but the last, the first position winning
+    for known in (True, False):
+        for pos in range(depth if known else max(0, depth - 1)):
+            siblings: dict[str, set[str]] = {}
+            candidates = [(n, parts) for n, parts in split.items() if n not in chosen and len(parts) >= 2
+                          and pos < len(parts) - (0 if known else 1)]
+            for n, parts in candidates:
+                siblings.setdefault("/".join(parts[:pos] + parts[pos + 1:]), set()).add(parts[pos])
+            for n, parts in candidates:
+                rest = "/".join(parts[:pos] + parts[pos + 1:])
+                values = siblings[rest]
+                ok = (sum(key(v) in COLOURS for v in values) >= 2) if known else len(values) > 1
+                if ok and rest:
+                    chosen[n] = (rest, parts[pos])
     out: dict[str, list[tuple[str, str]]] = {}
     for name in names:
-        head, sep, rest = name.partition("/")
-        if sep and rest and len(prefixes.get(rest, ())) > 1:
-            out.setdefault(rest, []).append((name, head))
-        else:
-            out.setdefault(name, []).append((name, ""))
+        rest, group = chosen.get(name, (name, ""))
+        out.setdefault(rest, []).append((name, group))
     return out
 
 
@@ -197,43 +213,58 @@ def figure_spec(series: Series, metrics: list[str] | None = None, log_y: bool = 
     if not shown_panels and groups and not filter:  # never an empty figure for a run that logged something
         shown_panels = list(groups.items())
     domains, area = grid_domains(len(shown_panels), cols)
-    height = area + TOP + BOTTOM + (36 if title else 0)
+    title = wrap(title) if title else ""
+    title_px = 22 * (title.count("<br>") + 1) + 14 if title else 0
+    height = area + TOP + BOTTOM + title_px
     layout: dict[str, Any] = {
         "title": {"text": title, "x": 0.01, "xanchor": "left", "y": 1, "yanchor": "top", "yref": "container",
                   "pad": {"t": 8}} if title else {"text": ""},
-        "height": height, "margin": {"l": 60, "r": 20, "t": TOP + (36 if title else 0), "b": BOTTOM},
-        "legend": {"title": {"text": "click to hide / show"}, "groupclick": "togglegroup"},
+        "height": height, "margin": {"l": 60, "r": 20, "t": TOP + title_px, "b": BOTTOM, "autoexpand": True},
+        "legend": {**legend("right"), "title": {"text": "click to hide / show"}, "groupclick": "togglegroup"},
         "annotations": [], "uirevision": "keep", "hovermode": "closest", "autosize": True,
     }
+    group_names = [g for _, members in shown_panels for _, g in members if g]
+    palette = colours(group_names)
+    run_colour = {run: series_colour(i) for i, run in enumerate(series.runs)}
+    dashes = ("solid", "dash", "dot", "dashdot")
     traces: list[dict] = []
-    colours: dict[str, str] = {}
     for i, ((panel, members), (xd, yd)) in enumerate(zip(shown_panels, domains)):
         sx = "" if i == 0 else str(i + 1)
         last_row = yd[0] <= 1e-6 or i + cols >= len(shown_panels)
+        xs = [v for run in series.runs for name, _ in members for v in series.data.get((run, name), ([], []))[0]]
+        ys = [v for run in series.runs for name, _ in members for v in series.data.get((run, name), ([], []))[1]]
         layout[f"xaxis{sx}"] = {"domain": xd, "anchor": f"y{sx}", "automargin": False,
-                                "title": {"text": "step" if last_row else ""}}
-        layout[f"yaxis{sx}"] = {"domain": yd, "anchor": f"x{sx}", "type": "log" if log_y else "linear",
-                                "automargin": i % max(1, min(cols, len(shown_panels))) == 0}  # left column only
+                                "title": {"text": "step" if last_row else ""}, **integer_axis(xs)}
+        yaxis: dict[str, Any] = {"domain": yd, "anchor": f"x{sx}", "type": "linear",
+                                 "automargin": i % max(1, min(cols, len(shown_panels))) == 0}  # left column only
+        if log_y:
+            yaxis.update(log_ticks(ys))
+        elif is_fraction(panel) and ys and min(ys) >= 0 and max(ys) <= 1:
+            yaxis["range"] = [0, 1.02]
+        layout[f"yaxis{sx}"] = yaxis
         layout["annotations"].append({"text": f"<b>{panel}</b>", "x": (xd[0] + xd[1]) / 2, "y": yd[1],
                                       "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom",
                                       "showarrow": False, "font": {"size": 13}, "name": "panel-title"})
-        for run in series.runs:
+        for r, run in enumerate(series.runs):
             for name, group in members:
                 if (run, name) not in series.data:
                     continue
                 label = _label(run, group, several)
-                colour = colours.setdefault(label, PALETTE[len(colours) % len(PALETTE)])
+                # a method keeps its colour in every panel and run; runs of one method differ by colour, runs of
+                # several methods by dash
+                colour = palette[group] if group else run_colour[run]
+                dash = dashes[r % len(dashes)] if group and several else "solid"
                 x, y = series.arrays(run, name)
                 common = {"type": "scatter", "xaxis": f"x{sx}", "yaxis": f"y{sx}", "legendgroup": label}
                 if smoothing > 0 and len(y) > 2:
                     rx, ry = downsample(x, y, max_points)
                     traces.append({**common, "mode": "lines", "x": rx, "y": ry, "name": label, "showlegend": False,
-                                   "line": {"color": colour, "width": 1}, "opacity": 0.25, "hoverinfo": "skip",
-                                   "meta": f"{run}::{name}::raw"})
+                                   "line": {"color": colour, "width": 1, "dash": dash}, "opacity": 0.25,
+                                   "hoverinfo": "skip", "meta": f"{run}::{name}::raw"})
                     y = ema(y, smoothing)
                 x, y = downsample(x, y, max_points)
                 traces.append({**common, "mode": "lines+markers" if len(x) < 30 else "lines", "x": x, "y": y,
-                               "name": label, "showlegend": False, "line": {"color": colour, "width": 2},
+                               "name": label, "showlegend": False, "line": {"color": colour, "width": 2, "dash": dash},
                                "marker": {"size": 5}, "meta": f"{run}::{name}",
                                "hovertemplate": f"{label}<br>{panel}<br>step %{{x}}: %{{y:.4g}}<extra></extra>"})
     seen: set[str] = set()
@@ -277,8 +308,9 @@ class LiveCurves:
         self.series = Series()
         self.metrics = metrics
         self.max_points, self.min_interval, self.cols = max_points, min_interval, cols
-        self.figure = go.FigureWidget(layout={"height": 300, "margin": {"l": 60, "r": 20, "t": TOP, "b": BOTTOM},
-                                              "uirevision": "keep"})
+        # no width anywhere: the figure takes the width of the output area (autosize), see :meth:`draw`
+        self.figure = go.FigureWidget(layout={"height": 300, "autosize": True, "uirevision": "keep",
+                                              "margin": {"l": 60, "r": 20, "t": TOP, "b": BOTTOM}})
         self.log_toggle = W.ToggleButton(value=log_y, description="log y", tooltip="logarithmic y axes",
                                          layout=W.Layout(width="80px"))
         self.smoothing = W.FloatSlider(value=smoothing, min=0.0, max=0.99, step=0.01, description="smoothing",
@@ -330,7 +362,9 @@ class LiveCurves:
             return False
         traces, layout = self.spec()
         keys = [t["meta"] for t in traces]
-        structure = (keys, [k for k in layout if k.startswith(("xaxis", "yaxis"))], layout["height"],
+        ticks = [(k, repr({a: v for a, v in layout[k].items() if a in ("dtick", "tickvals", "range", "type")}))
+                 for k in layout if k.startswith(("xaxis", "yaxis"))]  # a new tick spacing or range: rebuild
+        structure = (keys, ticks, layout["height"], layout["title"]["text"],
                      [a["text"] for a in layout["annotations"]], self.log_y, layout["showlegend"])
         fig = self.figure
         if structure != self._structure:
@@ -351,6 +385,9 @@ class LiveCurves:
                     trace.x, trace.y = spec["x"], spec["y"]
                     if trace.mode != spec["mode"]:
                         trace.mode = spec["mode"]
+        # a relayout of its own after the curves: plotly.js re-measures the output area on a relayout, so a figure
+        # first drawn before it was on the page (700 px) or while hidden takes the area's width at the next draw
+        fig.layout.datarevision = self.draws + 1
         self._keys = keys
         self._last, self._drawn_version = now, self.series.version
         self.draws += 1

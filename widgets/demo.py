@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from .labels import SMOKE, claims_html, outcome_counts, run_label
+from .labels import SMOKE, claims_html, outcome_counts, run_label, summary_html
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -22,8 +22,10 @@ def _figure_html(fig: Any, first: bool) -> str:
         return fig._repr_html_()
     import plotly.io as pio
 
-    return pio.to_html(fig, include_plotlyjs=bool(first), full_html=False, include_mathjax=False,
-                       default_width="100%", validate=False)
+    from .style import house
+
+    return pio.to_html(house(fig), include_plotlyjs=bool(first), full_html=False, include_mathjax=False,
+                       default_width="100%", validate=False, config={"responsive": True})
 
 
 def claims_table(claims: list[dict], smoke: bool = False) -> str:
@@ -69,16 +71,15 @@ def build_report(results: list[dict], title: str = "Workbench demo") -> str:
             rec = runs.get(r["run_id"])
             if rec.get("smoke"):
                 meta += f" · <span class='smoke'>{SMOKE}</span> (claims not evaluated)"
-            items = (rec.get("summary") or {}).items()
-            key = [(k, v) for k, v in items if get(r["method"]).is_key_metric(k)] or list(items)
-            summary = ", ".join(f"{k} = {v:.4g}" if isinstance(v, (int, float)) else f"{k} = {v}" for k, v in key)
-            if summary:
-                meta += f"<br>summary: {html.escape(summary)}"
+            summary = rec.get("summary") or {}
+            keys = [k for k in summary if get(r["method"]).is_key_metric(k)] or list(summary)
         out.append(f"<p class='meta'>{meta}</p>")
         if r.get("error"):
             out.append(f"<pre class='error'>{html.escape(str(r['error'])[-3000:])}</pre>")
         if r.get("run_id"):
             out.append("<h3>Claims checked</h3>" + claims_table(claims[r["run_id"]], smoke=bool(rec.get("smoke"))))
+            if summary_html(summary, keys):
+                out.append(f"<h3>Summary</h3>{summary_html(summary, keys)}")
             for fig_title, fig in section_figures(r["method"], r["run_id"]):
                 out.append(f"<h3>{html.escape(fig_title)}</h3>" + _figure_html(fig, first))
                 first = False

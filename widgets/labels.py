@@ -1,5 +1,6 @@
 """How a run is named and described wherever it is shown (dashboard, runs table, compare legend, reports, app):
-a short label, the smoke marker, the elapsed clock, the plain-text summary, and the claims table.
+a short label, the smoke marker, the elapsed clock, the summary (one line, or a table with units), and the
+claims table.
 No UI imports: plain strings and HTML."""
 from __future__ import annotations
 
@@ -47,6 +48,71 @@ def summary_text(summary: Any, limit: int | None = 3) -> str:
         return ""
     items = list(summary.items())[:limit] if limit else list(summary.items())
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+
+
+#: The unit of a summary value, from the last part of its name (first match wins): (pattern, unit).
+UNITS: tuple[tuple[str, str], ...] = (
+    (r"(^|_)(ratio|over)(_|$)|invariance", "ratio"),
+    (r"speedup", "× faster"),
+    (r"psnr", "dB"),
+    (r"seconds|(^|_)time(_s)?$|_s$", "s"),
+    (r"^L\d+$", "s per step"),
+    (r"(^|_)params$", "parameters"),
+    (r"(^|_)steps?$", "steps"),
+    (r"kendall_tau", "τ in [−1, 1]"),
+    (r"(^|_)r2$", "R² (1: perfect)"),
+    (r"accuracy|(^|_)ece|rate$|share", "fraction (0–1)"),
+    (r"(^|_)(nll|kl|kl_final|kl_se|loss|nelbo|classification)$|^(chosen|rejected|margins)$", "nats"),
+    (r"mse|crps|rmse|w1|prediction|change|std", "data units"),
+)
+
+
+def unit_of(name: str) -> str:
+    """The unit of a summary entry ``name`` ("uniform/test/accuracy" → "fraction (0–1)"), "" when unknown."""
+    import re
+
+    last = str(name).rsplit("/", 1)[-1]
+    for pattern, unit in UNITS:
+        if re.search(pattern, last):
+            return unit
+    return ""
+
+
+def value_text(value: Any) -> str:
+    """A summary value for a table: floats to 4 significant digits, integers with thousands separators."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_rows(summary: Any, keys: list[str] | None = None) -> list[dict]:
+    """``[{"name", "value", "unit"}]`` of a run's summary (only ``keys`` when given), values formatted."""
+    if not isinstance(summary, dict):
+        return []
+    names = [k for k in (keys if keys is not None else summary) if k in summary]
+    return [{"name": k, "value": value_text(summary[k]), "unit": unit_of(k)} for k in names]
+
+
+_SUMMARY_CSS = ("<style>table.wb-summary{border-collapse:collapse;margin:.4em 0;font-size:13px}"
+                "table.wb-summary th,table.wb-summary td{border-bottom:1px solid #ddd;padding:3px 10px;"
+                "text-align:left}table.wb-summary th{background:#f2f2f2}"
+                "table.wb-summary td.value{text-align:right;font-variant-numeric:tabular-nums}"
+                "table.wb-summary td.unit{color:#666}</style>")
+
+
+def summary_html(summary: Any, keys: list[str] | None = None) -> str:
+    """A run's summary as an HTML table (name, value, unit); "" for an empty summary."""
+    rows = summary_rows(summary, keys)
+    if not rows:
+        return ""
+    body = "".join(f"<tr><td class='name'>{html.escape(r['name'])}</td><td class='value'>{html.escape(r['value'])}"
+                   f"</td><td class='unit'>{html.escape(r['unit'])}</td></tr>" for r in rows)
+    return (_SUMMARY_CSS + "<table class='wb-summary'><thead><tr><th>name</th><th>value</th><th>unit</th></tr>"
+            f"</thead><tbody>{body}</tbody></table>")
 
 
 def outcome_text(claim: dict) -> tuple[str, str]:

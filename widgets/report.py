@@ -46,6 +46,25 @@ document.addEventListener("DOMContentLoaded", function () {
 """
 
 
+#: Tables of a report: text left-aligned (JupyterLab right-aligns every cell), numbers right-aligned in
+#: tabular figures, so a column of numbers lines up and a column of words reads.
+TABLE_STYLE = r"""<style>
+.jp-RenderedHTMLCommon table td, .jp-RenderedHTMLCommon table th { text-align: left; }
+.jp-RenderedHTMLCommon table td.wb-num { text-align: right; font-variant-numeric: tabular-nums; }
+.jp-RenderedHTMLCommon table thead tr { text-align: left !important; }
+.js-plotly-plot, .plotly-graph-div { width: 100% !important; }
+</style>
+<script>
+document.addEventListener("DOMContentLoaded", function () {
+  var number = /^[\s+\u2212-]*[0-9][0-9,.]*(e[+-]?[0-9]+)?\s*[%\u00d7]?\s*$/i;
+  document.querySelectorAll(".jp-RenderedHTMLCommon table td").forEach(function (td) {
+    if (number.test(td.textContent)) { td.classList.add("wb-num"); }
+  });
+});
+</script>
+"""
+
+
 def katex_dir() -> Path | None:
     """Where the installed KaTeX lives (Panel bundles it), or ``None``."""
     try:
@@ -120,18 +139,26 @@ def execute_notebook(path: str | Path, parameters: dict[str, Any] | None = None,
                      kernel_name: str = "python3", cwd: str | Path | None = None) -> Any:
     """Run every cell of the notebook at ``path`` with ``parameters`` injected; return the executed notebook.
 
-    The kernel runs headless (``WORKBENCH_HEADLESS=1``: runs block and leave static figures). A failing
-    cell raises ``nbclient.exceptions.CellExecutionError`` naming the cell.
+    The kernel runs headless (``WORKBENCH_HEADLESS=1``: runs block and leave static figures) and talks to us over
+    local sockets (IPC transport: nothing listens on a TCP port, and the kernel prints no warning about an
+    unencrypted one). A failing cell raises ``nbclient.exceptions.CellExecutionError`` naming the cell.
     """
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     path = Path(path)
     nb = inject_parameters(nbformat.read(path, as_version=4), dict(parameters or {}))
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, store_widget_state=False,
-                            resources={"metadata": {"path": str(cwd or path.parent)}})
-    with _env(WORKBENCH_HEADLESS="1", PYDEVD_DISABLE_FILE_VALIDATION="1"):
-        client.execute()
+    with tempfile.TemporaryDirectory(prefix="wb-kernel-") as sockets:
+        km = KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(Path(sockets) / "k"))
+        client = NotebookClient(nb, km=km, timeout=timeout, kernel_name=kernel_name, store_widget_state=False,
+                                resources={"metadata": {"path": str(cwd or path.parent)}})
+        try:
+            with _env(WORKBENCH_HEADLESS="1", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+                client.execute()
+        finally:  # the client shuts down only kernels it made itself
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     return nb
 
 
@@ -150,7 +177,7 @@ def to_html(nb: Any, no_input: bool = False) -> str:
             data = output.get("data", {})
             if WIDGET_MIME in data and len(data) > 1:
                 data.pop(WIDGET_MIME)
-    body, _ = exporter.from_notebook_node(nb, resources={"wb_math": math_script()})
+    body, _ = exporter.from_notebook_node(nb, resources={"wb_math": math_script() + TABLE_STYLE})
     return body
 
 

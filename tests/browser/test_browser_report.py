@@ -14,6 +14,28 @@ from browser_helpers import ROOT
 
 WIDGETS_TESTS = Path(__file__).resolve().parents[1] / "widgets"
 
+#: Each drawn plotly figure's width, its container's, its legend's box and its plotting area's, in px.
+FIGURE_BOXES_JS = """() => Array.from(document.querySelectorAll('.plotly-graph-div')).map(el => {
+  const box = el.parentElement.getBoundingClientRect();
+  const legend = el.querySelector('.legend');
+  const plot = el.querySelector('.cartesianlayer .xy .gridlayer') || el.querySelector('.cartesianlayer');
+  const r = x => x ? x.getBoundingClientRect() : null;
+  return {width: el._fullLayout.width, container: box.width, layoutWidth: (el.layout || {}).width || null,
+          title: (el._fullLayout.title && el._fullLayout.title.text) || '', legend: r(legend), plot: r(plot),
+          section: (el.closest('section') || {}).id || ''};
+})"""
+
+
+def width_problems(figures: list[dict], tolerance: float = 0.03) -> list[str]:
+    """Figures narrower or wider than their container (by more than ``tolerance``), or with a fixed width."""
+    out = []
+    for f in figures:
+        if f["layoutWidth"] is not None:
+            out.append(f"{f['section']} '{f['title'][:60]}': fixed width {f['layoutWidth']}")
+        if abs(f["width"] - f["container"]) > tolerance * f["container"]:
+            out.append(f"{f['section']} '{f['title'][:60]}': {f['width']} px in a {f['container']:.0f} px container")
+    return out
+
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
@@ -48,6 +70,8 @@ def test_exported_html_draws_its_plots_offline(page, executed):
     assert page.locator(".plotly-graph-div .barlayer .trace").count() == 1
     n_points = page.locator(".plotly-graph-div").first.evaluate("el => el._fullData[0].x.length")
     assert n_points == 12
+    figures = page.evaluate(FIGURE_BOXES_JS)
+    assert len(figures) == 2 and width_problems(figures) == []  # each figure as wide as its output area
     rows = page.locator("table.wb-claims tbody tr")  # the generic claims table, complete
     assert rows.count() == 1 and "not evaluated (smoke run)" in rows.first.inner_text()
     assert page.external_requests == [] and page.console_errors == []
@@ -101,6 +125,7 @@ def test_demo_page_draws_its_plots(page, tmp_path, monkeypatch):
     assert page.external_requests == [] and page.console_errors == []
 
 
+@pytest.mark.timeout(900)  # the smoke run of every experiment, then the page: minutes on a loaded 2-core machine
 def test_every_method_section_of_the_demo_draws_titled_figures(page, tmp_path, monkeypatch):
     """The smoke demo of every registered experiment, opened in Chromium: each section completed, each of its
     figures drawn with a heading and a plot title or a table, axes that do not overlap, claims labelled smoke."""
@@ -112,7 +137,7 @@ def test_every_method_section_of_the_demo_draws_titled_figures(page, tmp_path, m
     assert len(builtin) >= 10
     out = tmp_path / "demo.html"
     assert demo(["--only", *builtin, "--smoke", "--out", str(out), "--no-progress"]) == 0
-    page.goto(out.as_uri())
+    page.goto(out.as_uri(), timeout=180_000)  # ~6 MB of figures: slow to load on a busy machine
     page.wait_for_selector(".plotly-graph-div .main-svg", timeout=60_000)
     for name in builtin:
         section = page.locator(f"section#{name}")
@@ -129,8 +154,19 @@ def test_every_method_section_of_the_demo_draws_titled_figures(page, tmp_path, m
                                     " axes: Object.keys(g._fullLayout).filter(k => /^[xy]axis\\d*$/.test(k))"
                                     ".map(k => [k, g._fullLayout[k].domain])})")
             assert layout["title"].strip(), (name, i, "untitled figure")
+            assert layout["w"] > 900, (name, i, f"{layout['w']} px wide in a 1300 px window")
             for letter in "xy":  # subplot domains lie inside the figure
                 for _, dom in (a for a in layout["axes"] if a[0].startswith(letter)):
                     assert 0 <= dom[0] < dom[1] <= 1, (name, i, layout["axes"])
         assert section.locator("table.claims td.na", has_text="not evaluated (smoke run)").count() >= 1, name
+        assert section.locator("table.wb-summary th", has_text="unit").count() == 1, name  # summary with units
+    figures = page.evaluate(FIGURE_BOXES_JS)
+    assert width_problems(figures) == []  # every figure takes the width of its section
+    for f in figures:  # a legend sits outside the plotting area: above it or right of it, never over it
+        if f["legend"] and f["plot"] and f["legend"]["width"] > 0:
+            leg, plot = f["legend"], f["plot"]
+            beside = leg["x"] >= plot["x"] + plot["width"] - 2 or leg["y"] + leg["height"] <= plot["y"] + 2
+            assert beside, (f["section"], f["title"][:60], leg, plot)
+    page.screenshot(path=str(tmp_path / "demo.png"), full_page=False)
+    print(f"screenshot: {tmp_path / 'demo.png'}")
     assert page.external_requests == [] and page.console_errors == []

@@ -143,6 +143,10 @@ def test_live_figure_sends_only_messages_plotly_js_accepts():
     assert removed and all(k.startswith(("xaxis", "yaxis")) for k in removed[-1])
     assert panel_titles(c.figure.layout) == ["acc"]
     assert len(c.figure.data) == 2 and {t.name for t in c.figure.data} == {"a", "b"}
+    # every draw ends with a relayout of its own (datarevision): plotly.js then re-measures the output area, so a
+    # figure drawn before it was on the page (plotly's 700 px) takes the page's width at the next draw
+    nudges = [m[1] for m in sent if m[0] == "relayout" and "datarevision" in m[1]]
+    assert len(nudges) == c.draws and c.figure.layout.width is None and c.figure.layout.autosize
 
 
 def test_live_curves_controls_redraw():

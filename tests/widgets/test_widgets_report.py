@@ -42,7 +42,7 @@ def test_inject_parameters_after_the_parameters_cell():
     assert sum("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
 
 
-def test_report_cli_executes_with_parameters_and_writes_offline_html(tmp_path, capsys):
+def test_report_cli_executes_with_parameters_and_writes_offline_html(tmp_path, capfd):
     from widgets.cli import report
     from widgets.report import remote_resources
 
@@ -56,7 +56,8 @@ def test_report_cli_executes_with_parameters_and_writes_offline_html(tmp_path, c
     assert html.count("plotly.js v") == 1  # embedded once
     assert "print(&#39;steps were&#39;" not in html and "print('steps were'" not in html  # --no-input
     assert "<b>wbtiny</b> run" in html and "<b>completed</b>" in html
-    assert "wrote" in capsys.readouterr().out
+    out, err = capfd.readouterr()  # the kernel's own stderr too (a subprocess)
+    assert "wrote" in out and "without encryption" not in err and "WARNING" not in err
 
 
 def test_report_cli_errors(tmp_path, capsys):
@@ -84,6 +85,10 @@ def test_demo_writes_one_section_per_experiment_with_claims(tmp_path, tiny, caps
     assert "✔ holds" not in html and "smoke run</span> (claims not evaluated)" in html
     assert html.count("plotly.js v") == 1 and remote_resources(html) == []
     assert html.count('class="plotly-graph-div"') == 2  # curves + the 'bars' view
+    # the run's summary: a table with units, not a wall of key=value
+    assert "<table class='wb-summary'>" in html and "<td class='name'>train/loss</td>" in html
+    assert "<td class='unit'>nats</td>" in html and "train/loss = " not in html
+    assert "width:700px" not in html.replace(" ", "") and '"width":700' not in html
     assert demo(["--only", "nosuch"]) == 2
 
 

@@ -40,7 +40,17 @@ class View:
     key: bool = True  # shown in the demo report ("key figures")
 
     def __call__(self, run_id: str) -> Any:
-        return self.fn(run_id)
+        """The view of ``run_id`` in the house style (:func:`widgets.style.house`), or what the view returned."""
+        return styled(self.fn(run_id))
+
+
+def styled(fig: Any) -> Any:
+    """``fig`` in the house style when it is a plotly figure (full width, legend outside, axes that fit)."""
+    if fig is not None and hasattr(fig, "to_plotly_json") and hasattr(fig, "layout"):
+        from ..style import house
+
+        house(fig)
+    return fig
 
 
 _VIEWS: dict[str, dict[str, View]] = {}
@@ -159,5 +169,5 @@ def _error_figure(message: str) -> Any:
 
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_layout(height=200, xaxis_visible=False, yaxis_visible=False)
+    fig.update_layout(height=200, xaxis_visible=False, yaxis_visible=False, autosize=True)
     return fig

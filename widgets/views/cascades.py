@@ -11,13 +11,11 @@ import html
 import math
 from typing import Any
 
+from ..style import colour, fraction_axis, integer_axis
 from . import view
 from .common import stored, table
 
 METHOD = "cascades"
-COLOURS = {"forward": "#7f7f7f", "self_consistency": "#1f77b4", "verifier_smc": "#2ca02c",
-           "verifier_rejection": "#98df8a", "tool": "#ff7f0e", "direct": "#8c564b", "selection_inference": "#9467bd",
-           "scratchpad": "#1f77b4"}
 LABELS = {"forward": "forward sampling (one sample)", "self_consistency": "self-consistency@K",
           "verifier_smc": "verifier-guided SMC, K particles",
           "verifier_rejection": "verifier-guided rejection, K tries",
@@ -161,19 +159,19 @@ def accuracy_figure(rows: Any, title: str = "exact-match accuracy against K") ->
     fig = go.Figure()
     for method, group in df.groupby("method", sort=False):
         group = group.drop_duplicates("k", keep="last").sort_values("k")
-        colour = COLOURS.get(method)
+        c = colour(method)
         many = len(group) > 1
         fig.add_trace(go.Scatter(
             x=group["k"], y=group["accuracy"], mode="lines+markers" if many else "markers",
-            name=LABELS.get(method, method), line={"color": colour},
-            marker={"size": 8 if many else 12, "symbol": "circle" if many else "diamond", "color": colour},
+            name=LABELS.get(method, method), line={"color": c},
+            marker={"size": 8 if many else 12, "symbol": "circle" if many else "diamond", "color": c},
             customdata=group["lm_rows"] if "lm_rows" in group else None,
             hovertemplate=f"{method}<br>K=%{{x}}: %{{y:.3f}}<br>LM rows %{{customdata}}<extra></extra>"))
     ks = sorted(set(int(k) for k in df["k"]))
-    fig.update_layout(title={"text": title}, height=420, legend={"orientation": "h", "y": -0.22},
+    fig.update_layout(title={"text": title}, height=440,
                       xaxis={"title": {"text": "K (samples / particles / tries per problem)"}, "type": "log",
-                             "tickvals": ks, "ticktext": [str(k) for k in ks]},
-                      yaxis={"title": {"text": "exact-match accuracy"}, "range": [0, 1.02]})
+                             "tickmode": "array", "tickvals": ks, "ticktext": [str(k) for k in ks]},
+                      yaxis={"title": {"text": "exact-match accuracy"}, **fraction_axis(df["accuracy"])})
     return fig
 
 
@@ -185,14 +183,16 @@ def accuracy_vs_k(run_id: str) -> Any | None:
     return None if rows is None else accuracy_figure(rows)
 
 
-STAR_ARMS = {"star": ("STaR (own rationales + ground truth)", "#1f77b4"),
-             "control": ("control (ground truth only, same steps and lr)", "#7f7f7f")}
+STAR_ARMS = {"star": "STaR (own rationales + ground truth)",
+             "control": "control (ground truth only, same steps and lr)"}
 
 
 @view(METHOD, "STaR rounds")
 def star_rounds(run_id: str) -> Any | None:
     """Accuracy after each STaR round (round 0: before any) for STaR and for its control arm (the same steps,
-    learning rate and ground-truth batches without the rationales), and the rationales collected so far."""
+    learning rate and ground-truth batches without the rationales), and the rationales collected so far as bars.
+    The accuracies sit on the overlaying axis (drawn above the bars, never hidden by them), on the left with ticks
+    0, 0.2, …, 1 of their own (never synced to the bars' counts); rounds are integers."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -208,18 +208,19 @@ def star_rounds(run_id: str) -> Any | None:
     star = df[df["arm"] == "star"]
     fig.add_trace(go.Bar(x=star["round"], y=star["rationales"], name="rationales collected (all rounds)",
                          marker={"color": "#c7dcef"}), secondary_y=False)
-    # the accuracies on the overlaying (secondary) axis: drawn above the bars, never hidden by them
-    for arm, (label, colour) in STAR_ARMS.items():
+    for arm, label in STAR_ARMS.items():
         part = df[df["arm"] == arm]
         if len(part):
             fig.add_trace(go.Scatter(x=part["round"], y=part["accuracy"], mode="lines+markers",
-                                     name=f"{label}: test accuracy (one sample)",
-                                     line={"color": colour, "width": 3 if arm == "star" else 2,
+                                     name=f"{label}: test accuracy (one sample)", legendgroup=arm,
+                                     line={"color": colour(arm), "width": 3 if arm == "star" else 2,
                                            "dash": "solid" if arm == "star" else "dash"}), secondary_y=True)
-    fig.update_layout(title={"text": "STaR against its control: accuracy over rounds"}, height=380,
-                      legend={"orientation": "h", "y": -0.25}, xaxis={"title": {"text": "STaR round"}, "dtick": 1})
-    fig.update_yaxes(title_text="exact-match accuracy", range=[0, 1.02], secondary_y=True)
-    fig.update_yaxes(title_text="rationales", secondary_y=False, showgrid=False, rangemode="tozero")
+    fig.update_layout(title={"text": "STaR against its control: accuracy over rounds"}, height=400,
+                      xaxis={"title": {"text": "STaR round"}, **integer_axis(df["round"])})
+    fig.update_yaxes(title_text="exact-match accuracy", range=[0, 1.02], tickmode="linear", tick0=0, dtick=0.2,
+                     side="left", secondary_y=True)
+    fig.update_yaxes(title_text="rationales", side="right", showgrid=False, rangemode="tozero", tickformat="d",
+                     secondary_y=False)
     return fig
 
 
@@ -239,18 +240,17 @@ def accuracy_vs_digits(run_id: str) -> Any | None:
     for name, group in df.groupby("format", sort=False):
         group = group.sort_values("digits")
         fig.add_trace(go.Scatter(x=group["digits"], y=group["accuracy"], mode="lines+markers",
-                                 name=LABELS.get(name, name), line={"color": COLOURS.get(name)}))
+                                 name=LABELS.get(name, name), line={"color": colour(name)}))
     long = stored(run_id, "long")  # the tool-use claim: operands longer than any in training, unpadded
     if long is not None and len(table(long)):
         for r in table(long).itertuples():
             fig.add_trace(go.Scatter(x=[r.digits], y=[r.accuracy], mode="markers",
                                      name=f"{LABELS.get(r.format, r.format)}: longer than training, unpadded",
-                                     marker={"color": COLOURS.get(r.format), "size": 12, "symbol": "diamond-open",
+                                     marker={"color": colour(r.format), "size": 12, "symbol": "diamond-open",
                                              "line": {"width": 2}}))
-    fig.update_layout(title={"text": "one-sample accuracy against the number of digits"}, height=380,
-                      xaxis={"title": {"text": "digits of both operands"}, "dtick": 1},
-                      yaxis={"title": {"text": "exact-match accuracy"}, "range": [0, 1.02]},
-                      legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(title={"text": "one-sample accuracy against the number of digits"}, height=400,
+                      xaxis={"title": {"text": "digits of both operands"}, **integer_axis(df["digits"])},
+                      yaxis={"title": {"text": "exact-match accuracy"}, **fraction_axis(df["accuracy"])})
     return fig
 
 

@@ -13,9 +13,6 @@ def stored(run_id: str, name: str) -> Any | None:
     return runs.artifact(run_id, name)
 
 
-COLOURS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-
-
 def from_stored(name: str, figure: Callable[..., Any], **kwargs: Any) -> Callable[[str], Any]:
     """A view that draws ``figure(artifact, **kwargs)`` from the run's artifact ``name``, or ``None`` before it exists."""
 
@@ -59,22 +56,56 @@ def reliability_figure(reliability_rows: Any, title: str = "reliability diagram"
     df = table(reliability_rows)
     if "variant" not in df:
         df = df.assign(variant="model")
+    from ..style import colours
+
     variants = list(dict.fromkeys(df["variant"]))
+    palette = colours(variants)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                              line={"dash": "dash", "color": "#777"}))
     eces = []
-    for i, v in enumerate(variants):
+    for v in variants:
         d = df[(df["variant"] == v) & (df["count"] > 0)]
         total = d["count"].sum()
         ece = float((d["count"] / total * (d["accuracy"] - d["confidence"]).abs()).sum()) if total else float("nan")
         eces.append(ece)
         fig.add_trace(go.Scatter(x=d["confidence"], y=d["accuracy"], mode="lines+markers", name=f"{v} (ECE {ece:.3f})",
-                                 line={"color": COLOURS[i % len(COLOURS)]}, customdata=d["count"],
+                                 line={"color": palette[v]}, customdata=d["count"],
                                  hovertemplate="conf %{x:.2f}: acc %{y:.2f} (n=%{customdata})<extra></extra>"))
     if len(variants) == 1:
         title = f"{title} (ECE {eces[0]:.3f})"
-    fig.update_layout(title={"text": title}, height=380,
-                      xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
-                      yaxis={"title": {"text": "accuracy"}, "range": [0, 1]})
+    fig.update_layout(title={"text": title}, height=400,
+                      xaxis={"title": {"text": "mean confidence"}, "range": [0, 1.02], "dtick": 0.2},
+                      yaxis={"title": {"text": "accuracy"}, "range": [0, 1.02], "dtick": 0.2})
     return fig
+
+
+_FIGURE_OUTPUT: Any = None
+
+
+def figure_output() -> Any:
+    """An ``ipywidgets.Output`` that shows one plotly figure at a time (``.show(fig)``), drawn the way JupyterLab
+    draws any plotly output: as wide as the output area, whenever it is attached (a ``FigureWidget`` drawn before
+    it is on the page stays at plotly's 700 px). ``.figure`` / ``.data``: the figure shown last."""
+    global _FIGURE_OUTPUT
+    if _FIGURE_OUTPUT is None:
+        import ipywidgets as W
+
+        class FigureOutput(W.Output):
+            figure: Any = None
+
+            def show(self, fig: Any) -> None:
+                from ..render import output
+                from ..style import house
+
+                self.figure = house(fig)
+                self.outputs = (output(self.figure),)
+
+            @property
+            def data(self) -> Any:
+                return () if self.figure is None else self.figure.data
+
+        _FIGURE_OUTPUT = FigureOutput
+    out = _FIGURE_OUTPUT()
+    out.add_class("wb-figure")
+    return out

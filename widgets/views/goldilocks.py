@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from widgets.style import colour
 from widgets.views import view
 from widgets.views.common import reliability_figure
 from workbench import runs
@@ -24,16 +25,13 @@ LIVE_METRICS = ["uniform/test_subset/accuracy", "rho_loss/test_subset/accuracy",
                 "train_loss/select/corrupted_share_recent", "rho_loss/diag/confidence_gap_corrupted"]
 #: the accuracy measured during training (a fixed test subset); older runs logged it as ``test/accuracy``
 ACCURACY = "test_subset/accuracy"
-PALETTE = ("#7f7f7f", "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#bcbd22")
-#: one colour per method in every view (uniform grey, RHO-LOSS red, ...); replays dashed in the same colours
-COLOUR = {"uniform": "#7f7f7f", "rho_loss": "#d62728", "boltzmann": "#e377c2", "train_loss": "#1f77b4",
-          "grad_norm": "#17becf", "irreducible": "#ff7f0e", "entropy": "#2ca02c", "bald": "#bcbd22",
-          "replay_uniform": "#7f7f7f", "replay": "#9467bd"}
 
 
 def _colour(method: str, i: int = 0) -> str:
-    return COLOUR.get(method, PALETTE[i % len(PALETTE)])
+    """The method's colour in every view (:func:`widgets.style.colour`: uniform grey, RHO-LOSS red, ...)."""
+    return colour(method)
+
+
 _ORDER = ("uniform", "rho_loss", "boltzmann", "train_loss", "grad_norm", "irreducible", "entropy", "bald",
           "replay_uniform", "replay")
 
@@ -289,10 +287,10 @@ def corrupted_share_figure(curves: dict[str, pd.Series], noise_rate: float | Non
 
 
 DIAG_PANELS = (
-    ("confidence_gap_corrupted", "confidence gap on corrupted points (target − IL model)", ".2f"),
-    ("reducible_loss_corrupted", "mean reducible loss, corrupted points", ".2f"),
-    ("reducible_loss_clean", "mean reducible loss, clean points", ".2f"),
-    ("rho_pick_corrupted_share", "corrupted share of RHO-LOSS's pick from the probe set", ".0%"),
+    ("confidence_gap_corrupted", "confidence gap on corrupted points (target − IL model)", "~g"),
+    ("reducible_loss_corrupted", "mean reducible loss, corrupted points", "~g"),
+    ("reducible_loss_clean", "mean reducible loss, clean points", "~g"),
+    ("rho_pick_corrupted_share", "corrupted share of RHO-LOSS's pick from the probe set", ".1%"),
 )
 
 
@@ -346,10 +344,10 @@ def rl_histogram_figure(frames: dict[str, list[dict]], max_frames: int = 40) -> 
             h = by[n][max(earlier)]  # a method's latest histogram at or before this step
             edges = np.asarray(h["edges"], dtype=float)
             centres, width = (edges[:-1] + edges[1:]) / 2, float(edges[1] - edges[0])
-            for group, colour in (("clean", "royalblue"), ("corrupted", "crimson")):
+            for group, fill in (("clean", "royalblue"), ("corrupted", "crimson")):
                 counts = np.asarray(h[group], dtype=float)
                 density = counts / max(counts.sum(), 1.0) / width
-                fig.add_trace(go.Bar(x=centres, y=density, width=width, name=group, marker_color=colour, opacity=0.6,
+                fig.add_trace(go.Bar(x=centres, y=density, width=width, name=group, marker_color=fill, opacity=0.6,
                                      legendgroup=group, showlegend=j == 0, visible=k == len(steps) - 1,
                                      hovertemplate=f"{group}, step {step}: %{{y:.3f}} at %{{x:.1f}}<extra></extra>"),
                               row=1, col=j + 1)
@@ -369,13 +367,14 @@ def rl_histogram_figure(frames: dict[str, list[dict]], max_frames: int = 40) -> 
 def class_share_figure(tables: dict[str, list[dict]]) -> go.Figure:
     fig = go.Figure()
     for method, rows in tables.items():
-        fig.add_trace(go.Bar(x=[r["class"] for r in rows], y=[r["selected_share"] for r in rows], name=method))
+        fig.add_trace(go.Bar(x=[r["class"] for r in rows], y=[r["selected_share"] for r in rows], name=method,
+                             marker_color=colour(method)))
     if tables:
         rows = next(iter(tables.values()))
         fig.add_trace(go.Scatter(x=[r["class"] for r in rows], y=[r["data_share"] for r in rows], mode="markers",
                                  name="share in data", marker=dict(symbol="line-ew-open", size=20, color="black")))
     fig.update_layout(barmode="group", title="Per-class share of the selected points (true class)",
-                      xaxis_title="class", yaxis_title="share", height=360)
+                      xaxis={"title": {"text": "class"}, "type": "category"}, yaxis_title="share", height=360)
     return fig
 
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..style import COLOURS, colour, fraction_axis
 from . import view
 from .common import stored, table
 
-#: one colour per method, stable across views
-COLOURS = {
-    "reference": "#444444", "kto": "#1f77b4", "dpo": "#d62728", "cdpo": "#ff7f0e", "ipo": "#9467bd",
-    "slic": "#8c564b", "csft": "#e377c2", "ppo_offline": "#7f7f7f", "sft": "#bcbd22", "kto_z0": "#17becf",
-    "kto_drop": "#2ca02c",
-}
+#: the methods a run compares (each with its colour from :mod:`widgets.style`)
+METHODS = ("reference", "kto", "dpo", "cdpo", "ipo", "slic", "csft", "ppo_offline", "sft", "kto_z0", "kto_drop")
 
 
 def _metrics(run_id: str) -> Any:
@@ -25,7 +22,7 @@ def _metrics(run_id: str) -> Any:
 def _split(name: str) -> tuple[str, str] | None:
     """'kto/rewards/chosen' → ('kto', 'rewards/chosen'); None for names outside a method."""
     method, _, rest = name.partition("/")
-    return (method, rest) if rest and method in COLOURS else None
+    return (method, rest) if rest and method in METHODS else None
 
 
 ALIGNMENT_PANELS = ("loss", "rewards/chosen", "rewards/rejected", "kl")
@@ -57,8 +54,6 @@ def alignment_curves(run_id: str) -> Any:
     series = Series()
     series.add_frame(runs.get(run_id)["id"], frame)
     fig = static_figure(series, title=f"alignment curves{note}", min_points=2)
-    for trace in fig.data:
-        trace.line.color = COLOURS.get(trace.legendgroup, trace.line.color)
     fig.update_xaxes(title_text="")
     import re
 
@@ -90,19 +85,19 @@ def frontier(run_id: str) -> Any:
         group = group.dropna(subset=["kl", "reward_rate"]).sort_values("step")
         if not len(group):
             continue
-        colour = COLOURS.get(method)
+        c = colour(method)
         se = group["kl_se"].fillna(0) if "kl_se" in group else None
         fig.add_trace(go.Scatter(x=group["kl"], y=group["reward_rate"], mode="lines+markers", name=method,
-                                 legendgroup=method, line={"color": colour, "width": 1}, marker={"size": 5},
+                                 legendgroup=method, line={"color": c, "width": 1}, marker={"size": 5},
                                  error_x=None if se is None else {"type": "data", "array": se, "thickness": 1,
-                                                                  "width": 2, "color": colour},
+                                                                  "width": 2, "color": c},
                                  customdata=group["step"],
                                  hovertemplate=f"{method}<br>step %{{customdata}}<br>KL %{{x:.3g}} nats"
                                                "<br>desirable %{y:.1%}<extra></extra>"))
         last = group.iloc[-1]
         fig.add_trace(go.Scatter(x=[last["kl"]], y=[last["reward_rate"]], mode="markers+text", text=[method],
                                  textposition="top center", legendgroup=method, showlegend=False,
-                                 marker={"color": colour, "size": 11, "symbol": "diamond"}, hoverinfo="skip"))
+                                 marker={"color": c, "size": 11, "symbol": "diamond"}, hoverinfo="skip"))
     ref = stored(run_id, "frontier")
     if ref is not None:
         rows = table(ref)
@@ -112,7 +107,7 @@ def frontier(run_id: str) -> Any:
                           annotation_text="reference", annotation_position="bottom right")
     fig.update_layout(title={"text": "desirable rate vs sampled KL(πθ‖πref) (bars: ± 1 standard error of the KL)"},
                       height=420, xaxis={"title": {"text": "sampled KL (nats per completion)"}},
-                      yaxis={"title": {"text": "desirable rate of samples"}, "range": [0, 1.02]})
+                      yaxis={"title": {"text": "desirable rate of samples"}, **fraction_axis(wide["reward_rate"])})
     return fig
 
 
@@ -136,10 +131,7 @@ def heldout_rewards(run_id: str) -> Any:
         return None
     series = Series()
     series.add_frame(runs.get(run_id)["id"], frame)
-    fig = static_figure(series, title="held-out implied rewards (β·log πθ/πref) and log-prob changes", min_points=1)
-    for trace in fig.data:
-        trace.line.color = COLOURS.get(trace.legendgroup, trace.line.color)
-    return fig
+    return static_figure(series, title="held-out implied rewards (β·log πθ/πref) and log-prob changes", min_points=1)
 
 
 @view("kto", "sampled completions")

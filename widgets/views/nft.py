@@ -15,9 +15,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from widgets.style import DARK, colour
 from widgets.views import view
 
-from .common import COLOURS, stored, table
+from .common import figure_output, stored, table
 
 METHOD = "nft"
 ORDER = ("nft", "np", "hnp", "stats", "flat", "inr2array")
@@ -31,7 +32,7 @@ LIVE_METRICS = ["acc/nft/test/kendall_tau", "acc/np/test/kendall_tau", "acc/hnp/
 
 
 def _colour(model: str) -> str:
-    return COLOURS[(ORDER.index(model) + 1) % len(COLOURS)] if model in ORDER else COLOURS[0]
+    return colour(model)
 
 
 def _sorted(models: Any) -> list[str]:
@@ -60,7 +61,8 @@ def predictions_figure(rows: Any) -> go.Figure:
                                  hovertemplate="network %{customdata}: true %{x:.3f}, predicted %{y:.3f}"
                                                "<extra>" + LABELS.get(m, m) + "</extra>"))
     pad = 0.05 * (hi - lo + 1e-9)
-    true_lo, true_hi = float(df["true_accuracy"].min()) - pad, float(df["true_accuracy"].max()) + pad
+    true_lo = max(0.0, float(df["true_accuracy"].min()) - pad)
+    true_hi = min(1.0, float(df["true_accuracy"].max()) + pad)
     fig.update_layout(title={"text": "Zoo: predicted vs true test accuracy of held-out networks"}, height=460,
                       xaxis={"title": {"text": "true test accuracy"}, "range": [true_lo, true_hi]},
                       yaxis={"title": {"text": "predicted test accuracy"}})
@@ -161,7 +163,7 @@ def permutation_figure(demo: dict) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.12, subplot_titles=[
         "largest change under the permutations (dotted: 1e-9)", "prediction for each permuted copy (bar: original)"])
     fig.add_trace(go.Bar(x=names, y=[max(c, floor) for c in changes], showlegend=False,
-                         marker={"color": ["#444"] + [_colour(m) for m in models]},
+                         marker={"color": [DARK] + [_colour(m) for m in models]},
                          text=[("0 (exact)" if c == 0 else f"{c:.1e}") for c in changes], textposition="outside",
                          hovertemplate="%{x}: %{text}<extra></extra>"), row=1, col=1)
     fig.add_hline(y=1e-9, line_dash="dot", row=1, col=1)
@@ -201,7 +203,11 @@ def results_figure(rows: Any) -> go.Figure:
         vals = [float(d[d["model"] == m]["value"].iloc[0]) for m in models]
         fig.add_trace(go.Bar(x=[LABELS.get(m, m) for m in models], y=vals, showlegend=False,
                              marker={"color": [_colour(m) for m in models]}, text=[f"{v:.3f}" for v in vals],
-                             textposition="outside"), row=1, col=i + 1)
+                             textposition="outside", cliponaxis=False), row=1, col=i + 1)
+        if metric == "test_accuracy":
+            fig.update_yaxes(range=[0, 1.1], tick0=0, dtick=0.2, row=1, col=i + 1)
+        elif metric == "kendall_tau":
+            fig.update_yaxes(range=[min(0.0, min(vals) - 0.1), 1.1], row=1, col=i + 1)
     fig.update_layout(title={"text": "Results on held-out networks / SIRENs"}, height=420)
     return fig
 
@@ -306,14 +312,10 @@ def zoo_explorer(run_id: str) -> Any:
                                                                       else ""), int(r.network))
                for r in df.itertuples()]
     pick = w.Dropdown(options=options, value=options[len(options) // 2][1], description="network")
-    fig = go.FigureWidget()
+    fig = figure_output()
 
     def redraw(*_: Any) -> None:
-        new = network(run_id, pick.value)
-        with fig.batch_update():
-            fig.data = []
-            fig.add_traces(new.data)
-            fig.layout = new.layout
+        fig.show(network(run_id, pick.value))
 
     pick.observe(redraw, names="value")
     redraw()

@@ -12,14 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from . import view
-from .common import COLOURS, curves, from_stored, reliability_figure, table
+from ..style import colour, fraction_axis, house
+from . import HTMLView, view
+from .common import curves, from_stored, reliability_figure, table
 
 METHODS = ("nfm", "noisymix", "robustness_compare")
-
-
-def _colour(i: int) -> str:
-    return COLOURS[i % len(COLOURS)]
 
 
 # ---------------------------------------------------------------- pure figure builders
@@ -85,12 +82,13 @@ def noise_curves_figure(noise_curves: Any) -> Any:
     fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[titles.get(k, k.replace("_", " ")) for k in kinds],
                         shared_yaxes=True)
     for j, kind in enumerate(kinds):
-        for i, v in enumerate(dict.fromkeys(df["variant"])):
+        for v in dict.fromkeys(df["variant"]):
             d = df[(df["kind"] == kind) & (df["variant"] == v)].sort_values("level")
             fig.add_trace(go.Scatter(x=d["level"], y=d["accuracy"], mode="lines+markers", name=v, legendgroup=v,
-                                     showlegend=j == 0, line={"color": _colour(i)}), row=1, col=j + 1)
+                                     showlegend=j == 0, line={"color": colour(v)}), row=1, col=j + 1)
         fig.update_xaxes(title_text="σ" if kind == "white_noise" else "fraction γ of elements", row=1, col=j + 1)
     fig.update_yaxes(title_text="test accuracy", row=1, col=1)
+    fig.update_yaxes(**fraction_axis(df["accuracy"]))
     images = df["images"].iloc[0] if "images" in df and len(df) else None
     title = "accuracy as test-time noise grows" + (f" ({int(images):,} test images)" if images is not None else "")
     fig.update_layout(title={"text": title}, height=380)
@@ -102,24 +100,57 @@ LABELS = {"clean_accuracy": "clean accuracy (full test set)", "mean_corruption_a
 
 
 def summary_figure(summary_rows: Any) -> Any:
-    """Grouped bars per recipe: clean accuracy, mean corruption accuracy, noise accuracy, ECE."""
+    """One panel per quantity (clean accuracy, mean corruption accuracy, noise accuracy, ECE), the recipes side by
+    side in their colours, each bar labelled with its value."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     df = table(summary_rows)
     keys = [k for k in LABELS if k in df]
-    fig = go.Figure()
-    for k in keys:
-        fig.add_trace(go.Bar(x=df["variant"], y=df[k], name=LABELS[k], texttemplate="%{y:.3f}"))
-    fig.update_layout(barmode="group", title={"text": "recipes at a glance"}, height=400, yaxis={"range": [0, 1]},
-                      legend={"orientation": "h", "y": -0.15})
+    if not keys or "variant" not in df:
+        return None
+    variants = [str(v) for v in df["variant"]]
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[LABELS[k] for k in keys], horizontal_spacing=0.05)
+    for j, k in enumerate(keys):
+        fig.add_trace(go.Bar(x=variants, y=df[k], name=LABELS[k], showlegend=False,
+                             marker_color=[colour(v) for v in variants], texttemplate="%{y:.3f}",
+                             textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}: %{y:.4f}<extra>" + LABELS[k] + "</extra>"), row=1, col=j + 1)
+        fig.update_yaxes(range=[0, 1.1], tick0=0, dtick=0.2, row=1, col=j + 1)
+        fig.update_xaxes(tickangle=-40, row=1, col=j + 1)
+    fig.update_layout(title={"text": "recipes at a glance"}, height=420, margin={"b": 110})
     return fig
+
+
+def settings_view(method: str) -> HTMLView | None:
+    """The settings at which ``method``'s claims are checked on a CPU, against the paper's, as a table
+    (setting, this scale, paper); ``None`` for a method without both."""
+    import html
+    import importlib
+
+    try:
+        module = importlib.import_module(f"workbench.methods.{method}.experiment")
+    except ModuleNotFoundError:
+        return None
+    cpu, paper = getattr(module, "CPU_CLAIMS", None), getattr(module, "PAPER", None) or {}
+    if not isinstance(cpu, dict) or not cpu:
+        return None
+    if not isinstance(paper, dict):
+        paper = {}
+    keys = list(dict.fromkeys([*cpu, *paper]))
+    text = lambda v: "–" if v is None else html.escape(", ".join(map(str, v)) if isinstance(v, (tuple, list))  # noqa: E731
+                                                         else str(v))
+    rows = "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td>{text(cpu.get(k))}</td>"
+                   f"<td>{text(paper.get(k))}</td></tr>" for k in keys)
+    return HTMLView("<table class='wb-table'><thead><tr><th>setting</th><th>claims on a CPU</th><th>paper</th>"
+                    f"</tr></thead><tbody>{rows}</tbody></table>", title=f"{method} settings")
 
 
 def _padded(values: Any, top: float = 0.1) -> list[float]:
     """An axis range around ``values`` with room for the point labels (``top``: the share added above)."""
     lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
     span = max(hi - lo, 0.01)
-    return [lo - 0.1 * span, hi + top * span]
+    return [max(0.0, lo - 0.1 * span), min(1.05, hi + top * span)]  # accuracies: never beyond [0, 1.05]
 
 
 def tradeoff_figure(summary_rows: Any) -> Any:
@@ -134,10 +165,10 @@ def tradeoff_figure(summary_rows: Any) -> Any:
         return None
     fig = make_subplots(rows=1, cols=len(ys), subplot_titles=[LABELS[k] for k in ys], horizontal_spacing=0.12)
     for j, k in enumerate(ys):
-        for i, (v, row) in enumerate(df.set_index("variant").iterrows()):
+        for v, row in df.set_index("variant").iterrows():
             fig.add_trace(go.Scatter(x=[row["clean_accuracy"]], y=[row[k]], mode="markers+text", text=[v],
                                      textposition="top center", name=v, legendgroup=v, showlegend=False,
-                                     marker={"size": 11, "color": _colour(i)},
+                                     marker={"size": 11, "color": colour(v)},
                                      hovertemplate=f"{v}: clean %{{x:.3f}}, {k.replace('_', ' ')} %{{y:.3f}}<extra></extra>"),
                           row=1, col=j + 1)
         fig.update_xaxes(title_text="clean accuracy (full test set)", range=_padded(df["clean_accuracy"]), row=1, col=j + 1)
@@ -169,7 +200,6 @@ def decision_boundary_figure(boundary: dict[str, Any]) -> Any:
 
 def corruption_preview_figure(image: Any, severity: int = 3, seed: int = 0, names: tuple[str, ...] | None = None) -> Any:
     """One image (C×H×W or H×W in [0, 1]) under every corruption at ``severity``."""
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from workbench.lib.robustness import CORRUPTIONS, corrupt
@@ -186,12 +216,11 @@ def corruption_preview_figure(image: Any, severity: int = 3, seed: int = 0, name
         fig.add_trace(_image_trace(p), row=i // cols + 1, col=i % cols + 1)
     _image_axes(fig)
     fig.update_layout(title={"text": f"corruptions at severity {severity}"}, height=170 * rows + 60)
-    return fig
+    return house(fig)
 
 
 def augmix_preview_figure(image: Any, severity: int = 3, seed: int = 0, all_ops: bool = False) -> Any:
     """One image, its three AugMix chains and the AugMix mixture (same seed → same chains)."""
-    import plotly.graph_objects as go
     import torch
     from plotly.subplots import make_subplots
 
@@ -206,8 +235,8 @@ def augmix_preview_figure(image: Any, severity: int = 3, seed: int = 0, all_ops:
     for i, (_, p) in enumerate(panels):
         fig.add_trace(_image_trace(p.numpy()), row=1, col=i + 1)
     _image_axes(fig)
-    fig.update_layout(title={"text": f"AugMix (severity {severity}, seed {seed})"}, height=240)
-    return fig
+    fig.update_layout(title={"text": f"AugMix (severity {severity}, seed {seed})"}, height=260)
+    return house(fig)
 
 
 def stored_preview_figure(preview: dict[str, Any], title: str = "", cols: int = 6) -> Any:

@@ -16,23 +16,23 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from widgets.style import GREY, colour, rgba
 from widgets.views import view
 
-from .common import COLOURS, reliability_figure, stored, table
+from .common import figure_output, reliability_figure, stored, table
 
 METHOD = "sdebnn"
 NAMES = {"sdebnn": "SDE-BNN", "odenet": "ODE-net", "bbb": "Bayes-by-backprop", "resnet": "residual net"}
-#: the ODE-net first: the shared reliability diagram colours its variants in COLOURS order (grey, blue, ...)
 ORDER = ("odenet", "sdebnn", "bbb", "resnet")
-COLOUR = {name: COLOURS[i] for i, name in enumerate(ORDER)} | {"stl": COLOURS[1], "full": COLOURS[4], "kl": COLOURS[0]}
+#: model and estimator colours (:mod:`widgets.style`), the same in every figure
+COLOUR = {name: colour(name) for name in (*ORDER, "stl", "full", "kl")}
 #: live-curve panels worth watching (a dashboard's ``metrics=``)
 LIVE_METRICS = ["reg/sdebnn/loss", "reg/sdebnn/kl", "gradvar/stl", "gradvar/full", "cls/sdebnn/test/accuracy",
                 "cls/odenet/test/accuracy", "cls/sdebnn/test/ece", "cls/odenet/test/ece"]
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    return f"rgba({int(h[0:2], 16)}, {int(h[2:4], 16)}, {int(h[4:6], 16)}, {alpha})"
+    return rgba(hex_colour, alpha)
 
 
 # -- figures from plain data --------------------------------------------------------------------------------------
@@ -70,9 +70,8 @@ def band_figure(band: dict[str, Any], title: str | None = None, show_samples: bo
         if stats:
             title += f" (SDE-BNN std in the gap / on the data = {stats['ratio']:.2f})"
     ys = [np.asarray(band["train_y"], dtype=float)]
-    fig.update_layout(title={"text": title}, height=430, xaxis_title="x", yaxis_title="y",
-                      yaxis_range=[min(-2.5, float(np.min(ys)) - 0.5), max(2.5, float(np.max(ys)) + 0.5)],
-                      legend={"orientation": "v", "x": 1.02, "y": 1})
+    fig.update_layout(title={"text": title}, height=460, xaxis_title="x", yaxis_title="y",
+                      yaxis_range=[min(-2.5, float(np.min(ys)) - 0.5), max(2.5, float(np.max(ys)) + 0.5)])
     return fig
 
 
@@ -84,9 +83,9 @@ def weight_paths_figure(paths: dict[str, Any]) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"weight {n}" for n in names],
                         horizontal_spacing=0.06)
     for j in range(len(names)):
-        for kind, arr, colour in (("prior (OU)", prior, "#b0b0b0"), ("posterior", post, COLOUR["sdebnn"])):
+        for kind, arr, line in (("prior (OU)", prior, "#b0b0b0"), ("posterior", post, COLOUR["sdebnn"])):
             for i in range(arr.shape[0]):
-                fig.add_trace(go.Scatter(x=t, y=arr[i, :, j], mode="lines", line={"color": colour, "width": 1},
+                fig.add_trace(go.Scatter(x=t, y=arr[i, :, j], mode="lines", line={"color": line, "width": 1},
                                          opacity=0.8, name=kind, legendgroup=kind, showlegend=j == 0 and i == 0),
                               row=1, col=j + 1)
         fig.update_xaxes(title_text="depth t", row=1, col=j + 1)
@@ -118,11 +117,15 @@ def metrics_figure(rows: Any) -> go.Figure:
     fig = make_subplots(rows=1, cols=3, subplot_titles=[m[1] for m in metrics], horizontal_spacing=0.08)
     for j, (key, _) in enumerate(metrics):
         fig.add_trace(go.Bar(x=[NAMES.get(m, m) for m in df["model"]], y=df[key], showlegend=False,
-                             marker_color=[COLOUR.get(m, COLOURS[0]) for m in df["model"]],
-                             text=[f"{v:.3f}" for v in df[key]], textposition="outside"), row=1, col=j + 1)
-        top = float(df[key].max()) if len(df) else 1.0
-        fig.update_yaxes(range=[0, top * 1.25 + 1e-9], row=1, col=j + 1)
-    fig.update_layout(title={"text": "Classification: Monte Carlo predictive of each model"}, height=380)
+                             marker_color=[colour(m) for m in df["model"]],
+                             text=[f"{v:.3f}" for v in df[key]], textposition="outside", cliponaxis=False),
+                      row=1, col=j + 1)
+        if key in ("accuracy", "ece"):  # fractions: the whole [0, 1], room above for the labels
+            fig.update_yaxes(range=[0, 1.1], tick0=0, dtick=0.2, row=1, col=j + 1)
+        else:
+            top = float(df[key].max()) if len(df) else 1.0
+            fig.update_yaxes(range=[0, top * 1.2 + 1e-9], rangemode="tozero", row=1, col=j + 1)
+    fig.update_layout(title={"text": "Classification: Monte Carlo predictive of each model"}, height=400)
     return fig
 
 
@@ -133,7 +136,7 @@ def band_diagnosis_figure(rows: Any) -> go.Figure:
     fig = go.Figure()
     fig.add_vrect(x0=2.0, x1=6.0, fillcolor="#eeeeee", line_width=0, layer="below",
                   annotation_text="gap (no data)", annotation_position="top left")
-    styles = {"posterior": (COLOUR["sdebnn"], None), "prior (g = 0)": (COLOURS[0], "dash"),
+    styles = {"posterior": (COLOUR["sdebnn"], None), "prior (g = 0)": (GREY, "dash"),
               "Bayes-by-backprop": (COLOUR["bbb"], None)}
     for name in [n for n in styles if n in set(df["model"])]:
         d = df[df["model"] == name]
@@ -209,13 +212,6 @@ def resample_band(run_id: str, samples: int = 32, sigma: float | None = None, se
     return out | {"train_x": stored_band.get("train_x", []), "train_y": stored_band.get("train_y", [])}
 
 
-def _redraw(fig: Any, new: go.Figure) -> None:
-    with fig.batch_update():
-        fig.data = ()
-        fig.layout = new.layout
-        fig.add_traces(list(new.data))
-
-
 def band_explorer(run_id: str, max_samples: int = 128) -> Any:
     """Sliders for the number of sampled paths and for σ; each change re-samples the saved model's band."""
     import ipywidgets as W
@@ -225,13 +221,13 @@ def band_explorer(run_id: str, max_samples: int = 128) -> Any:
     paths = W.IntSlider(value=32, min=1, max=max_samples, description="paths S", continuous_update=False)
     sigma = W.FloatSlider(value=trained, min=0.0, max=max(1.0, 4 * trained), step=0.01, description="σ",
                           continuous_update=False)
-    fig = go.FigureWidget()
+    fig = figure_output()
 
     def redraw(*_: Any) -> None:
         b = resample_band(run_id, paths.value, sigma.value, model=model)
-        _redraw(fig, band_figure(b, title=f"Saved SDE-BNN re-sampled: {paths.value} paths, σ = {sigma.value:.2f} "
-                                          f"(trained with σ = {trained}); std gap/data = "
-                                          f"{b['stats']['sdebnn']['ratio']:.2f}"))
+        fig.show(band_figure(b, title=f"Saved SDE-BNN re-sampled: {paths.value} paths, σ = {sigma.value:.2f}"
+                                          f"<br><sup>trained with σ = {trained}; predictive std in the gap / on the "
+                                          f"data = {b['stats']['sdebnn']['ratio']:.2f}</sup>"))
 
     paths.observe(redraw, names="value")
     sigma.observe(redraw, names="value")
@@ -252,11 +248,11 @@ def weight_explorer(run_id: str, paths: int = 8) -> Any:
     which = W.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=0, description="weight")
     sigma = W.FloatSlider(value=trained, min=0.0, max=max(1.0, 4 * trained), step=0.01, description="σ",
                           continuous_update=False)
-    fig = go.FigureWidget()
+    fig = figure_output()
 
     def redraw(*_: Any) -> None:
         value = playground.weight_paths(model, paths, weights=[which.value], sigma=sigma.value, seed=1)
-        _redraw(fig, weight_paths_figure(value | {"sigma": round(sigma.value, 3)}))
+        fig.show(weight_paths_figure(value | {"sigma": round(sigma.value, 3)}))
 
     which.observe(redraw, names="value")
     sigma.observe(redraw, names="value")
