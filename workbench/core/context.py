@@ -139,6 +139,87 @@ class _GeneratorState:
         self.generator.set_state(state["state"])
 
 
+class Shard:
+    """This rank's rows of a global batch of ``total`` rows (``blocks`` consecutive copies of it, e.g. NoisyMix's
+    clean and two AugMix thirds): rows ``rank, rank + world_size, ...`` of each block, the sharding of
+    :class:`~workbench.core.batches.IndexBatches`. In a one-process run every method is the identity.
+
+    A random draw that must be the same under any number of ranks is drawn for the *global* batch from the same
+    stream on every rank and sliced with :meth:`take`; what a rank computed for its rows comes back in global order
+    with :meth:`gather` (differentiable with ``grad=True``: the backward pass sums every rank's gradient of the
+    gathered tensor and keeps this rank's rows).
+    """
+
+    def __init__(self, total: int, rank: int = 0, world_size: int = 1, blocks: int = 1):
+        if total < 1 or blocks < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"Shard(total={total}, rank={rank}, world_size={world_size}, blocks={blocks}) is invalid")
+        self.total, self.rank, self.world_size, self.blocks = total, rank, world_size, blocks
+
+    @property
+    def size(self) -> int:
+        """Rows of the whole (blocked) global batch."""
+        return self.total * self.blocks
+
+    def rows(self, rank: int | None = None) -> torch.Tensor:
+        """Positions of ``rank``'s rows (default: this rank's) in the global batch."""
+        r = self.rank if rank is None else rank
+        one = torch.arange(r, self.total, self.world_size)
+        return torch.cat([one + b * self.total for b in range(self.blocks)]) if self.blocks > 1 else one
+
+    def repeat(self, blocks: int) -> "Shard":
+        """The shard of a batch made of ``blocks`` consecutive copies of this one's global batch."""
+        return Shard(self.total, self.rank, self.world_size, self.blocks * blocks)
+
+    def take(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a global tensor (the tensor itself in a one-process run)."""
+        if self.world_size == 1:
+            return tensor
+        return tensor.index_select(0, self.rows().to(tensor.device))
+
+    def gather(self, local: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """The global tensor from every rank's rows (``local`` is this rank's), in global order."""
+        if self.world_size == 1:
+            return local
+        if grad and local.requires_grad:
+            return _GatherRows.apply(local, self)
+        return _gather_rows(local.detach(), self)
+
+
+def _gather_rows(local: torch.Tensor, shard: Shard) -> torch.Tensor:
+    import torch.distributed as dist
+
+    sizes = [len(shard.rows(r)) for r in range(shard.world_size)]
+    if local.shape[0] != sizes[shard.rank]:
+        raise ValueError(f"rank {shard.rank} holds {local.shape[0]} rows, its shard has {sizes[shard.rank]}")
+    width = max(sizes)
+    padded = local.new_zeros((width, *local.shape[1:]))
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded.contiguous())
+    out = local.new_empty((shard.size, *local.shape[1:]))
+    for r, part in enumerate(parts):
+        out[shard.rows(r).to(out.device)] = part[: sizes[r]]
+    return out
+
+
+class _GatherRows(torch.autograd.Function):
+    """:meth:`Shard.gather` with gradients: the backward sums the gathered tensor's gradient over the ranks (each
+    rank's loss may use every rank's rows) and returns this rank's rows of it."""
+
+    @staticmethod
+    def forward(ctx: Any, local: torch.Tensor, shard: Shard) -> torch.Tensor:  # type: ignore[override]
+        ctx.shard = shard
+        return _gather_rows(local, shard)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        import torch.distributed as dist
+
+        total = grad.contiguous().clone()
+        dist.all_reduce(total)
+        return ctx.shard.take(total), None
+
+
 class RunView:
     """Read-only access to another run of the same store (``ctx.read_run(run_id)``)."""
 
@@ -294,6 +375,43 @@ class RunContext:
         dist.all_reduce(tensor)
         tensor /= self.world_size
         return tensor if isinstance(value, torch.Tensor) else float(tensor)
+
+    def shard(self, total: int) -> Shard:
+        """This rank's :class:`Shard` of a global batch of ``total`` rows (the rows ``ctx.batches`` gives it)."""
+        return Shard(total, self.rank, self.world_size)
+
+    def average_gradients(self, *modules: torch.nn.Module) -> None:
+        """Average the parameters' gradients over the ranks in one flat all-reduce (no-op in a one-process run):
+        data parallelism for a loop whose forward DistributedDataParallel cannot see (a model called stage by
+        stage, features shared across ranks). Call it between ``backward`` and the optimiser step; a parameter
+        without a gradient on every rank stays without one."""
+        if self.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        params = [p for m in modules for p in m.parameters() if p.grad is not None]
+        if not params:
+            return
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for p in params:
+            n = p.grad.numel()
+            p.grad.copy_(flat[offset: offset + n].view_as(p.grad))
+            offset += n
+
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Average the floating-point buffers (batch-norm running statistics) over the ranks, so every rank
+        evaluates the same model when each normalised with its own shard's statistics (no-op in one process)."""
+        if self.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        for buf in module.buffers():
+            if buf.is_floating_point():
+                dist.all_reduce(buf)
+                buf /= self.world_size
 
     def barrier(self) -> None:
         """Wait for every rank (no-op in a one-process run)."""

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from workbench.core.context import Shard
+
 __all__ = ["OPS", "ALL_OPS", "augmix", "augmix_parts", "augmix_mix", "apply_op", "augmix_chains"]
 
 OpFn = Callable[[Tensor, Tensor, Tensor], Tensor]  # (x (B,C,H,W), level (B,) in [0.1, severity], sign (B,) ±1)
@@ -261,8 +263,12 @@ def augmix_chains(
     depth: int = -1,
     all_ops: bool = False,
     generator: torch.Generator | None = None,
+    shard: Shard | None = None,
 ) -> list[Tensor]:
-    """The ``width`` augmentation chains of AugMix, each (B, C, H, W), before mixing (for the previewer)."""
+    """The ``width`` augmentation chains of AugMix, each (B, C, H, W), before mixing (for the previewer).
+
+    ``shard``: ``x`` is this rank's rows of a global batch; every draw is made for the global batch and the
+    rank's entries kept (each op acts on one image at a time), so the ranks together draw what one process draws."""
     x4, squeeze = _as_batch(x)
     _check(severity, width, depth)
     rng = _rng(generator)
@@ -271,13 +277,20 @@ def augmix_chains(
     hgt, wid = x4.shape[2], x4.shape[3]
     # all chains of all images form one batch of width·b images (chain-major)
     xa = x4.repeat(width, 1, 1, 1)
-    n = width * b
+    bg = b if shard is None else shard.size
+    n = width * bg
     d = rng.integers(1, 4, size=n) if depth <= 0 else np.full(n, depth)
+    keep = None if shard is None else (np.arange(width)[:, None] * bg + shard.rows().numpy()[None, :]).ravel()
+    rounds = int(d.max())
+    if keep is not None:
+        d = d[keep]
     geo = [i for i, nm in enumerate(names) if nm in GEOMETRIC]
-    for pos in range(int(d.max())):
+    for pos in range(rounds):
         which = rng.integers(0, len(names), size=n)
         level = torch.from_numpy(rng.uniform(0.1, severity, size=n))
         sign = torch.from_numpy(np.where(rng.random(n) < 0.5, -1.0, 1.0))
+        if keep is not None:
+            which, level, sign = which[keep], level[torch.from_numpy(keep)], sign[torch.from_numpy(keep)]
         active = d > pos
         geo_sel = active & np.isin(which, geo)
         if geo_sel.any():
@@ -316,17 +329,21 @@ def augmix_parts(
     alpha: float = 1.0,
     all_ops: bool = False,
     generator: torch.Generator | None = None,
+    shard: Shard | None = None,
 ) -> tuple[list[Tensor], Tensor, Tensor]:
     """What :func:`augmix` mixes, for a batch N×C×H×W: (the ``width`` chains, w (N, width) ~ Dirichlet(α·1),
     m (N,) ~ Beta(α, α)); ``augmix_mix(x, *augmix_parts(x, ..., generator))`` equals ``augmix(x, ..., generator)``
-    drawn from the same generator state (the previewer shows the chains a mixture is made of)."""
+    drawn from the same generator state (the previewer shows the chains a mixture is made of). ``shard``: as in
+    :func:`augmix_chains` (w and m drawn for the global batch, this rank's rows kept)."""
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     rng = _rng(generator)
-    b = x.shape[0]
+    b = x.shape[0] if shard is None else shard.size
     w = torch.from_numpy(rng.dirichlet([alpha] * width, size=b)).to(x.dtype)
     m = torch.from_numpy(rng.beta(alpha, alpha, size=b)).to(x.dtype)
-    chains = augmix_chains(x, severity, width, depth, all_ops, generator)  # its own draws, after w and m's seed
+    if shard is not None:
+        w, m = shard.take(w), shard.take(m)
+    chains = augmix_chains(x, severity, width, depth, all_ops, generator, shard)  # its own draws, after w and m's seed
     return chains, w, m
 
 
@@ -338,13 +355,15 @@ def augmix(
     alpha: float = 1.0,
     all_ops: bool = False,
     generator: torch.Generator | None = None,
+    shard: Shard | None = None,
 ) -> Tensor:
     """AugMix a batch of images in [0, 1] (N×H×W or N×C×H×W); returns the same shape and dtype.
 
     Per image: w ~ Dirichlet(α·1_width), m ~ Beta(α, α); output (1 − m)·x + m·Σ wᵢ·chainᵢ(x) (Algorithm 1).
+    ``shard``: ``x`` is this rank's rows of a global batch (:func:`augmix_chains`).
     """
     x4, squeeze = _as_batch(x)
-    chains, w, m = augmix_parts(x4, severity, width, depth, alpha, all_ops, generator)
+    chains, w, m = augmix_parts(x4, severity, width, depth, alpha, all_ops, generator, shard)
     out = augmix_mix(x4, chains, w, m)
     return out.squeeze(1) if squeeze else out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
 from workbench.lib.nn.base import StagedClassifier
 
 __all__ = ["Standardised", "channel_stats", "crop_flip", "crop_padding"]
@@ -60,19 +61,26 @@ def crop_padding(height: int) -> int:
     return max(1, round(height / 8))
 
 
-def crop_flip(x: Tensor, generator: torch.Generator, pad: int | None = None, flip: bool = True) -> Tensor:
+def crop_flip(x: Tensor, generator: torch.Generator, pad: int | None = None, flip: bool = True,
+              shard: Shard | None = None) -> Tensor:
     """Random crop of the zero-padded image (offsets uniform in [−pad, pad] per image and axis) and, with
     ``flip``, a horizontal flip with probability ½ — torchvision's ``RandomCrop(H, padding=pad)`` and
-    ``RandomHorizontalFlip()``, one draw per image, as one gather over the batch."""
+    ``RandomHorizontalFlip()``, one draw per image, as one gather over the batch.
+
+    ``shard``: ``x`` is this rank's rows of a global batch; the draws are made for the global batch and sliced,
+    so the ranks together crop and flip exactly as one process would."""
     if x.dim() != 4:
         raise ValueError(f"images must be N×C×H×W, got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
     pad = crop_padding(h) if pad is None else int(pad)
     if pad < 0:
         raise ValueError(f"pad must be >= 0, got {pad}")
-    dy = torch.randint(-pad, pad + 1, (n,), generator=generator)
-    dx = torch.randint(-pad, pad + 1, (n,), generator=generator)
-    mirror = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+    draws = n if shard is None else shard.size
+    dy = torch.randint(-pad, pad + 1, (draws,), generator=generator)
+    dx = torch.randint(-pad, pad + 1, (draws,), generator=generator)
+    mirror = torch.rand(draws, generator=generator) < 0.5 if flip else torch.zeros(draws, dtype=torch.bool)
+    if shard is not None:
+        dy, dx, mirror = shard.take(dy), shard.take(dx), shard.take(mirror)
     rows = torch.arange(h).view(1, h, 1) + dy.view(n, 1, 1)                          # source row of each output row
     cols = torch.arange(w).view(1, 1, w).expand(n, 1, w)
     cols = torch.where(mirror.view(n, 1, 1), w - 1 - cols, cols) + dx.view(n, 1, 1)   # flip, then shift

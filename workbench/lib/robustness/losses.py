@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
 from workbench.lib.robustness.mixing import (
     choose_mixing_point,
     mix_features,
@@ -83,11 +84,14 @@ def nfm_loss(
     mult_noise_level: float = 0.2,
     sparsity: float = 0.0,
     generator: torch.Generator | None = None,
+    shard: Shard | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The training loss of one NFM variant on a batch; returns ``(loss, logits)``.
 
     ``variant`` is a key of :data:`VARIANTS`. Noise levels are ignored by the noise-free variants, α by
-    the mixing-free ones, so one config serves every special case.
+    the mixing-free ones, so one config serves every special case. ``shard`` (under torchrun): ``x`` is this
+    rank's rows of the global batch; λ, π (of the global batch), k and the noise are the global batch's
+    (:func:`~workbench.lib.robustness.mixing.mix_features`), the loss the mean over this rank's rows.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -95,7 +99,7 @@ def nfm_loss(
     if spec.where == "none":
         logits = model(x)
         return F.cross_entropy(logits, y), logits
-    n = x.shape[0]
+    n = x.shape[0] if shard is None else shard.size
     lam, perm = sample_mixing(n, alpha if spec.mix else 0.0, generator)
     perm = perm.to(x.device)
     k = choose_mixing_point(model, spec.where, generator)
@@ -103,10 +107,10 @@ def nfm_loss(
     mult = mult_noise_level if spec.noise else 0.0
 
     def mix(h: Tensor) -> Tensor:
-        return mix_features(h, perm, lam, add, mult, sparsity, generator)
+        return mix_features(h, perm, lam, add, mult, sparsity, generator, shard=shard)
 
     logits = staged_forward(model, x, k, mix)
-    return mixup_cross_entropy(logits, y, perm, lam), logits
+    return mixup_cross_entropy(logits, y, perm, lam, shard), logits
 
 
 def jensen_shannon(logits_clean: Tensor, logits_aug1: Tensor, logits_aug2: Tensor) -> Tensor:
@@ -137,10 +141,13 @@ def noisymix_loss(
     jsd_weight: float = 12.0,
     manifold: bool = True,
     generator: torch.Generator | None = None,
+    shard: Shard | None = None,
 ) -> tuple[Tensor, Tensor]:
     """NoisyMix loss on a batch; returns ``(loss, logits of the clean third)``.
 
     ``manifold=False`` restricts the mixing point to the input. α = 0 and zero noise give AugMix + JSD.
+    ``shard`` (under torchrun): x, x_aug1, x_aug2 are this rank's rows of the global batch; λ, π, k and the noise
+    are the global batch's, as in :func:`nfm_loss`.
     """
     if not (x.shape == x_aug1.shape == x_aug2.shape):
         raise ValueError("x, x_aug1 and x_aug2 must have the same shape")
@@ -148,19 +155,21 @@ def noisymix_loss(
         raise ValueError(f"jsd_weight must be >= 0, got {jsd_weight}")
     n = x.shape[0]
     xs = torch.cat([x, x_aug1, x_aug2])
-    lam, perm = sample_mixing(n, alpha, generator)
+    total = n if shard is None else shard.size
+    lam, perm = sample_mixing(total, alpha, generator)
     perm = perm.to(x.device)
-    index = torch.cat([perm, perm + n, perm + 2 * n])
+    index = torch.cat([perm, perm + total, perm + 2 * total])
     k = choose_mixing_point(model, "any" if manifold else "input", generator)
     scale = torch.cat([torch.full((n,), float(i + 1)) for i in range(3)]).to(x.device)
     add = add_noise_level * scale if add_noise_level > 0 else 0.0
 
     def mix(h: Tensor) -> Tensor:
-        return mix_features(h, index, lam, add, mult_noise_level, sparsity, generator, groups=3)
+        return mix_features(h, index, lam, add, mult_noise_level, sparsity, generator, groups=3,
+                            shard=None if shard is None else shard.repeat(3))
 
     logits = staged_forward(model, xs, k, mix)
     clean, aug1, aug2 = torch.split(logits, n)
-    loss = mixup_cross_entropy(clean, y, perm, lam) + jsd_weight * jensen_shannon(clean, aug1, aug2)
+    loss = mixup_cross_entropy(clean, y, perm, lam, shard) + jsd_weight * jensen_shannon(clean, aug1, aug2)
     return loss, clean
 
 

@@ -22,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
+
 __all__ = [
+    "partners",
     "sample_beta",
     "sample_mixing",
     "mix_features",
@@ -111,6 +114,7 @@ def mix_features(
     sparsity: float = 0.0,
     generator: torch.Generator | None = None,
     groups: int = 1,
+    shard: Shard | None = None,
 ) -> Tensor:
     """Noisy feature mixup of a batch, NFM Eq. (2).
 
@@ -123,32 +127,47 @@ def mix_features(
     per third); 1: one b₁, b₂ for the batch (NFM).
 
     With both noise levels 0 this is exactly ``lam * h + (1 - lam) * h[index]`` (no random numbers drawn).
+
+    shard: under torchrun, ``h`` is this rank's rows of the global batch and ``index`` a permutation of the global
+    batch: the partners h[π] come from every rank (a differentiable gather) and the noise is drawn for the global
+    batch and sliced, so the ranks together compute Eq. (2) for the global batch exactly as one process does.
     """
     if not 0.0 <= float(lam) <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     index = torch.as_tensor(index, device=h.device)
-    if index.dim() != 1 or index.shape[0] != h.shape[0]:
-        raise ValueError(f"index must be a 1-D tensor of length {h.shape[0]}, got shape {tuple(index.shape)}")
+    rows = h.shape[0] if shard is None else shard.size
+    if index.dim() != 1 or index.shape[0] != rows:
+        raise ValueError(f"index must be a 1-D tensor of length {rows}, got shape {tuple(index.shape)}")
     _check_generator(generator)
     if groups < 1 or h.shape[0] % groups:
         raise ValueError(f"groups must be >= 1 and divide the batch size {h.shape[0]}, got {groups}")
     add = _per_sample(add_noise_level, h, "add_noise_level")
     mult = _per_sample(mult_noise_level, h, "mult_noise_level")
-    mixed = lam * h + (1.0 - lam) * h.index_select(0, index)
+    if shard is None:
+        mixed = lam * h + (1.0 - lam) * h.index_select(0, index)
+        shape = h.shape
+    else:
+        mixed = lam * h + (1.0 - lam) * partners(h, index, shard)
+        shape = torch.Size((shard.size, *h.shape[1:]))  # draws for the global batch, this rank's rows kept
+
+    def draw(kind: str) -> Tensor:
+        out = _rand(kind, shape, h, generator)
+        return out if shard is None else shard.take(out)
+
     mult_noise = add_noise = None  # drawn in place on fresh tensors (no autograd), the order of Eq. (2)
     if not _is_zero(mult):
         b1 = _beta_per_group(groups, h, generator)
-        mult_noise = _rand("uniform", h.shape, h, generator).mul_(2.0).sub_(1.0)  # U ~ Uniform(−1, 1)
+        mult_noise = draw("uniform").mul_(2.0).sub_(1.0)  # U ~ Uniform(−1, 1)
         if sparsity > 0:
-            mult_noise.mul_(_rand("uniform", h.shape, h, generator) >= sparsity)  # kept elements (× a bool mask)
+            mult_noise.mul_(draw("uniform") >= sparsity)  # kept elements (× a bool mask)
         mult_noise = mult_noise.mul_(mult * b1).add_(1.0)  # 1 + σ_mult·b₁·U (dropped elements: 1)
     if not _is_zero(add):
         b2 = _beta_per_group(groups, h, generator)
-        add_noise = _rand("normal", h.shape, h, generator)
+        add_noise = draw("normal")
         if sparsity > 0:
-            add_noise.mul_(_rand("uniform", h.shape, h, generator) >= sparsity)
+            add_noise.mul_(draw("uniform") >= sparsity)
         add_noise = add_noise.mul_(add * b2)  # σ_add·b₂·N (dropped elements: 0)
     if mult_noise is not None and add_noise is not None:
         return torch.addcmul(add_noise, mult_noise, mixed)
@@ -157,6 +176,15 @@ def mix_features(
     if add_noise is not None:
         return mixed + add_noise
     return mixed
+
+
+def partners(h: Tensor, index: Tensor, shard: Shard | None = None) -> Tensor:
+    """h[π] for this rank's rows: ``h[index]`` in one process; under torchrun the rows π(i) of the global batch for
+    this rank's rows i, gathered from every rank (with gradients: a partner's features train the rank that owns it)."""
+    index = torch.as_tensor(index, device=h.device)
+    if shard is None:
+        return h.index_select(0, index)
+    return shard.gather(h, grad=True).index_select(0, shard.take(index))
 
 
 def _beta_per_group(groups: int, h: Tensor, generator: torch.Generator | None) -> float | Tensor:
@@ -202,10 +230,12 @@ def staged_forward(
     return model.head(h)
 
 
-def mixup_cross_entropy(logits: Tensor, y: Tensor, index: Tensor, lam: float) -> Tensor:
-    """NFM Eq. (3) / mixup: λ·CE(logits, y) + (1−λ)·CE(logits, y[π]), batch mean."""
+def mixup_cross_entropy(logits: Tensor, y: Tensor, index: Tensor, lam: float, shard: Shard | None = None) -> Tensor:
+    """NFM Eq. (3) / mixup: λ·CE(logits, y) + (1−λ)·CE(logits, y[π]), batch mean (under torchrun: the mean over this
+    rank's rows, with the partners' labels from the global batch; the ranks' average is the global batch mean)."""
     index = torch.as_tensor(index, device=y.device)
-    return lam * F.cross_entropy(logits, y) + (1.0 - lam) * F.cross_entropy(logits, y[index])
+    partner = y[index] if shard is None else partners(y, index, shard)
+    return lam * F.cross_entropy(logits, y) + (1.0 - lam) * F.cross_entropy(logits, partner)
 
 
 def choose_mixing_point(model: nn.Module, where: str, generator: torch.Generator | None = None) -> int:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
 from workbench.lib.robustness.augmix import augmix, augmix_mix, augmix_parts
 from workbench.lib.robustness.losses import VARIANTS, augmix_jsd_loss, augmix_loss, nfm_loss, noisymix_loss
 from workbench.lib.robustness.params import AugMixParams, MixingParams
@@ -33,17 +34,21 @@ def nfm_recipe(name: str, alpha: float, add_noise: float, mult_noise: float, spa
     if name not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {name!r}")
 
-    def loss(model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        return nfm_loss(model, x, y, name, alpha, add_noise, mult_noise, sparsity, gen)
+    def loss(model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator,
+             shard: Shard | None = None) -> tuple[Tensor, Tensor]:
+        return nfm_loss(model, x, y, name, alpha, add_noise, mult_noise, sparsity, gen, shard=shard)
 
     return Recipe(loss=loss)
 
 
-def augmix_views(x: Tensor, aug: AugMixParams, gen: torch.Generator, n: int = 2) -> tuple[Tensor, ...]:
-    """``n`` independent AugMix views of a batch (one batched call on the CPU; returned on x's device)."""
+def augmix_views(x: Tensor, aug: AugMixParams, gen: torch.Generator, n: int = 2,
+                 shard: Shard | None = None) -> tuple[Tensor, ...]:
+    """``n`` independent AugMix views of a batch (one batched call on the CPU; returned on x's device); ``shard``:
+    ``x`` is this rank's rows of the global batch (the global batch's draws, this rank's views)."""
     xc = x.detach().float().cpu()
     views = augmix(torch.cat([xc] * n), severity=aug.augmix_severity, width=aug.augmix_width,
-                   depth=aug.augmix_depth, all_ops=aug.all_ops, generator=gen).to(x.device, x.dtype)
+                   depth=aug.augmix_depth, all_ops=aug.all_ops, generator=gen,
+                   shard=None if shard is None else shard.repeat(n)).to(x.device, x.dtype)
     return tuple(views.split(len(xc)))
 
 
@@ -55,7 +60,8 @@ def noisymix_recipe(name: str, aug: AugMixParams, mixing: MixingParams) -> Recip
     gamma = aug.jsd_weight
     alpha, add, mult, sparsity = mixing.alpha, mixing.add_noise, mixing.mult_noise, mixing.sparsity
 
-    def loss(model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, *views: Tensor) -> tuple[Tensor, Tensor]:
+    def loss(model: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator, *views: Tensor,
+             shard: Shard | None = None) -> tuple[Tensor, Tensor]:
         if name == "baseline":
             logits = model(x)
             return F.cross_entropy(logits, y), logits
@@ -63,14 +69,15 @@ def noisymix_recipe(name: str, aug: AugMixParams, mixing: MixingParams) -> Recip
             return augmix_loss(model, views[0], y)
         if name == "augmix_jsd":
             return augmix_jsd_loss(model, x, y, views[0], views[1], gamma)
-        return noisymix_loss(model, x, y, views[0], views[1], alpha, add, mult, sparsity, gamma, True, gen)
+        return noisymix_loss(model, x, y, views[0], views[1], alpha, add, mult, sparsity, gamma, True, gen,
+                             shard=shard)
 
     n_views = {"baseline": 0, "augmix": 1}.get(name, 2)
     if not n_views:
         return Recipe(loss=loss)
 
-    def views(x: Tensor, gen: torch.Generator) -> tuple[Tensor, ...]:
-        return augmix_views(x, aug, gen, n_views)
+    def views(x: Tensor, gen: torch.Generator, shard: Shard | None = None) -> tuple[Tensor, ...]:
+        return augmix_views(x, aug, gen, n_views, shard)
 
     return Recipe(loss=loss, views=views)
 

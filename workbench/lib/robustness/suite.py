@@ -17,6 +17,13 @@ All training phases run first (so a resumed run restores every model), each trai
   probabilities;
 - two_moons: clean accuracy, ECE, accuracy under additive Gaussian noise, and a decision-boundary grid.
 
+Under torchrun every recipe trains data-parallel on the global batch (``batch_size``, split across the ranks): each
+rank prepares and trains its rows, every random draw is the global batch's sliced (:mod:`.training`), mixing
+partners come from every rank, gradients are averaged after each backward pass (one flat all-reduce: the recipes run
+the model stage by stage, which DistributedDataParallel's forward hook would not see), batch norm is synchronised on
+CUDA and per rank on CPU (running statistics averaged before every evaluation), and every evaluation forward pass is
+sharded over the ranks and gathered; the claims are computed on every rank alike and recorded once (rank 0).
+
 Metrics are logged as ``<recipe>/<name>``; tables are stored as artifacts (``summary``, ``corruption_table``,
 ``noise_curves``, ``reliability``, ``decision_boundary``, ``corruption_preview``) for the views. :func:`run_suite`
 returns the scalars and, per recipe, the per-image :class:`Evidence` the claims' bootstraps resample.
@@ -46,8 +53,8 @@ __all__ = ["Results", "Evidence", "SuiteResult", "run_suite", "summarise", "robu
 Results = dict[str, dict[str, Any]]  # recipe -> its summary scalars
 MOONS_NOISE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 KEY_METRICS = ("*/train/loss", "*/test_subset/accuracy")
-SUITE_NOTE = ("the recipes are trained one after another in one process; data-parallel training of the suite is "
-              "not implemented")
+SUITE_NOTE = ("data-parallel: the global batch is split across the ranks with the global batch's random draws, "
+              "mixing partners gathered from every rank, gradients averaged; batch_size must divide by the ranks")
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,33 @@ def _input_stats(cfg: SuiteParams, x: Tensor) -> tuple[Tensor, Tensor] | None:
     return channel_stats(x)
 
 
+class ShardedEval(nn.Module):
+    """A model for evaluation under torchrun: each rank runs ``inner`` on its rows of every batch and the outputs
+    are gathered in order, so every rank gets the whole batch's outputs for a share of the work. Exposes the
+    inner model's ``std`` (the space NFM's white noise is added in)."""
+
+    def __init__(self, inner: nn.Module, ctx: RunContext):
+        super().__init__()
+        self.inner = inner
+        self._shard = ctx.shard
+        self.train(inner.training)
+        std = getattr(inner, "std", None)
+        if isinstance(std, Tensor):
+            object.__setattr__(self, "std", std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shard = self._shard(len(x))
+        return shard.gather(self.inner(shard.take(x)))
+
+
+def _evaluator(ctx: RunContext, model: nn.Module) -> nn.Module:
+    """The model itself in one process; under torchrun its buffers averaged over the ranks, sharded."""
+    if ctx.world_size == 1:
+        return model
+    ctx.average_buffers(model)
+    return ShardedEval(model, ctx)
+
+
 def lr_factor(step: int, cfg: SuiteParams) -> float:
     """The learning-rate multiplier at ``step``: cosine to 0, or ×0.1 at 50%, 75% and 90% of the steps."""
     t = min(step, cfg.steps) / cfg.steps
@@ -149,6 +183,15 @@ def run_suite(cfg: SuiteParams, ctx: RunContext, recipes: dict[str, Recipe]) -> 
     x, y, xt, yt, k = _data(cfg, ctx)
     in_shape = tuple(x.shape[1:])
     dev = ctx.device
+    global_batch = min(cfg.batch_size, len(x))
+    shard = sync = None
+    if ctx.world_size > 1:
+        if global_batch % ctx.world_size:
+            from workbench.core.params import ConfigError
+
+            raise ConfigError(f"parameter 'batch_size' = {global_batch} must divide evenly across {ctx.world_size} "
+                              "processes", "batch_size")
+        shard, sync = ctx.shard(global_batch), ctx.average_gradients
     stats = _input_stats(cfg, x)
     spec = classifier_spec(cfg, in_shape, k, stats is not None)
     models, opts, scheds, batches = {}, {}, {}, {}
@@ -159,12 +202,14 @@ def run_suite(cfg: SuiteParams, ctx: RunContext, recipes: dict[str, Recipe]) -> 
             model.mean.copy_(stats[0])
             model.std.copy_(stats[1])
         model = model.to(dev)
+        if ctx.world_size > 1 and dev.type == "cuda":  # global batch statistics (SyncBatchNorm is CUDA-only)
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                               nesterov=cfg.momentum > 0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
         models[name], opts[name], scheds[name] = model, opt, sched
         # every recipe draws the same batch order ("train"), each from its own resumable stream
-        batches[name] = ctx.batches(len(x), min(cfg.batch_size, len(x)), name=f"{name}/batches", order="train")
+        batches[name] = ctx.batches(len(x), global_batch, name=f"{name}/batches", order="train")
         ctx.track(**{f"{name}_model": model, f"{name}_opt": opt, f"{name}_sched": sched})
     gens = {name: ctx.generator(f"recipe/{name}") for name in recipes}  # λ, π, k, noise: checkpointed streams
     curve = torch.randperm(len(xt), generator=ctx.rng("robustness/curve_subset"))[: min(cfg.curve_images, len(xt))]
@@ -175,23 +220,24 @@ def run_suite(cfg: SuiteParams, ctx: RunContext, recipes: dict[str, Recipe]) -> 
         model.train()
         trainer = RecipeTrainer(name, recipe, model, opts[name], x, y, batches[name], gens[name], rng=ctx.rng,
                                 total=cfg.steps, augment=cfg.augment, scheduler=scheds[name], device=dev,
-                                autocast=ctx.autocast, prefetch=cfg.prefetch)
+                                autocast=ctx.autocast, prefetch=cfg.prefetch, shard=shard, sync=sync)
         try:
             for step in ctx.steps(cfg.steps, phase=f"train {name}"):
                 loss = trainer.step(step)
                 if step % 10 == 0 or step == cfg.steps - 1:
-                    ctx.log(step, **{f"{name}/train/loss": loss.item()})
+                    ctx.log(step, **{f"{name}/train/loss": float(ctx.all_reduce_mean(loss))})
                 if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
-                    acc = float((predict(model, xc).argmax(-1) == yc).float().mean())
+                    acc = float((predict(_evaluator(ctx, model), xc).argmax(-1) == yc).float().mean())
                     ctx.log(step, **{f"{name}/test_subset/accuracy": acc})
         finally:
             trainer.close()
+    evaluators = {name: _evaluator(ctx, model) for name, model in models.items()}
     for name, model in models.items():
         ctx.save_model(name, model, spec, build=robust_classifier)
 
     if len(in_shape) == 1:
-        return _evaluate_points(cfg, ctx, models, x, y, xt, yt)
-    return _evaluate_images(cfg, ctx, models, xt, yt)
+        return _evaluate_points(cfg, ctx, evaluators, x, y, xt, yt)
+    return _evaluate_images(cfg, ctx, evaluators, xt, yt)
 
 
 def _evaluate_images(cfg: SuiteParams, ctx: RunContext, models: dict[str, nn.Module], xt: Tensor,
@@ -200,6 +246,12 @@ def _evaluate_images(cfg: SuiteParams, ctx: RunContext, models: dict[str, nn.Mod
     names = {"all": BENCHMARK, "standard": tuple(STANDARD), "noise": ()}[cfg.corruption_set]
     root = ctx.cache_dir("dataset-c")
     n_eval = min(limit or len(xt), len(xt))
+    if ctx.world_size > 1 and names:  # one rank writes the shared DATASET-C cache, the others then read it
+        if ctx.is_main:
+            from workbench.lib.robustness.dataset_c import build_c
+
+            build_c(cfg.dataset, "test", names, 0, limit, root)
+        ctx.barrier()
     by_model, corrupted = corruption_table(models, cfg.dataset, names, yt[:n_eval], limit, 0, root)
     first = next(iter(models.values()))
     std = first.std.detach().cpu() if isinstance(getattr(first, "std", None), Tensor) else 1.0

@@ -9,6 +9,11 @@ no wall time when a core is free. Every random draw of the preparation comes fro
 ``rng(name, step)`` (``ctx.rng`` in a run: derived from the run's seed, the name and the step), so a prefetched batch
 equals the one an unprefetched, stopped or resumed run prepares; the recipe's own draws (λ, π, k, noise) come from
 its checkpointed generator (``ctx.generator``) in the main thread.
+
+Under torchrun (a :class:`~workbench.core.context.Shard` of the global batch) each rank prepares and trains its rows
+of the global batch: every draw (crop/flip, AugMix, λ, π, k, noise) is made for the global batch from the same
+stream on every rank and sliced, mixing partners come from every rank, and ``sync`` (``ctx.average_gradients``)
+averages the gradients after the backward pass, so the ranks together take the step one process takes.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Union
 import torch
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
 from workbench.lib.robustness.inputs import crop_flip
 from workbench.lib.robustness.params import AUGMENT
 
@@ -38,8 +44,10 @@ class Recipe:
     views: Callable[[Tensor, torch.Generator], "tuple[Tensor, ...]"] | None = None
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator,
-                 *views: Tensor) -> "tuple[Tensor, Tensor]":
-        return self.loss(model, x, y, generator, *views)
+                 *views: Tensor, shard: Shard | None = None) -> "tuple[Tensor, Tensor]":
+        if shard is None:
+            return self.loss(model, x, y, generator, *views)
+        return self.loss(model, x, y, generator, *views, shard=shard)
 
 
 def as_recipe(recipe: Union[Recipe, Callable[..., Any]]) -> Recipe:
@@ -59,20 +67,25 @@ class BatchMaker:
     """``make(step, idx)``: gather ``x[idx]``, crop/flip it (``rng("robustness/augment", step)``: the same draws
     for every recipe at a step), then the recipe's views (``rng("robustness/<name>/views", step)``)."""
 
-    def __init__(self, x: Tensor, y: Tensor, recipe: Recipe, *, rng: StepRng, name: str, augment: str = "none"):
+    def __init__(self, x: Tensor, y: Tensor, recipe: Recipe, *, rng: StepRng, name: str, augment: str = "none",
+                 shard: Shard | None = None):
         if augment not in AUGMENT:
             raise ValueError(f"augment must be one of {', '.join(AUGMENT)}, got {augment!r}")
         if augment != "none" and x.dim() != 4:
             raise ValueError("augment needs images (N×C×H×W)")
         self.x, self.y, self.recipe, self.rng, self.name, self.augment = x, y, recipe, rng, name, augment
+        self.shard = shard  # idx is this rank's rows of the global batch: draws for the global batch, sliced
 
     def __call__(self, step: int, idx: Tensor) -> Prepared:
         xb, yb = self.x[idx], self.y[idx]
         if self.augment != "none":
-            xb = crop_flip(xb, self.rng("robustness/augment", step), flip=self.augment == "crop_flip")
+            xb = crop_flip(xb, self.rng("robustness/augment", step), flip=self.augment == "crop_flip",
+                           shard=self.shard)
         views: tuple[Tensor, ...] = ()
         if self.recipe.views is not None:
-            views = tuple(self.recipe.views(xb, self.rng(f"robustness/{self.name}/views", step)))
+            gen = self.rng(f"robustness/{self.name}/views", step)
+            views = tuple(self.recipe.views(xb, gen) if self.shard is None else
+                          self.recipe.views(xb, gen, shard=self.shard))
         return Prepared(xb, yb, views)
 
 
@@ -124,11 +137,14 @@ class RecipeTrainer:
                  optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, batches: Iterator[Tensor],
                  generator: torch.Generator, *, rng: StepRng, total: int, augment: str = "none",
                  scheduler: Any = None, device: torch.device | str = "cpu",
-                 autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext, prefetch: bool = True):
+                 autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext, prefetch: bool = True,
+                 shard: Shard | None = None, sync: Callable[[nn.Module], None] | None = None):
         self.recipe = as_recipe(recipe)
         self.model, self.optimizer, self.scheduler, self.batches = model, optimizer, scheduler, batches
         self.generator, self.total, self.device, self.autocast = generator, total, torch.device(device), autocast
-        self.prefetcher = _Prefetcher(BatchMaker(x, y, self.recipe, rng=rng, name=name, augment=augment), prefetch)
+        self.shard, self.sync = shard, sync
+        self.prefetcher = _Prefetcher(BatchMaker(x, y, self.recipe, rng=rng, name=name, augment=augment, shard=shard),
+                                      prefetch)
 
     def step(self, step: int) -> Tensor:
         idx = next(self.batches)
@@ -139,9 +155,11 @@ class RecipeTrainer:
         xb, yb = batch.x.to(dev, non_blocking=nb), batch.y.to(dev, non_blocking=nb)
         views = tuple(v.to(dev, non_blocking=nb) for v in batch.views)
         with self.autocast():
-            loss, _ = self.recipe(self.model, xb, yb, self.generator, *views)
+            loss, _ = self.recipe(self.model, xb, yb, self.generator, *views, shard=self.shard)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.sync is not None:
+            self.sync(self.model)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()

@@ -8,7 +8,7 @@ the checkpoint with the lowest loss on the *training* set D, which is what :clas
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -133,8 +133,10 @@ class IrreducibleTrainer:
     ``trainer.restore_best()``.
     """
 
-    def __init__(self, model: nn.Module, x_train: Tensor, y_train: Tensor, lr: float = 1e-3, weight_decay: float = 0.01) -> None:
+    def __init__(self, model: nn.Module, x_train: Tensor, y_train: Tensor, lr: float = 1e-3, weight_decay: float = 0.01,
+                 sync: Callable[[nn.Module], None] | None = None) -> None:
         self.model = model
+        self.sync = sync  # under torchrun: average the gradients over the ranks (data-parallel holdout batches)
         self.x_train, self.y_train = x_train, y_train
         self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         self.best_loss = float("inf")
@@ -147,6 +149,8 @@ class IrreducibleTrainer:
         loss = F.cross_entropy(self.model(x).float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.sync is not None:
+            self.sync(self.model)
         self.opt.step()
         return float(loss.detach())
 

@@ -8,6 +8,12 @@ positions in the candidate batch and the per-candidate scores (for histograms, g
 Methods (``SELECTORS``): uniform, rho_loss (reducible holdout loss, Eq. 3), train_loss, grad_norm
 (‖softmax − onehot‖₂), irreducible (lowest irreducible loss first), entropy and bald (MC dropout),
 boltzmann (Gumbel-top-k sampling of the reducible loss with a temperature), replay (a recorded sequence).
+
+Under torchrun the candidate batch is the *global* one, as Algorithm 1 needs: each rank scores its rows
+(``Candidates.shard``), the scores (and indices) are gathered in the global batch's order, and every rank ranks
+the same n_B scores with the same deterministic rule (stable sort: ties to the earlier position), so the n_b points
+chosen are identical on every rank and equal to a one-process run's. Random draws of a selector (MC-dropout masks,
+Gumbel noise) are made for the global batch from the same stream on every rank.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from workbench.core.context import Shard
 
 from .scores import (
     bald,
@@ -40,9 +48,19 @@ class Candidates:
     x: Tensor
     y: Tensor
     irreducible_loss: Tensor | None = None
+    shard: Shard | None = None  # under torchrun: these are this rank's rows of the global candidate batch
 
     def __len__(self) -> int:
         return int(self.index.numel())
+
+    @property
+    def total(self) -> int:
+        """Candidates in the global batch (n_B)."""
+        return len(self) if self.shard is None else self.shard.size
+
+    def gather(self, tensor: Tensor) -> Tensor:
+        """A per-candidate tensor of this rank's rows as the global batch's (itself in one process)."""
+        return tensor if self.shard is None else self.shard.gather(tensor)
 
 
 @dataclass
@@ -54,6 +72,7 @@ class Selection:
     position: Tensor | None
     scores: Tensor | None = None
     train_loss: Tensor | None = None
+    # under torchrun ``position``, ``scores`` and ``train_loss`` refer to the global candidate batch
 
 
 class Selector:
@@ -90,7 +109,7 @@ class Selector:
         step: int = 0,
         generator: torch.Generator | None = None,
     ) -> Selection:
-        _check_k(k, len(cand))
+        _check_k(k, cand.total)
         if self.uses_irreducible and cand.irreducible_loss is None:
             raise ValueError(f"selection method '{self.name}' needs the irreducible loss of every candidate")
         # The model's mode is switched only when it has to be (``Module.train`` walks every submodule); scoring,
@@ -101,8 +120,12 @@ class Selector:
         try:
             with torch.inference_mode():
                 scores, train_loss = self.score(model, cand, generator)
+                index = cand.index
+                if cand.shard is not None:  # the global candidate batch's scores, on every rank
+                    scores, index = cand.gather(scores), cand.gather(index)
+                    train_loss = None if train_loss is None else cand.gather(train_loss)
                 position = self.choose(scores, k, generator)
-                index = cand.index[position]
+                index = index[position]
         finally:
             if switch:
                 model.train()
@@ -120,9 +143,9 @@ class Uniform(Selector):
     uses_model = False
 
     def select(self, model, cand, k, *, step=0, generator=None):  # type: ignore[override]
-        _check_k(k, len(cand))
+        _check_k(k, cand.total)
         position = torch.arange(k, device=cand.index.device)
-        return Selection(cand.index[position], position, None, None)
+        return Selection(cand.gather(cand.index)[position], position, None, None)
 
 
 class ReducibleLoss(Selector):
@@ -142,7 +165,7 @@ class ReducibleLoss(Selector):
         calls and tensor operations between the forward and the gather of the chosen indices."""
         if type(self).choose is not Selector.choose or self.eval_mode:
             return super().select(model, cand, k, step=step, generator=generator)
-        _check_k(k, len(cand))
+        _check_k(k, cand.total)
         il = cand.irreducible_loss
         if il is None:
             raise ValueError(f"selection method '{self.name}' needs the irreducible loss of every candidate")
@@ -152,8 +175,11 @@ class ReducibleLoss(Selector):
                 raise ValueError(f"irreducible_loss {tuple(il.shape)} must have the shape of the candidates' "
                                  f"losses {tuple(train_loss.shape)}")
             scores = train_loss - (il if il.device == train_loss.device else il.to(train_loss.device))
+            index = cand.index
+            if cand.shard is not None:  # each rank scored its rows: rank the global batch (Algorithm 1)
+                scores, train_loss, index = cand.gather(scores), cand.gather(train_loss), cand.gather(index)
             position = torch.argsort(scores, descending=True, stable=True)[:k]
-            index = cand.index[position]
+            index = index[position]
         return Selection(index, position, scores, train_loss)
 
 
@@ -206,8 +232,10 @@ class _MCDropout(Selector):
         self.mc_samples = mc_samples
         self.dropout = dropout
 
-    def mc_probs(self, model: nn.Module, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        """Return (probs of shape (T, n, C), deterministic logits (n, C))."""
+    def mc_probs(self, model: nn.Module, x: Tensor, generator: torch.Generator | None,
+                 shard: Shard | None = None) -> tuple[Tensor, Tensor]:
+        """Return (probs of shape (T, n, C), deterministic logits (n, C)); ``shard``: ``x`` is this rank's rows of
+        the global candidate batch (the dropout masks are drawn for the global batch and sliced)."""
         stages = getattr(model, "stages", None)
         head = getattr(model, "head", None)
         if stages is not None and head is not None:
@@ -217,7 +245,9 @@ class _MCDropout(Selector):
             logits = head(h).float()
             samples = []
             for _ in range(self.mc_samples):
-                keep = torch.rand(h.shape, generator=generator, device="cpu") >= self.dropout
+                shape = h.shape if shard is None else (shard.size, *h.shape[1:])
+                keep = torch.rand(shape, generator=generator, device="cpu") >= self.dropout
+                keep = keep if shard is None else shard.take(keep)
                 mask = keep.to(device=h.device, dtype=h.dtype) / (1.0 - self.dropout)
                 samples.append(head(h * mask).float().softmax(-1))
             return torch.stack(samples), logits
@@ -236,7 +266,7 @@ class Entropy(_MCDropout):
     name = "entropy"
 
     def score(self, model, cand, generator):
-        probs, logits = self.mc_probs(model, cand.x, generator)
+        probs, logits = self.mc_probs(model, cand.x, generator, cand.shard)
         return predictive_entropy(probs), per_point_loss(logits, cand.y)
 
 
@@ -246,7 +276,7 @@ class BALD(_MCDropout):
     name = "bald"
 
     def score(self, model, cand, generator):
-        probs, logits = self.mc_probs(model, cand.x, generator)
+        probs, logits = self.mc_probs(model, cand.x, generator, cand.shard)
         return bald(probs), per_point_loss(logits, cand.y)
 
 

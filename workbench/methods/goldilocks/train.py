@@ -9,6 +9,10 @@ part, the irreducible losses from a device copy of the table, the selected point
 selected indices, the corrupted counts and the training loss are brought to the host in blocks (at evaluations,
 every ``LOG_EVERY`` steps), not once per step.
 
+Under torchrun (:meth:`RunContext.shard`) every rank draws its rows of the global candidate batch, the selector ranks
+the gathered global batch (identically on every rank, :mod:`.selection`), each rank trains on its share of the n_b
+selected points with gradients averaged over the ranks, and the test accuracy is sharded and summed.
+
 Metrics per method: ``test_subset/accuracy`` (a fixed subset of the test set, every ``eval_every`` steps: the
 curve the speedups are measured on), ``test/accuracy`` (the whole test set, once, at the end), ``train/loss`` (mean
 over the last ``LOG_EVERY`` steps), ``select/corrupted_share`` (cumulative) and ``select/corrupted_share_recent``
@@ -238,6 +242,27 @@ def accuracy_on(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) 
     return int(hits) / max(int(y.shape[0]), 1)
 
 
+def _sharded_accuracy(ctx: RunContext, model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """:func:`accuracy_on` with each rank counting its rows (``ctx.shard``) and the counts summed; itself in one
+    process."""
+    if ctx.world_size == 1:
+        return accuracy_on(model, x, y)
+    rows = ctx.shard(int(y.shape[0])).rows().to(y.device)
+    hits = accuracy_on(model, x[rows.to(x.device)], y[rows]) * len(rows)
+    return round(float(ctx.all_reduce_mean(hits)) * ctx.world_size) / max(int(y.shape[0]), 1)
+
+
+def check_world(ctx: RunContext, **sizes: tuple[str, int]) -> None:
+    """Under torchrun each batch size (``parameter=(what, size)``) must split evenly across the ranks (a clear
+    error naming the parameter otherwise)."""
+    from workbench.core.params import ConfigError
+
+    for name, (what, value) in sizes.items():
+        if ctx.world_size > 1 and value % ctx.world_size:
+            raise ConfigError(f"parameter {name!r}: {what} = {value} must divide evenly across {ctx.world_size} "
+                              "processes (each rank scores and trains an equal share)", name)
+
+
 class _ScoreBuffer:
     """The selection scores of the last ``HISTOGRAM_STEPS`` steps (candidates and selected), in fixed buffers."""
 
@@ -323,6 +348,9 @@ def train_method(
         ctx.track(**{f"il_model_{label}": il_model, f"il_opt_{label}": il_opt})
     # the same candidate draws for every method of one replicate
     candidates = ctx.batches(len(data), cfg.large_batch, name="candidates" + ("" if replicate == 0 else f"@{replicate}"))
+    n_big = min(cfg.large_batch, len(data))
+    check_world(ctx, large_batch=("n_B", n_big), percent_train=("n_b", n_b))
+    shard = ctx.shard(n_big) if ctx.world_size > 1 else None  # this rank's rows of the global candidate batch
     x, y = data.x, data.y
     if data.eval_index is not None:
         eval_index = data.eval_index.to(data.x_test.device)
@@ -343,15 +371,19 @@ def train_method(
         il = None
         if selector.uses_irreducible:
             il = _live_losses(il_model, xb, yb) if il_model is not None else data.il_table.on(dev)[idx]
-        cand = Candidates(idx, xb, yb, il)
+        cand = Candidates(idx, xb, yb, il, shard)
         with ctx.autocast():
             sel = selector.select(model, cand, n_b, step=step, generator=ctx.rng(f"select/{label}", step))
         view = None
         if is_eval:  # the candidate batch as the model that selected it saw it (not timed)
             clock.pause()
-            view = _view_before_update(model, cand, sel, data, il_model, ctx)
+            whole = cand if shard is None else Candidates(cand.gather(idx), xb, yb)  # the global candidate batch
+            view = _view_before_update(model, whole, sel, data, il_model, ctx)
             clock.resume()
-        if sel.position is not None:
+        if shard is not None:  # this rank's share of the n_b selected points (gradients averaged in _sgd_step)
+            mine = ctx.shard(n_b).take(sel.index)
+            xs, ys = x[mine], y[mine]
+        elif sel.position is not None:
             xs, ys = xb[sel.position], yb[sel.position]
         else:  # replay: indices without positions in the candidate batch
             xs, ys = x[sel.index], y[sel.index]
@@ -363,13 +395,13 @@ def train_method(
         if sel.scores is not None and sel.position is not None:
             scores.add(sel.scores, sel.position)
         if done % log_every == 0 or is_eval:
-            ctx.log(done, **{f"{label}/train/loss": rec.take_loss()})
+            ctx.log(done, **{f"{label}/train/loss": ctx.all_reduce_mean(rec.take_loss())})
         clock.tick()
         if not is_eval:
             continue
         clock.pause()
         rec.flush()
-        acc = accuracy_on(model, x_eval, y_eval)
+        acc = _sharded_accuracy(ctx, model, x_eval, y_eval)
         rec.steps.append(done)
         rec.seconds.append(rec.elapsed)
         rec.accuracy.append(acc)
@@ -385,7 +417,8 @@ def train_method(
             metrics.update({f"{label}/diag/{k}": v for k, v in diag.items()})
             ctx.artifact(f"rl_hist/{label}", {"step": done, **hist}, kind="json", step=done)
         if done == cfg.steps:  # the whole test set, once
-            rec.final_accuracy = acc if data.eval_index is None else accuracy_on(model, data.x_test, data.y_test)
+            rec.final_accuracy = acc if data.eval_index is None else _sharded_accuracy(ctx, model, data.x_test,
+                                                                                        data.y_test)
             metrics[f"{label}/test/accuracy"] = rec.final_accuracy
         ctx.log(done, **{k: v for k, v in metrics.items() if math.isfinite(v)})
         _report_view(ctx, cfg, label, done, view)
@@ -418,6 +451,7 @@ def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, xb: Tensor, yb: Tens
         loss = F.cross_entropy(model(xb).float(), yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    ctx.average_gradients(model)  # under torchrun: the gradient of the mean over every rank's share
     opt.step()
     return loss
 

@@ -71,6 +71,8 @@ EXPERIMENT = register(Experiment(
     demo={"steps": 300},
     paper=PAPER,
     key_metrics=KEY_METRICS,
+    distributed=True,  # data-parallel suite (workbench.lib.robustness.suite): exact under torchrun
     distributed_note=SUITE_NOTE,
+    ddp_smoke={"arch": "mlp", "augment": "crop_flip"},  # BN-free: batch statistics are per rank on CPU
     preflight=needs_dataset,
 ))

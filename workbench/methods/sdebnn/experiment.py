@@ -11,6 +11,12 @@ Three settings (``task``; ``all`` runs them together, the gradient variance meas
 
 Every model gets the same data, the same number of steps and the same seed; all models are built and tracked before
 the first phase, trained phase by phase, and evaluated at the end (so a resumed run evaluates restored models).
+
+Under torchrun the classification setting is data-parallel: each rank trains on its rows of the global batch with the
+same sampled weight paths (the paths are shared by the batch, so every rank draws them from the same stream and
+the ranks' union is the one-process step), gradients are averaged over the ranks, and the test predictive is
+sharded and gathered. The 1-D regression and the gradient-variance measurement (40 points, full batch) are replicated
+on every rank (identical draws, nothing to exchange).
 """
 from __future__ import annotations
 
@@ -168,9 +174,11 @@ class _Trainee:
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.seconds = float(state["seconds"])
 
-    def step(self, loss: torch.Tensor) -> None:
+    def step(self, loss: torch.Tensor, sync: Callable[[torch.nn.Module], None] | None = None) -> None:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if sync is not None:  # data parallel: the gradient of the global batch's mean
+            sync(self.model)
         self.opt.step()
         self.sched.step()
 
@@ -432,16 +440,26 @@ class ClassificationTask:
         if shape[-1] // cfg.image_pool < 2:
             raise ConfigError(f"parameter 'image_pool' = {cfg.image_pool} leaves less than 2 pixels of the "
                               f"{shape[-1]}-pixel images", "image_pool")
+        if ctx.world_size > 1:
+            if min(cfg.batch_size, len(self.y)) % ctx.world_size:
+                raise ConfigError(f"parameter 'batch_size' = {cfg.batch_size} must divide evenly across "
+                                  f"{ctx.world_size} processes", "batch_size")
+            if cfg.adaptive:  # an adaptive step size would depend on each rank's rows
+                raise ConfigError("parameter 'adaptive' = True is not supported under torchrun (the solver's step "
+                                  "sizes would depend on each rank's share of the batch)", "adaptive")
         builders = _builders(cfg, shape, k, cfg.img_aug, cfg.img_hidden, cfg.image_pool)
         self.trainees = _trainees(ctx, "cls", ["sdebnn", *baselines], builders, cfg.lr, cfg.steps, cfg.weight_decay)
         self.batches = {t.name: ctx.batches(len(self.y), cfg.batch_size, name=f"cls/{t.name}/batches")
                         for t in self.trainees}
+        self.sync = ctx.average_gradients if ctx.world_size > 1 else None
+        self.shard = ctx.shard if ctx.world_size > 1 else None
 
     def evaluate(self, t: _Trainee, step: int) -> dict[str, Any]:
         from workbench.lib import metrics
 
         samples = self.cfg.test_samples if t.bayesian else 1
-        logp = predict_log_probs(t.model, self.x_test, samples, self.ctx.rng(f"test/{t.name}", step))
+        logp = predict_log_probs(t.model, self.x_test, samples, self.ctx.rng(f"test/{t.name}", step),
+                                 shard=self.shard)
         ev = metrics.Evaluation(logits=logp, probs=logp.exp(), labels=self.y_test)
         self.ctx.log(step, **{f"cls/{t.name}/test/accuracy": ev.accuracy, f"cls/{t.name}/test/nll": ev.nll,
                               f"cls/{t.name}/test/ece": ev.ece})
@@ -462,9 +480,10 @@ class ClassificationTask:
                 out, kl = sample(t.model, self.x[idx], samples, ctx.rng(f"cls/{t.name}", step))
                 nll = classification_nll(out, self.y[idx])
                 loss = elbo_loss(nll, kl, coeff if t.bayesian else 0.0)
-                t.step(loss)
+                t.step(loss, self.sync)
                 t.seconds += time.perf_counter() - start
-                metrics = {f"cls/{t.name}/loss": loss.item(), f"cls/{t.name}/nll": nll.item()}
+                metrics = {f"cls/{t.name}/loss": float(ctx.all_reduce_mean(loss)),
+                           f"cls/{t.name}/nll": float(ctx.all_reduce_mean(nll))}
                 if t.bayesian:
                     metrics[f"cls/{t.name}/kl"] = float(kl.detach().mean())
                 ctx.log(step, **metrics)
@@ -564,7 +583,8 @@ EXPERIMENT = register(Experiment(
            "reg_steps": 10_000, "band_every": 1000, "train_samples": 8, "test_samples": 100, "solver_steps": 20,
            "gradvar_every": 1000, "gradvar_samples": 64, "gradvar_estimates": 16, "band_paths": 512},
     key_metrics=("reg/*/loss", "cls/*/test/accuracy", "cls/*/test/ece", "gradvar/*"),
-    distributed=False,
-    distributed_note="the models train one after another on one process (batches are not sharded across ranks)",
+    distributed=True,  # classification data-parallel, the 1-D task replicated (see the module docstring)
+    distributed_note="classification is data-parallel (batch_size must divide by the ranks; no adaptive solver); the "
+                     "1-D regression and gradient variance are replicated on every rank",
     preflight=preflight,
 ))

@@ -12,6 +12,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from workbench.core.context import Shard
+
 from .losses import predictive_log_probs, predictive_moments
 
 
@@ -29,13 +31,23 @@ def sample(model: nn.Module, x: torch.Tensor, samples: int, generator: torch.Gen
 
 @torch.no_grad()
 def predict_log_probs(model: nn.Module, x: torch.Tensor, samples: int, generator: torch.Generator,
-                      batch_size: int = 512) -> torch.Tensor:
-    """log p(y | x) of the Monte Carlo predictive (N, K), in batches (each batch its own paths)."""
+                      batch_size: int = 512, shard: Callable[[int], Shard] | None = None) -> torch.Tensor:
+    """log p(y | x) of the Monte Carlo predictive (N, K), in batches (each batch its own paths).
+
+    ``shard`` (under torchrun, ``ctx.shard``): each rank solves its rows of every batch and the rows are gathered.
+    The paths are shared by the batch and their draws do not depend on its size (the Brownian motion has the
+    weights' shape), so every rank draws the batch's paths and the result is the one-process predictive."""
     was = model.training
     model.eval()
+    parts = []
     try:
-        parts = [predictive_log_probs(sample(model, x[i : i + batch_size], samples, generator)[0])
-                 for i in range(0, len(x), batch_size)]
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            if shard is None:
+                parts.append(predictive_log_probs(sample(model, xb, samples, generator)[0]))
+            else:
+                sh = shard(len(xb))
+                parts.append(sh.gather(predictive_log_probs(sample(model, sh.take(xb), samples, generator)[0])))
     finally:
         model.train(was)
     return torch.cat(parts)
