@@ -1,7 +1,8 @@
 """The notebook layer: forms, live curves, run controls, dashboards, views, magics, the Panel app and reports.
 
 ``import widgets`` stays light (no ipywidgets, plotly or panel at import time); the heavy parts load on
-first use::
+first use, which also sets up plotly's renderer in a kernel (:func:`widgets.render.setup_renderer`: figures
+carry no plotly.js in a live notebook)::
 
     %load_ext widgets          # registers %wb, %%wb, %wb_runs, %wb_compare, %wb_export
     from widgets import dashboard
@@ -30,7 +31,11 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        from .render import setup_renderer
+
+        setup_renderer()
+        return value
     raise AttributeError(f"module 'widgets' has no attribute {name!r}")
 
 
@@ -43,4 +48,4 @@ def load_ipython_extension(ipython: Any) -> None:
     from .record import install
 
     install(ipython)  # each cell's outputs, kept: %wb_export writes the live outputs, saved or not
-    setup_renderer()  # figures embed plotly.js once and carry no CDN script: exported notebooks open offline
+    setup_renderer()  # no plotly.js per figure; %wb_export embeds it once: exported notebooks open offline

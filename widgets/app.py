@@ -3,9 +3,10 @@
 - ``/``: the index: the registered experiments (links to their pages) and the most recent runs;
 - ``/runs``: the runs browser: filter stored runs by method and status, pick several, compare their curves
   (one panel per metric, runs overlaid);
-- ``/<experiment>``: the experiment's declared parameters as Panel widgets (the same mapping as the notebook
-  form: :mod:`widgets.declared`; one card per parameter group), Run and Stop, a progress bar and status line,
-  the live curves and, when the run ends, the method's views and its claims.
+- ``/<experiment>``: its description (Markdown), the declared parameters as Panel widgets (the same mapping as
+  the notebook form: :mod:`widgets.declared`; one card per parameter group, each doc a Markdown tooltip), Run
+  and Stop, a progress bar and status line, the live curves and, when the run ends, the method's views and its
+  claims. Descriptions are shown whole (reST inline markup rendered), never cut.
 
 Training runs in a background thread; a periodic callback on the server's event loop follows the run through
 the store (:class:`workbench.store.follow.RunFollower`) and redraws. Every resource is served by this server
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import socket
 from typing import Any
 
@@ -29,6 +31,28 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#222}
 .wb-index table{border-collapse:collapse;font-size:13px} .wb-index td,.wb-index th{border-bottom:1px solid #ddd;
 padding:3px 8px;text-align:left} .wb-index h1{margin:0 0 4px 0} .wb-smoke{color:#8a6d3b;font-weight:bold}
 """
+
+
+_RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def rst_to_markdown(text: str) -> str:
+    """A docstring's reST inline markup as Markdown: ````x```` → ```x```, ``:func:`~a.b``` → ```b```."""
+    text = _RST_ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1] if m.group(0).count('~') else m.group(1)}`",
+                         text)
+    return re.sub(r"``([^`]+)``", r"`\1`", text)
+
+
+def markdown_html(text: str) -> str:
+    """Markdown (from a docstring: reST inline markup converted) as HTML, for the app's pages."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").render(rst_to_markdown(text.strip()))
+
+
+def first_paragraph(text: str) -> str:
+    """The first paragraph of a description, whole (never cut mid-word)."""
+    return re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0] if text else ""
 
 
 def _numbro(digits: int) -> str:
@@ -47,8 +71,9 @@ def build_panel(spec: ControlSpec, value: Any) -> Any:
         return cls(label=label, **kw)
 
     kind = spec.kind
-    if kind == "checkboxes":
-        return make(pn.widgets.CheckBoxGroup, options=list(spec.options), value=list(value), inline=True)
+    if kind == "checkboxes":  # one per line: a row of choices would be clipped by the sidebar
+        return make(pn.widgets.CheckBoxGroup, options=list(spec.options), value=list(value), inline=False,
+                    sizing_mode="stretch_width", css_classes=["wb-checkboxes"])
     if kind == "checkbox":
         return make(pn.widgets.Checkbox, value=bool(value))
     if kind == "dropdown":
@@ -122,17 +147,28 @@ class ExperimentPage:
         self._callback: Any = None
         self.poll_ms = poll_ms
         title = html.escape(self.experiment.title or method)
-        blocks: list[Any] = [self.inputs[n] for n in groups.get("", [])]
+        def shown(names: list[str]) -> list[Any]:  # a checkbox group shows no name of its own: a label above it
+            out: list[Any] = []
+            for n in names:
+                if isinstance(self.inputs[n], pn.widgets.CheckBoxGroup):
+                    out.append(pn.pane.HTML(f"<label title='{html.escape(params[n].doc, quote=True)}'>"
+                                            f"{html.escape(n)}</label>", margin=(5, 10, 0, 10)))
+                out.append(self.inputs[n])
+            return out
+
+        blocks: list[Any] = shown(groups.get("", []))
         for section, names in groups.items():
             if section in ("", ENGINE):
                 continue
-            blocks.append(pn.Card(*[self.inputs[n] for n in names], title=section, sizing_mode="stretch_width"))
+            blocks.append(pn.Card(*shown(names), title=section, sizing_mode="stretch_width"))
         if ENGINE in groups:
-            blocks.append(pn.Card(*[self.inputs[n] for n in groups[ENGINE]], title="engine", collapsed=True,
+            blocks.append(pn.Card(*shown(groups[ENGINE]), title="engine", collapsed=True,
                                   sizing_mode="stretch_width"))
         nav = pn.pane.HTML("<a href='./'>all experiments</a> · <a href='./runs'>runs</a>")
+        about = pn.pane.HTML(f"<div class='wb-about'>{markdown_html(self.experiment.description or '')}</div>",
+                             sizing_mode="stretch_width", css_classes=["wb-description"])
         self.layout = pn.Row(
-            pn.Column(nav, pn.pane.HTML(f"<h2>{title}</h2>"), *blocks, self.alert,
+            pn.Column(nav, pn.pane.HTML(f"<h2>{title}</h2>"), about, *blocks, self.alert,
                       pn.Row(self.run_button, self.stop_button), self.progress, self.status, width=360),
             pn.Column(self.plot, self.views, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
@@ -297,8 +333,8 @@ def index_page(names: list[str]) -> Any:
 
     known = experiments()
     items = "".join(f"<li><a href='./{n}'><b>{html.escape(known[n].title or n)}</b></a> <code>{n}</code>"
-                    f"<br><span style='color:#555'>{html.escape((known[n].description or '').strip()[:240])}</span>"
-                    f"</li>" for n in names)
+                    f"<div class='wb-description' style='color:#555'>"
+                    f"{markdown_html(first_paragraph(known[n].description or ''))}</div></li>" for n in names)
     df = runs.list()
     recent = runs_html(df.to_dict("records")[::-1] if len(df) else [], limit=12)
     return pn.pane.HTML(

@@ -4,12 +4,16 @@ The run trains in a background thread (the kernel stays idle, so sliders and Sto
 :class:`~widgets.controller.RunController`; a monitor thread draws what it reports. Because the
 monitor reads only the store, the same dashboard follows a run it did not start (a ``torchrun`` job,
 another kernel): :func:`follow`. A smoke run is labelled as one in the status line and the legend.
+
+One output per thing: in a live notebook the dashboard is where the curves, the views and the claims are shown
+(live, then as static copies when the run ends); :meth:`Dashboard.run` and :meth:`Dashboard.wait` return the
+result and show nothing more (the static copies are filed for ``%wb_export`` only). Headless (a report, the
+tests) nobody sees the widget, so they display the static figures in the cell.
 """
 from __future__ import annotations
 
 import contextvars
 import html
-import os
 import re
 import threading
 import time
@@ -22,7 +26,8 @@ from workbench.core.params import ConfigError
 from .controller import RunController
 from .curves import LiveCurves
 from .labels import SMOKE, run_label
-from .render import output
+from .render import headless as _headless
+from .render import output, setup_renderer
 from .views import render
 
 FINISHED = ("completed", "stopped", "failed", "crashed")
@@ -31,7 +36,7 @@ MAX_POLL_FAILURES = 40  # consecutive failed reads of the store before a dashboa
 
 def headless() -> bool:
     """True when no person watches (``workbench report``, tests, ``WORKBENCH_HEADLESS=1``)."""
-    return os.environ.get("WORKBENCH_HEADLESS", "") not in ("", "0", "false")
+    return _headless()
 
 
 def _show(obj: Any) -> None:
@@ -56,6 +61,7 @@ class Dashboard:
                  store: Any = None, **kw: Any) -> None:
         from workbench.core.registry import get
 
+        setup_renderer()  # figures in this kernel carry no plotly.js of their own
         self.experiment = get(method)
         self.method = method
         self.smoke, self.store = smoke, store
@@ -173,11 +179,13 @@ class Dashboard:
             self.pause_button.description, self.pause_button.icon = "Pause", "pause"
 
     def wait(self, timeout: float | None = None, show: bool = True) -> Any:
-        """Block until the run ends; then leave a static figure in the cell output (exports keep it)."""
+        """Block until the run ends and return its result. ``show``: leave the static figures for a report: shown
+        in the cell when headless; in a live notebook the dashboard shows them, so they are only filed for
+        ``%wb_export`` (never a second copy on the page)."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"run {self.run_id} still running after {timeout} s")
         if show:
-            self.show_static()
+            self.leave_static()
         return self.result
 
     def wait_for_step(self, step: int, timeout: float | None = None) -> int:
@@ -190,7 +198,7 @@ class Dashboard:
         return self.control.steps_done if self.control is not None else 0
 
     def run(self, show: bool = True, **values: Any) -> Any:
-        """Start, wait and show the static result (what a headless "run all" does)."""
+        """Start, wait and return the result (static figures as :meth:`wait` leaves them)."""
         if not self.start(**values):
             raise ConfigError(self.status.value)
         return self.wait(show=show)
@@ -216,15 +224,32 @@ class Dashboard:
             out += render(self.method, self.run_id)
         return out
 
+    def _static_header(self) -> str:
+        smoke = f" · <b>{SMOKE}</b>" if self.record is not None and self.record.get("smoke") else ""
+        return (f"<p><b>{html.escape(self.method)}</b> run <code>{self.run_id}</code>: "
+                f"<b>{html.escape(str(self.run_status))}</b>{smoke}</p>")
+
     def show_static(self) -> None:
+        """Display the run's status line and static figures in the cell (headless runs, reports)."""
         from IPython.display import HTML
 
         if self.run_id is not None:
-            smoke = f" · <b>{SMOKE}</b>" if self.record is not None and self.record.get("smoke") else ""
-            _show(HTML(f"<p><b>{html.escape(self.method)}</b> run <code>{self.run_id}</code>: "
-                       f"<b>{html.escape(str(self.run_status))}</b>{smoke}</p>"))
+            _show(HTML(self._static_header()))
         for _title, fig in self.static_figures():
             _show(fig)
+
+    def leave_static(self) -> None:
+        """The static figures where a report finds them: displayed when headless; in a live notebook filed for
+        ``%wb_export`` only (:func:`widgets.record.attach`), since the dashboard shows them already."""
+        if headless():
+            self.show_static()
+            return
+        from .record import attach
+
+        if self.run_id is None:
+            return
+        head = {"output_type": "display_data", "data": {"text/html": self._static_header()}, "metadata": {}}
+        attach([head] + [output(fig) for _title, fig in self.static_figures()])
 
     def _store(self) -> Any:
         return self.runner.store_()

@@ -21,6 +21,9 @@ MAX_INT_SLIDER = 10_000
 
 ENGINE = "engine"
 
+#: How many parameters a compact form shows unfolded (besides every multi-choice parameter and ``steps``).
+ESSENTIALS = 6
+
 
 def engine_names() -> set[str]:
     """The engine's own parameters, declared on the base :class:`Config` (seed, device, amp, ...)."""
@@ -43,6 +46,14 @@ def sections(params: dict[str, Param]) -> dict[str, list[str]]:
             out.setdefault(group, []).append(name)
     out[ENGINE] = [n for n in params if n in base]
     return {k: v for k, v in out.items() if v}
+
+
+def essentials(params: dict[str, Param], n: int = ESSENTIALS) -> list[str]:
+    """The parameters a compact form shows unfolded, in form order: the first ``n`` outside the engine's, every
+    multi-choice parameter (what a run compares) and ``steps``; the rest fold away."""
+    names = [name for section, group in sections(params).items() if section != ENGINE for name in group]
+    keep = set(names[:n]) | {k for k in names if getattr(params[k], "multiple", False)} | ({"steps"} & set(names))
+    return [k for k in names if k in keep]
 
 
 def decimals(value: float) -> int:

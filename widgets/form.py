@@ -2,9 +2,10 @@
 
 One control per :class:`~workbench.core.params.Param`, chosen by the shared mapping in :mod:`widgets.declared`
 (checkbox, dropdown, checkboxes for a multi-choice parameter, (log-)slider over the soft range, number box,
-text). The doc line is the tooltip, the unit sits beside the control, each parameter group is a section
-(the engine's seed/device/... folded away), and an invalid value is shown in red next to its control, never
-as a traceback.
+text). The doc line is the tooltip, the unit sits beside the control, and an invalid value is shown in red next
+to its control, never as a traceback. The form is compact: the essentials (:func:`widgets.declared.essentials`)
+are shown, every other parameter sits in one folded "more parameters" section with a tab per parameter group
+(the engine's seed/device/... last), which opens by itself on the tab of a parameter whose value is invalid.
 """
 from __future__ import annotations
 
@@ -17,26 +18,30 @@ import traitlets
 
 from workbench.core.params import Config, ConfigError, Param
 
-from .declared import ENGINE, MAX_INT_SLIDER, ControlSpec, control_spec, sections  # noqa: F401 (re-exported)
+from .declared import ENGINE, MAX_INT_SLIDER, ControlSpec, control_spec, essentials, sections  # noqa: F401
 
 _ERROR_STYLE = "color:#c0392b;font-size:0.85em"
 
 
 class CheckboxGroup(W.VBox):
-    """One checkbox per choice; ``value`` is the tuple of ticked choices (in declaration order)."""
+    """One checkbox per choice; ``value`` is the tuple of ticked choices (in declaration order).
+
+    The doc line is the ``title`` of the label element (``doc``), never the box's ``tooltip`` trait: JupyterLab's
+    widget manager reads a ``description`` for a tooltip, which a box has not, and fails to draw the view."""
 
     value = traitlets.Tuple()
     disabled = traitlets.Bool(False)
 
     def __init__(self, options: tuple[Any, ...], value: tuple[Any, ...], description: str = "",
-                 tooltip: str = "") -> None:
+                 doc: str = "") -> None:
         self.options = tuple(options)
         self.boxes = [W.Checkbox(value=o in value, description=str(o), indent=False,
                                  layout=W.Layout(width="auto", margin="0 12px 0 0")) for o in self.options]
-        title = W.HTML(f"<span title='{html.escape(tooltip)}'>{html.escape(description)}</span>",
+        title = W.HTML(f"<span title='{html.escape(doc, quote=True)}'>{html.escape(description)}</span>",
                        layout=W.Layout(min_width="90px"))
         super().__init__([title, W.HBox(self.boxes, layout=W.Layout(flex_flow="row wrap"))])
-        self.description, self.tooltip = description, tooltip
+        self.label, self.doc = description, doc
+        self.add_class("wb-checkboxes")
         self.value = tuple(value)
         self._syncing = False
         for box in self.boxes:
@@ -66,7 +71,7 @@ def build(spec: ControlSpec, value: Any) -> W.DOMWidget:
     common: dict[str, Any] = dict(description=spec.label, tooltip=spec.tooltip, style={"description_width": "initial"})
     kind = spec.kind
     if kind == "checkboxes":
-        return CheckboxGroup(spec.options, tuple(value), description=spec.label, tooltip=spec.tooltip)
+        return CheckboxGroup(spec.options, tuple(value), description=spec.label, doc=spec.tooltip)
     if kind == "checkbox":
         return W.Checkbox(value=bool(value), indent=False, **common)
     if kind == "dropdown":
@@ -113,7 +118,9 @@ class ParamForm:
         self.messages: dict[str, W.HTML] = {}
         self.errors: dict[str, str] = {}
         self._listeners: list[Callable[["ParamForm"], None]] = []
-        boxes: dict[str, list[W.Widget]] = {}
+        shown = set(essentials(self.params))
+        rows: dict[str, W.Widget] = {}
+        self.section_of: dict[str, str] = {}
         for section, names in sections(self.params).items():
             for name in names:
                 param = self.params[name]
@@ -130,17 +137,25 @@ class ParamForm:
                 unit = W.HTML(f"<span style='color:#777'>{html.escape(param.unit)}</span>") if param.unit else None
                 ctrl.observe(self._changed, names="value")
                 self.controls[name], self.messages[name] = ctrl, msg
-                boxes.setdefault(section, []).append(W.HBox([ctrl] + ([unit] if unit else []) + [msg]))
+                rows[name] = W.HBox([ctrl] + ([unit] if unit else []) + [msg])
+                self.section_of[name] = section
         self.form_message = W.HTML("")
-        children: list[W.Widget] = list(boxes.pop("", []))
-        engine_rows = boxes.pop(ENGINE, [])
-        for section, rows in boxes.items():  # parameter groups (optimisation, mixing, ...): a titled section each
-            head = W.HTML(f"<div style='margin:6px 0 0 0;font-weight:600;color:#444'>{html.escape(section)}</div>")
-            children += [head, *rows]
-        if engine_rows:  # seed, device, amp, ...: folded away under the experiment's own parameters
-            self.engine_box = W.Accordion(children=[W.VBox(engine_rows)], selected_index=None)
-            self.engine_box.set_title(0, "engine: " + ", ".join(sections(self.params).get(ENGINE, [])))
-            children.append(self.engine_box)
+        self.essential = [n for n in rows if n in shown]
+        folded: dict[str, list[W.Widget]] = {}
+        for name, row in rows.items():
+            if name not in shown:
+                folded.setdefault(self.section_of[name] or "other", []).append(row)
+        self.tab_names = list(folded)
+        self.tabs = W.Tab(children=[W.VBox(r, layout=W.Layout(grid_gap="2px")) for r in folded.values()],
+                          titles=tuple(f"{t} ({len(r)})" for t, r in folded.items()))
+        self.more = W.Accordion(children=[self.tabs] if folded else [], selected_index=None,
+                                layout=W.Layout(min_width="520px"))  # its title on one line
+        if folded:
+            title = f"more parameters ({sum(map(len, folded.values()))}): " + ", ".join(folded)
+            self.more.set_title(0, title if len(title) <= 64 else title.split(":")[0] + f" in {len(folded)} groups")
+        self.more.add_class("wb-more")
+        self.engine_box = self.more  # the engine's parameters (seed, device, ...) are the last tab
+        children = [rows[n] for n in self.essential] + ([self.more] if folded else [])
         self.widget = W.VBox(children + [self.form_message], layout=W.Layout(grid_gap="2px"))
         self.widget.add_class("wb-form")
         self.validate()
@@ -195,6 +210,10 @@ class ParamForm:
         for name, msg in self.messages.items():
             msg.value = _error_html(errors.get(name, ""))
         self.form_message.value = _error_html(errors.get("", ""))
+        folded = [n for n in errors if n in self.controls and n not in self.essential]
+        if folded:  # an invalid value in the folded section: open it on that parameter's tab
+            self.more.selected_index = 0
+            self.tabs.selected_index = self.tab_names.index(self.section_of[folded[0]] or "other")
         return errors
 
     def _changed(self, _change: dict) -> None:

@@ -105,7 +105,7 @@ class WorkbenchMagics(Magics):
 
         ``%wb METHOD [--param value ...]`` shows METHOD's dashboard with those defaults.
         ``%%wb METHOD [--nproc N] [--param value ...]`` with a body of ``key = value`` lines (or YAML)
-        runs that config to completion with live curves and leaves static figures in the output.
+        runs that config to completion in a dashboard (live curves, then static figures, views and claims).
         """
         tokens = _split(line)
         smoke, nproc, rest = False, 0, []
@@ -197,7 +197,7 @@ class WorkbenchMagics(Magics):
         display(dash)
         dash.start()
         _wait(dash)
-        dash.show_static()
+        dash.leave_static()  # the dashboard shows them; a report gets them too
         return None
 
     def _run_distributed(self, exp: Any, values: dict[str, Any], nproc: int, smoke: bool) -> Any:
@@ -233,7 +233,7 @@ class WorkbenchMagics(Magics):
         display(dash)
         _wait(dash)
         proc.wait()
-        dash.show_static()
+        dash.leave_static()  # the dashboard shows them; a report gets them too
         if proc.returncode not in (0, None):
             print(f"torchrun exited with code {proc.returncode}; log: {log_path}", file=sys.stderr)
         return None
@@ -299,8 +299,11 @@ class WorkbenchMagics(Magics):
 
         from .report import default_out, live_outputs, write_report
 
+        from .render import for_export
+
         nb = nbformat.read(path, as_version=4)
         live = live_outputs(nb, self.shell)
+        for_export(nb)  # live figures carry JSON only: their HTML and plotly.js (once) for the report
         if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
             raise UsageError(f"{path.name} has no outputs to export: this kernel recorded none for its cells (run "
                              "them, or %load_ext widgets first) and the saved file holds none. Save the notebook "

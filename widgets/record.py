@@ -5,7 +5,8 @@ notebook on disk has not been saved since (the middle of "Run All").
 run of each), the displays (``display_data``) and the printed text (``stream``) in the order they came; the
 results (``execute_result``) and errors come from IPython's own history. A display made from a background
 thread started with the cell's context (the dashboards do) is filed under that cell, through the message it
-answers.
+answers. :func:`attach` files outputs that only an export should show (a live dashboard's static figures, which
+the page already shows inside the dashboard).
 """
 from __future__ import annotations
 
@@ -141,3 +142,18 @@ def install(shell: Any) -> OutputRecorder:
 
 def recorder(shell: Any) -> OutputRecorder | None:
     return _RECORDERS.get(id(shell))
+
+
+def attach(outputs: list[dict]) -> bool:
+    """File ``outputs`` under the cell now running, for exports only: the front end is not sent them (a live
+    dashboard already shows them). False when no recorder runs here (``%load_ext widgets`` not loaded)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    rec = recorder(get_ipython()) if get_ipython() is not None else None
+    if rec is None:
+        return False
+    for out in outputs:
+        rec._add(dict(out))
+    return True

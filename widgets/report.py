@@ -170,7 +170,10 @@ def to_html(nb: Any, no_input: bool = False) -> str:
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"wb_offline.html.j2": _TEMPLATE})],
                             template_file="wb_offline.html.j2", exclude_input=no_input,
                             exclude_input_prompt=no_input, exclude_output_prompt=no_input)
+    from .render import for_export
+
     nb = copy.deepcopy(nb)
+    for_export(nb)  # a notebook saved from Lab holds figures as JSON only: give them HTML and plotly.js once
     nb.metadata.pop("widgets", None)  # live widget state (megabytes of JS per plot) has no place in a report
     for cell in nb.cells:  # no widget manager in a report: show each widget's HTML fallback instead
         for output in cell.get("outputs", []):

@@ -63,3 +63,49 @@ def check_panels(layout: dict) -> list[str]:
     if sorted(expected) != sorted(layout["titles"]):
         problems.append(f"panels {layout['titles']} but the metrics shown make {expected}")
     return problems
+
+
+def menu(page, top: str, item: str) -> None:
+    """Click ``top`` in Lab's menu bar, then ``item`` in its menu."""
+    import re
+
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+
+def run_all(page) -> None:
+    """Run > Run All Cells, as a person does."""
+    menu(page, "Run", "Run All Cells")
+
+
+def save(page) -> None:
+    """File > Save Notebook."""
+    menu(page, "File", "Save Notebook")
+
+
+#: true once Run All has ended: the kernel idle and the last code cell run, or a cell failed (Lab stops there;
+#: the saved file says which)
+ALL_RAN_JS = """() => {
+  const prompts = Array.from(document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt'))
+    .map(p => p.textContent);
+  const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null;
+  const failed = Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea-output .ansi-red-fg'))
+    .some(el => /(Error|Exception)\\b/.test(el.textContent));
+  return idle && prompts.length > 0 && !prompts.some(p => p.includes('*'))
+    && (failed || /\\[\\d+\\]/.test(prompts[prompts.length - 1]));
+}"""
+
+#: every plotly figure on show (not in a hidden box): its width, the width of the output area holding it, its title
+FIGURE_WIDTHS_JS = """() => Array.from(document.querySelectorAll('.jp-Notebook .js-plotly-plot'))
+  .filter(el => el.getClientRects().length > 0).map(el => {
+  const area = el.closest('.jp-OutputArea-output') || el.parentElement;
+  const L = el._fullLayout || {};
+  return {width: el.getBoundingClientRect().width, area: area.getBoundingClientRect().width,
+          layoutWidth: L.width || 0, title: ((L.title || {}).text || '').slice(0, 60),
+          inWidget: el.closest('.widget-output, .jupyter-widgets') !== null};
+})"""
+
+#: text of every widget that failed to draw
+BROKEN_WIDGETS_JS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea-output'))
+  .map(el => el.innerText).filter(t => /Click to show javascript error|Could not create a view|Error displaying widget/.test(t))
+  .map(t => t.slice(0, 200))"""

@@ -59,9 +59,9 @@ def is_local(url: str) -> bool:
     return parsed.scheme in LOCAL_SCHEMES or parsed.hostname in ("127.0.0.1", "localhost")
 
 
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
+def new_page(browser, width: int = 1300, height: int = 900):
+    """A page in a fresh browser context that records external requests and console errors."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     pg = context.new_page()
     pg.external_requests = []  # type: ignore[attr-defined]
     pg.console_errors = []  # type: ignore[attr-defined]
@@ -78,6 +78,20 @@ def page(browser):
     pg.on("websocket", lambda ws: record(ws))
     pg.on("console", console)
     pg.on("pageerror", lambda err: pg.console_errors.append(f"uncaught: {err}"))  # type: ignore[attr-defined]
+    return context, pg
+
+
+@pytest.fixture()
+def page(browser):
+    context, pg = new_page(browser)
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def wide_page(browser):
+    """One 1600x1000 page for a module's tests (a person's laptop screen); each test clears its records."""
+    context, pg = new_page(browser, 1600, 1000)
     yield pg
     context.close()
 
@@ -101,6 +115,10 @@ def lab(tmp_path_factory):
     news = tmp / "settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')  # no "news?" pop-up
+    tracker = tmp / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    # every cell in the page (no windowing): the tests read every output, not only those scrolled into view
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     log = open(tmp / "lab.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",

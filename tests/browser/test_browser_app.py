@@ -126,3 +126,61 @@ def test_slider_and_run_update_the_plot(page, app):
     assert _trace_max(page) == pytest.approx(1.5 * 0.9048374180359595, rel=1e-6)
     assert page.external_requests == [], page.external_requests
     assert page.console_errors == [], page.console_errors
+
+
+@pytest.fixture()
+def real_app(tmp_path):
+    """The app over two real experiments (pages built, nothing trained): goldilocks (a row of method checkboxes)
+    and nfm (a description written in reST)."""
+    pytest.importorskip("panel", reason="Panel is not installed (the 'notebook' extra)")
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--port", str(port), "--only", "goldilocks",
+                             "nfm"], stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parents[1],
+                            env={**os.environ, "WORKBENCH_HOME": str(tmp_path / "home")})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{base}/", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError((tmp_path / "serve.log").read_text())
+                time.sleep(0.1)
+        yield base, tmp_path
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_descriptions_are_markdown_and_nothing_is_clipped(page, real_app):
+    """Descriptions read as text (reST markup rendered, never cut mid-word); every method checkbox of the Goldilocks
+    page lies inside the sidebar."""
+    base, tmp = real_app
+    page.set_default_timeout(120_000)  # a page is built on its first request (a loaded machine: tens of seconds)
+    page.goto(base + "/")
+    page.wait_for_selector(".wb-description")
+    texts = page.locator(".wb-description").all_inner_texts()
+    assert len(texts) == 2 and all(t.strip().endswith(".") for t in texts), texts  # whole sentences
+    assert not any("``" in t or ":func:" in t for t in texts), texts
+    assert page.locator(".wb-description code", has_text="nfm").count() == 1  # ``nfm`` is code
+    page.goto(base + "/goldilocks")
+    boxes = page.locator(".wb-checkboxes input[type=checkbox]")
+    boxes.first.wait_for()
+    from workbench.core.registry import get
+
+    assert boxes.count() == len(get("goldilocks").config.params()["methods"].choices)
+    column = page.locator(".wb-checkboxes").first.evaluate("el => el.getBoundingClientRect().right")
+    sidebar = page.locator(".wb-about").first.evaluate(
+        "el => { let p = el; while (p && p.getBoundingClientRect().width < 300) p = p.parentElement; "
+        "return p.getBoundingClientRect().right; }")
+    lefts_rights = page.locator(".wb-checkboxes label").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().right)")
+    assert max(lefts_rights) <= min(column, sidebar) + 1, (lefts_rights, column, sidebar)
+    about = page.locator(".wb-about").first.inner_text()
+    assert "``" not in about and "Mindermann" in about  # the experiment's description, whole
+    page.screenshot(path=str(tmp / "app-goldilocks.png"), full_page=True)
+    print(f"screenshot: {tmp / 'app-goldilocks.png'}")
+    assert page.console_errors == [], page.console_errors and page.external_requests == []

@@ -70,10 +70,14 @@ def _tour(page, base, tmp, home):
     steps = dash.locator(".widget-text", has=page.locator("label", has_text=re.compile(r"^steps$"))).locator("input")
     steps.fill("100000")
     steps.press("Enter")
+    # the form is compact: eval_every is in the folded "more parameters" section, on the "loop" tab
+    more = dash.locator(".wb-more .jupyter-widget-Collapse-header")
+    assert more.count() == 1 and "more parameters" in more.inner_text()
+    more.click()
+    dash.locator(".wb-more .lm-TabBar-tab", has_text=re.compile(r"^loop")).click()
     eval_every = dash.locator(".widget-text", has=page.locator("label", has_text=re.compile(r"^eval_every$")))
-    if eval_every.count():  # evaluate often, so the test panels appear within seconds
-        eval_every.locator("input").fill("20")
-        eval_every.locator("input").press("Enter")
+    eval_every.locator("input").fill("20")  # evaluate often, so the test panels appear within seconds
+    eval_every.locator("input").press("Enter")
     run_cell_containing(page, "dash.start()")
     status = dash.locator(".widget-html", has_text="step/s").first
     status.wait_for()

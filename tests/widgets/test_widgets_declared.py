@@ -52,9 +52,69 @@ def test_form_sections_checkboxes_and_precise_sliders():
     assert isinstance(c["weight_decay"], W.FloatSlider) and c["weight_decay"].value == 5e-4
     assert c["weight_decay"].readout_format == ".4f"
     assert c["gamma"].max == 30.0
-    heads = [w.value for w in form.widget.children if isinstance(w, W.HTML) and "Optim" in w.value]
-    assert len(heads) == 1  # the group is a titled section
-    assert isinstance(form.engine_box, W.Accordion)
+    # five parameters: all shown; the engine's (seed, device, ...) folded away in a closed section
+    assert form.essential == ["steps", "gamma", "methods", "lr", "weight_decay"]
+    assert isinstance(form.more, W.Accordion) and form.more.selected_index is None
+    assert form.tab_names == ["engine"] and "seed" in form.controls
+
+
+def _walk(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+
+
+@pytest.fixture(scope="module")
+def forms():
+    """Every registered experiment's form, at its defaults (built once for the tests below)."""
+    from workbench.core.registry import experiments
+    from widgets.form import ParamForm
+
+    return {name: (exp, ParamForm(exp.config)) for name, exp in experiments().items()}
+
+
+def test_every_form_is_compact_and_folds_the_rest(forms):
+    """Every registered experiment's form: the essentials shown, every other control in the folded tabs (none
+    lost), and an invalid value in a folded parameter opens the section on its tab."""
+    import ipywidgets as W
+
+    from workbench.core.registry import experiments
+    from widgets.declared import ESSENTIALS
+    from widgets.form import ParamForm
+
+    for name, (exp, form) in forms.items():
+        shown = {id(w) for w in _walk(W.VBox([c for c in form.widget.children if c is not form.more]))}
+        folded = {id(w) for w in _walk(form.tabs)}
+        for pname, ctrl in form.controls.items():
+            assert (id(ctrl) in shown) == (pname in form.essential) and (id(ctrl) in folded) != (id(ctrl) in shown), \
+                (name, pname)
+        multiple = [k for k, p in exp.config.params().items() if p.multiple]
+        assert set(multiple) <= set(form.essential), name  # what a run compares is never folded away
+        assert len(form.essential) <= ESSENTIALS + 2 and form.more.selected_index is None, name
+    form = ParamForm(experiments()["goldilocks"].config)
+    assert "il_steps" not in form.essential and form.more.selected_index is None
+    form.set(il_steps=0)  # a whole-number box: the value stays as typed, shown in red beside it
+    assert form.more.selected_index == 0 and form.tab_names[form.tabs.selected_index] == "other"
+    assert "out of range" in form.messages["il_steps"].value
+
+
+def test_no_box_in_a_form_carries_a_tooltip(forms):
+    """JupyterLab draws a widget's tooltip from its ``description``; a box (the multi-choice checkboxes) has none,
+    and a tooltip on it makes the front end fail ("Could not create a view"). The doc goes on the label instead."""
+    import html
+
+    from widgets.form import CheckboxGroup
+
+    groups = 0
+    for name, (exp, form) in forms.items():
+        for w in _walk(form.widget):
+            if getattr(w, "tooltip", None):
+                assert "description" in w.trait_names(), (name, type(w).__name__, w.tooltip)
+            if isinstance(w, CheckboxGroup):
+                groups += 1
+                param = exp.config.params()[w.label]
+                assert f"title='{html.escape(param.doc, quote=True)}'" in w.children[0].value, (name, w.label)
+    assert groups >= 5  # goldilocks methods, ls4 baselines, noisymix/nfm variants, nft models and tasks, ...
 
 
 def test_panel_widgets_use_the_same_mapping():

@@ -1,6 +1,8 @@
 """The magics through IPython's own shell: %load_ext widgets, %wb, %%wb, %wb_runs, %wb_compare, %wb_export."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -142,3 +144,60 @@ def test_help_lists_the_declared_parameters(ip, tiny, capsys):
     out = capsys.readouterr().out
     assert "--steps" in out and "[1, 100000] steps" in out and "exp, inv" in out and "curve shape" in out
     assert "engine:" in out and "--checkpoint-every" in out  # groups as sections, flags spelt as on the CLI
+
+
+def test_live_notebook_shows_each_output_once_and_exports_them(tiny, tmp_path, monkeypatch):
+    """A live kernel (not headless): ``dash.run()`` and ``%%wb`` display nothing beyond the dashboard (which shows
+    the figures), figures carry no plotly.js, so the saved notebook stays small; ``%wb_export`` still writes the
+    static figures, with plotly.js embedded exactly once."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("WORKBENCH_HEADLESS", "0")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))
+    path, out = tmp_path / "live.ipynb", tmp_path / "live.html"
+    cells = [nbformat.v4.new_code_cell("%load_ext widgets\nimport wb_tiny, widgets"),
+             nbformat.v4.new_code_cell("dash = widgets.dashboard('wbtiny', steps=6, poll=0.02)\ndash"),
+             nbformat.v4.new_code_cell("result = dash.run()"),
+             nbformat.v4.new_code_cell("%%wb wbtiny\nsteps = 4"),
+             nbformat.v4.new_code_cell("import plotly.graph_objects as go\ngo.Figure(go.Bar(y=[1, 2]))"),
+             nbformat.v4.new_code_cell(f"%wb_export {out} --notebook {path}")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=False,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outs = [c.outputs for c in nb.cells]
+    assert outs[2] == []  # dash.run(): the result, no second copy of the figures
+    assert [o.output_type for o in outs[3]] == ["display_data"]  # %%wb: its dashboard only
+    assert "application/vnd.jupyter.widget-view+json" in outs[3][0].data
+    (fig,) = outs[4]
+    assert "application/vnd.plotly.v1+json" in fig.data and "text/html" not in fig.data  # JSON only: no plotly.js
+    nb.metadata.pop("widgets", None)  # widget state: JupyterLab saves none by default (saveState: false)
+    assert len(nbformat.writes(nb)) < 100_000
+    report = out.read_text()
+    assert report.count("plotly.js v") == 1  # embedded once for the report
+    assert report.count("<b>wbtiny</b> run") == 2 and report.count("Plotly.newPlot") >= 5  # curves + bars, twice
+    assert "loss decreases" in report  # the claims table
+
+
+
+def test_for_export_gives_figures_html_and_plotlyjs_once():
+    """Live figures carry JSON only; a report needs their HTML and plotly.js, embedded once before the first."""
+    import nbformat
+    import plotly.graph_objects as go
+
+    from widgets.render import PLOTLY_MIME, for_export, output
+
+    fig = go.Figure(go.Bar(y=[1, 2]), layout={"title": {"text": "bars"}})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)"), nbformat.v4.new_code_cell("fig"),
+                                         nbformat.v4.new_code_cell("fig")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    for cell in nb.cells[1:]:
+        cell.outputs = [nbformat.from_dict(output(fig))]
+    assert "text/html" not in nb.cells[1].outputs[0].data and PLOTLY_MIME in nb.cells[1].outputs[0].data
+    assert for_export(nb) == 2
+    first = nb.cells[1].outputs
+    assert len(first) == 2 and first[0].data["text/html"].count("plotly.js v") == 1  # plotly.js, then the figure
+    assert "Plotly.newPlot" in first[1].data["text/html"] and '"bars"' in first[1].data["text/html"]
+    assert len(nb.cells[2].outputs) == 1 and "plotly.js v" not in nb.cells[2].outputs[0].data["text/html"]
+    assert for_export(nb) == 0 and sum(len(c.outputs) for c in nb.cells) == 4  # a second call adds nothing

@@ -137,3 +137,23 @@ def test_claims_table_shows_effect_rule_and_outcome_coloured_by_kind():
     assert outcome_counts(claims) == "2 hold, 1 fails, 2 inconclusive, 1 not evaluated"
     smoke = claims_html(claims[4:5], smoke=True)
     assert "smoke run</b>: the settings are far too small" in smoke and "✔" not in smoke and "✘" not in smoke
+
+
+def test_a_notebook_saved_from_lab_exports_its_json_only_figures_with_plotlyjs_once():
+    """Lab saves a figure as its plotly JSON only; the exported report must still draw it, offline."""
+    import nbformat
+    import plotly.graph_objects as go
+
+    from widgets.render import PLOTLY_MIME
+    from widgets.report import to_html
+
+    nb = nbformat.v4.new_notebook()
+    for i in range(2):
+        fig = go.Figure(go.Scatter(x=[0, 1], y=[i, i + 1], name=f"trace{i}"))
+        out = nbformat.v4.new_output("display_data", data={PLOTLY_MIME: fig.to_plotly_json()})
+        nb.cells.append(nbformat.v4.new_code_cell("fig", outputs=[out]))
+    html = to_html(nb)
+    assert html.count("trace0") >= 1 and html.count("trace1") >= 1
+    assert html.count("Plotly.newPlot") >= 2  # both figures drawn
+    assert html.count("plotly.js v") == 1 or html.count("* plotly.js") == 1  # the library embedded once
+    assert not re.search(r"<script[^>]+src=[\"']https?:", html)  # nothing loaded from outside
