@@ -22,8 +22,11 @@ setup: $(BIN)/.installed
 demo: setup
 	$(BIN)/workbench demo
 
+# The suite on every core (pytest-xdist, one torch thread per worker); the tests that share a trained fixture run on
+# one worker (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # JupyterLab refuses to start as root (most containers) unless told: pass --allow-root then, and say so.
 lab: setup
@@ -33,7 +36,7 @@ lab: setup
 	else exec $(BIN)/jupyter lab notebooks/; fi
 
 bench: setup
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/*.py; do [ "$$b" = benchmarks/test_suite.py ] && continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 gpu-check: setup
 	$(BIN)/python benchmarks/gpu_check.py

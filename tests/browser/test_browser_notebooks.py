@@ -92,9 +92,9 @@ def test_notebook_runs_all_in_lab(wide_page, lab, name):
     finally:
         print(f"{name}: {time.monotonic() - started:.0f} s in Lab")
         _shutdown_kernels(base)
-    errors = [(i, o.get("ename"), o.get("evalue")) for i, c in enumerate(saved.cells) for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert errors == [], errors
+    from tests.common import smoke_notebook_problems
+
+    assert smoke_notebook_problems(saved) == []  # the same checks as the headless run (tests/notebooks)
     unrun = [i for i, c in enumerate(saved.cells) if c.cell_type == "code" and not c.get("execution_count")]
     assert unrun == [], f"cells not run: {unrun}"
     assert broken == [], broken  # every control and view drew

@@ -18,17 +18,15 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 import workbench
 from workbench import runs
-from workbench.core.engine import Control
 from workbench.core.params import ConfigError
 from workbench.store.store import Store
-from tests.common import StopAfter
+from tests.common import StopAfter, smoke_group, smoke_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,21 +42,6 @@ NAMES = sorted(n for n, e in workbench.experiments().items() if _not_a_test_doub
 TIMING = re.compile(r"(second|time|wall|elapsed|per_s\b|/speed|throughput)")
 
 
-class PauseAfter(Control):
-    """Pauses itself once ``n`` steps are done (a live run, mid-way) and says so through ``reached``."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n, self.reached = n, threading.Event()
-
-    @property
-    def paused(self) -> bool:
-        if self.steps_done >= self.n and not self.reached.is_set():
-            self._running.clear()
-            self.reached.set()
-        return super().paused
-
-
 def metric_table(run_id: str, store: Store | None = None) -> dict[tuple[str, int], float]:
     """(name, step) → value, timing metrics left out; NaN compared as a value."""
     df = runs.metrics(run_id, store=store)
@@ -66,38 +49,22 @@ def metric_table(run_id: str, store: Store | None = None) -> dict[tuple[str, int
             if not TIMING.search(r.name)}
 
 
-@pytest.fixture(scope="module")
-def finished():
-    """One uninterrupted smoke run per experiment in the default store, paused once mid-way so views are tried
-    on the live run: {name: (run_id, steps taken, views' results while live)}."""
-    from widgets.views import views_for
-
-    out = {}
-    for name in NAMES:
-        live: dict[str, object] = {}
-        ctl = PauseAfter(1)
-        result: dict[str, object] = {}
-        worker = threading.Thread(target=lambda: result.setdefault(
-            "res", workbench.run(name, smoke=True, progress=False, control=ctl)), daemon=True)
-        worker.start()
-        while not ctl.reached.wait(0.05) and worker.is_alive():
-            pass
-        if ctl.reached.is_set():
-            for v in views_for(name):
-                try:
-                    live[v.title] = v(ctl.run_id)
-                except Exception as err:  # noqa: BLE001 - recorded and asserted below
-                    live[v.title] = err
-            ctl.resume()
-        worker.join(600)
-        res = result["res"]
-        out[name] = (res, ctl.steps_done, live)
-    return out
+#: each experiment's contract tests form one xdist group with its method's tests that share its smoke run
+PER_NAME = [pytest.param(name, marks=smoke_group(name)) for name in NAMES]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.fixture
+def finished(name):
+    """The experiment's one uninterrupted smoke run in the default store, paused once mid-way so views are tried on
+    the live run (``tests.common.smoke_run``, shared with the method's own tests): (run, steps taken, views' results
+    while live)."""
+    run = smoke_run(name)
+    return run.result, run.steps, run.live
+
+
+@pytest.mark.parametrize("name", PER_NAME)
 def test_completes_with_claims_and_is_labelled_smoke(name, finished):
-    res, steps, _ = finished[name]
+    res, steps, _ = finished
     assert res.status == "completed", res.error
     assert steps >= 1
     record = runs.get(res.run_id)
@@ -108,53 +75,74 @@ def test_completes_with_claims_and_is_labelled_smoke(name, finished):
         "not evaluated (smoke run)") for c in claims)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", PER_NAME)
 def test_every_claim_carries_effect_uncertainty_rule_and_outcome(name, finished):
     from workbench.core.claims import OUTCOMES
 
-    res, _, _ = finished[name]
+    res, _, _ = finished
     for c in runs.claims(res.run_id):
         assert c["outcome"] in OUTCOMES, c
         assert c["claim"] and c["arm"] and c["rule"] and not c["rule"].startswith("legacy"), (name, c["claim"])
         assert c["effect"] is not None and c["uncertainty"] is not None, (name, c["claim"])
 
 
-@pytest.fixture(scope="module")
-def reloaded(finished):
-    """Every experiment's saved models reloaded with ``runs.load_model`` in ONE plain Python process (one torch
-    import for all): {name: [(model name, class or error)]}, and the notebook-layer modules that process imported."""
-    saved = {name: (res.run_id, runs.models(res.run_id)) for name, (res, _, _) in finished.items()}
-    code = ("import json, sys, torch\nfrom workbench import runs\nout = {}\n"
-            f"for method, (rid, names) in {saved!r}.items():\n"
-            "    out[method] = []\n"
-            "    for n in names:\n"
-            "        try:\n"
-            "            m = runs.load_model(rid, n)\n"
-            "            out[method].append([n, 'ok' if isinstance(m, torch.nn.Module) else type(m).__name__])\n"
-            "        except Exception as err:\n"
-            "            out[method].append([n, repr(err)])\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('widgets', 'ipywidgets', 'panel', 'plotly')]\n"
-            "print(json.dumps({'models': out, 'notebook_layer': bad}))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+#: a plain Python process that reloads saved models on request (one torch import for every experiment of a worker)
+RELOADER = """
+import json, sys, torch
+from workbench import runs
+for line in sys.stdin:
+    req, out = json.loads(line), []
+    for n in req["names"]:
+        try:
+            m = runs.load_model(req["run_id"], n)
+            out.append([n, "ok" if isinstance(m, torch.nn.Module) else type(m).__name__])
+        except Exception as err:
+            out.append([n, repr(err)])
+    bad = [m for m in sys.modules if m.split(".")[0] in ("widgets", "ipywidgets", "panel", "plotly")]
+    print("RELOADED " + json.dumps({"models": out, "notebook_layer": bad}), flush=True)
+"""
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_trained_model_reloads_in_a_plain_process(name, reloaded):
-    models = reloaded["models"][name]
+@pytest.fixture(scope="session")
+def reloader(tmp_path_factory):
+    """``reload(run_id, names)``: the saved models ``names`` of the run reloaded with ``runs.load_model`` in a plain
+    Python process (the default store of this test process; one per xdist worker):
+    ``{"models": [[name, "ok" or the error]], "notebook_layer": [modules of the notebook layer it imported]}``."""
+    log = tmp_path_factory.mktemp("reloader") / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", RELOADER], cwd=ROOT, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+
+    def reload(run_id: str, names: list[str]) -> dict:
+        proc.stdin.write(json.dumps({"run_id": run_id, "names": names}) + "\n")
+        proc.stdin.flush()
+        for line in proc.stdout:
+            if line.startswith("RELOADED "):
+                return json.loads(line.removeprefix("RELOADED "))
+        raise AssertionError(f"the reloading process ended: {log.read_text()[-3000:]}")
+
+    yield reload
+    proc.stdin.close()
+    proc.wait(60)
+
+
+@pytest.mark.parametrize("name", PER_NAME)
+def test_every_trained_model_reloads_in_a_plain_process(name, finished, reloader):
+    res, _, _ = finished
+    reloaded = reloader(res.run_id, runs.models(res.run_id))
+    models = reloaded["models"]
     assert models, f"{name} saved no model (ctx.save_model)"
     assert [m for m in models if m[1] != "ok"] == [], models
     assert reloaded["notebook_layer"] == []
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", PER_NAME)
 def test_every_view_draws_the_finished_run_and_a_live_one(name, finished):
     import plotly.graph_objects as go
 
     from widgets.views import HTMLView, views_for
 
-    res, _, live = finished[name]
+    res, _, live = finished
     views = views_for(name)
     assert views, f"{name} has no views"
     for v in views:
@@ -167,9 +155,9 @@ def test_every_view_draws_the_finished_run_and_a_live_one(name, finished):
     assert drawn, f"no view of {name} draws its finished run"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", PER_NAME)
 def test_stop_and_resume_against_an_explicit_store_equals_the_uninterrupted_run(name, finished, tmp_path):
-    res, steps, _ = finished[name]
+    res, steps, _ = finished
     store = Store(tmp_path / "own")
     default_before = len(runs.list())
     cut = max(1, steps // 2)
@@ -187,7 +175,7 @@ def test_stop_and_resume_against_an_explicit_store_equals_the_uninterrupted_run(
         assert got[key] == (value if value is None else pytest.approx(value, rel=1e-5, abs=1e-6)), key
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", PER_NAME)
 def test_help_prints(name, capsys):
     from workbench.core.cli import main
 

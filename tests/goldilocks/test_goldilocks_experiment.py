@@ -9,7 +9,7 @@ from workbench import runs
 from workbench.methods.goldilocks.experiment import METHODS, GoldilocksConfig
 from workbench.methods.goldilocks.speedup import speedup, speedup_table, steps_to_target
 from workbench.core.params import ConfigError
-from tests.common import StopAfter
+from tests.common import StopAfter, smoke_group, smoke_run
 
 
 def test_steps_to_target_and_speedup_table_by_hand():
@@ -48,8 +48,9 @@ def test_every_method_runs_in_smoke_mode(method):
     assert math.isfinite(res.summary["test/accuracy"])
 
 
+@smoke_group("goldilocks")
 def test_compare_mode_records_everything_and_checks_four_claims():
-    res = workbench.run("goldilocks", smoke=True, progress=False)
+    res = smoke_run("goldilocks").result
     assert res.status == "completed", res.error
     rid = res.run_id
     table = runs.artifact(rid, "speedup")

@@ -1,13 +1,14 @@
 """The goldilocks views draw a smoke run from stored data only."""
 import plotly.graph_objects as go
 
-import workbench
 from widgets.views import render, views_for
 from widgets.views.goldilocks import corrupted_share_figure, rl_histogram_figure, scatter_figure
+from tests.common import smoke_group, smoke_run
 
 
+@smoke_group("goldilocks")
 def test_every_view_draws_a_smoke_run():
-    res = workbench.run("goldilocks", smoke=True, progress=False)
+    res = smoke_run("goldilocks").result
     assert res.status == "completed", res.error
     titles = {v.title for v in views_for("goldilocks")}
     assert {"live gallery", "loss vs irreducible loss", "accuracy vs steps", "accuracy vs wall-clock", "speedup",

@@ -9,12 +9,16 @@ import workbench
 from workbench import runs
 from workbench.methods.ls4.experiment import LS4Config
 from workbench.core.params import ConfigError
-from tests.common import StopAfter
+from workbench.core.errors import DataNotFound
+from tests.common import StopAfter, shared
+from tests.common import smoke_run as shared_smoke_run
 
 
 @pytest.fixture(scope="module")
+@shared("smoke-ls4")
 def smoke_run():
-    res = workbench.run("ls4", smoke=True, progress=False)
+    """The experiment's one smoke run, shared with the contract."""
+    res = shared_smoke_run("ls4").result
     assert res.status == "completed", res.error
     return res
 
@@ -121,5 +125,5 @@ def test_bad_values_name_the_parameter():
         LS4Config(methods=("ls4", "transformer"))
     with pytest.raises(ConfigError, match="kernel"):
         LS4Config(kernel="s5")
-    res = workbench.run("ls4", {"data": "tsf", "tsf_path": "/nonexistent/x.tsf"}, smoke=True, progress=False)
-    assert res.status == "failed" and "forecastingdata.org" in res.error
+    with pytest.raises(DataNotFound, match="forecastingdata.org"):  # before the run exists (preflight)
+        workbench.run("ls4", {"data": "tsf", "tsf_path": "/nonexistent/x.tsf"}, smoke=True, progress=False)

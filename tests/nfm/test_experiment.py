@@ -8,10 +8,12 @@ import pandas as pd
 import workbench
 from workbench import runs
 from workbench.core.params import ConfigError
+from tests.common import smoke_group, smoke_run
 
 
+@smoke_group("nfm")
 def test_nfm_smoke_digits():
-    res = workbench.run("nfm", smoke=True, progress=False)
+    res = smoke_run("nfm").result
     assert res.status == "completed", res.error
     curves = pd.DataFrame(runs.artifact(res.run_id, "noise_curves")).to_dict("records")
     assert {r["variant"] for r in curves} == {"baseline", "input_mixup", "nfm"}

@@ -1,13 +1,13 @@
 import pytest
 
-from tests.common import _one_thread  # noqa: F401  (autouse: one torch thread)
+from tests.common import _one_thread, shared  # noqa: F401  (autouse: one torch thread)
+from tests.common import smoke_run as shared_smoke_run
 
 
 @pytest.fixture(scope="session")
+@shared("smoke-nft")
 def smoke_run():
-    """One smoke run of the whole nft experiment, shared by the experiment and view tests."""
-    import workbench
-
-    res = workbench.run("nft", smoke=True, progress=False)
+    """The nft experiment's one smoke run, shared by the experiment and view tests and the contract."""
+    res = shared_smoke_run("nft").result
     assert res.status == "completed", res.error
     return res

@@ -56,15 +56,16 @@ def test_inr_claim_with_an_empty_latent_is_inconclusive_with_its_reason():
 
 
 def test_tau_claim_on_constructed_rankings():
+    n = 48  # test networks: each claim is four bootstraps of 2000 τ's, so few enough to be quick
     rng = np.random.default_rng(0)
-    true = rng.uniform(0.2, 0.9, 120)
-    good = (true + rng.normal(0, 0.03, 120)).tolist()    # τ ≈ 0.8
-    fair = (true + rng.normal(0, 0.25, 120)).tolist()    # τ ≈ 0.4
-    noise = rng.uniform(0, 1, 120).tolist()              # τ ≈ 0
+    true = rng.uniform(0.2, 0.9, n)
+    good = (true + rng.normal(0, 0.03, n)).tolist()    # τ ≈ 0.8
+    fair = (true + rng.normal(0, 0.25, n)).tolist()    # τ ≈ 0.4
+    noise = rng.uniform(0, 1, n).tolist()              # τ ≈ 0
     true = true.tolist()
     assert tau_claim("a ranks better", "A", "B", true, good, fair, gen(), "").outcome == "holds"
     assert tau_claim("a ranks better", "A", "B", true, fair, good, gen(), "").outcome == "fails"
-    c = tau_claim("a ranks better", "A", "B", true, fair, (np.asarray(fair) + rng.normal(0, 1e-3, 120)).tolist(),
+    c = tau_claim("a ranks better", "A", "B", true, fair, (np.asarray(fair) + rng.normal(0, 1e-3, n)).tolist(),
                   gen(), "")
     assert c.outcome == "inconclusive" and "straddles" in c.reason
     c = tau_claim("a ranks better", "A", "B", true, good, noise, gen(), "")

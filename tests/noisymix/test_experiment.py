@@ -8,10 +8,12 @@ import pandas as pd
 import workbench
 from workbench import runs
 from workbench.core.params import ConfigError
+from tests.common import smoke_group, smoke_run
 
 
+@smoke_group("noisymix")
 def test_noisymix_smoke():
-    res = workbench.run("noisymix", smoke=True, progress=False)
+    res = smoke_run("noisymix").result
     assert res.status == "completed", res.error
     table = pd.DataFrame(runs.artifact(res.run_id, "corruption_table")).to_dict("records")
     assert {r["variant"] for r in table} == {"baseline", "augmix", "augmix_jsd", "noisymix"}

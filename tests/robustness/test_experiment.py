@@ -6,10 +6,12 @@ import pandas as pd
 import workbench
 from workbench import runs
 from workbench.methods.robustness_compare.experiment import ALL_RECIPES
+from tests.common import smoke_group, smoke_run
 
 
+@smoke_group("robustness_compare")
 def test_compare_smoke():
-    res = workbench.run("robustness_compare", smoke=True, progress=False)
+    res = smoke_run("robustness_compare").result
     assert res.status == "completed", res.error
     summary = pd.DataFrame(runs.artifact(res.run_id, "summary")).to_dict("records")
     assert [r["variant"] for r in summary] == list(ALL_RECIPES)

@@ -8,11 +8,13 @@ import pytest
 import workbench
 from widgets.views import views_for
 from widgets.views import robustness as rv
+from tests.common import shared, smoke_run
 
 
 @pytest.fixture(scope="module")
+@shared("smoke-noisymix")
 def noisymix_run():
-    res = workbench.run("noisymix", smoke=True, progress=False)
+    res = smoke_run("noisymix").result
     assert res.status == "completed", res.error
     return res.run_id
 

@@ -9,7 +9,7 @@ from workbench.methods.sdebnn import data as gapdata
 from workbench.methods.sdebnn.experiment import (ACCURACY_MARGIN, BAND_DIAGNOSIS, BAND_MARGIN, calibration_claims,
                                                  stl_claim, widening_claim, widening_versus_claim)
 
-GRID = gapdata.grid(200)
+GRID = gapdata.grid(50)  # 16 points on the data, 16 in the gap: the bootstrap's cost grows with the points
 ON, GAP = gapdata.region_masks(GRID)
 
 
@@ -52,8 +52,8 @@ def test_widening_well_beyond_bayes_by_backprop_holds():
 
 def test_widening_above_bayes_by_backprop_but_inside_the_margin_never_holds():
     # 5 % more widening is not the 10 % the claim asks for: with many paths the interval lies below 1.1 -> fails
-    claim = widening_versus_claim(_paths(4000, 1.05, seed=1), _paths(4000, 1.0, seed=2), ON, GAP, _gen())
-    assert claim.effect.value > 1.0 and claim.outcome == "fails"
+    claim = widening_versus_claim(_paths(1000, 1.05, seed=1), _paths(1000, 1.0, seed=2), ON, GAP, _gen())
+    assert claim.effect.value > 1.0 and claim.effect.high < 1 + BAND_MARGIN and claim.outcome == "fails"
 
 
 @pytest.mark.parametrize("gap_std", [0.8, 1.0])

@@ -10,12 +10,15 @@ import workbench
 from workbench import runs
 from workbench.core.params import ConfigError
 from workbench.methods.sdebnn.experiment import SDEBNNConfig
-from tests.common import StopAfter
+from tests.common import StopAfter, shared
+from tests.common import smoke_run as shared_smoke_run
 
 
 @pytest.fixture(scope="module")
+@shared("smoke-sdebnn")
 def smoke_run():
-    res = workbench.run("sdebnn", smoke=True, progress=False)
+    """The experiment's one smoke run, shared with the contract."""
+    res = shared_smoke_run("sdebnn").result
     assert res.status == "completed", res.error
     return res
 
