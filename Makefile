@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # machines; a plain `torch` would pull a multi-GB CUDA build). With nvidia-smi present: PyPI's default CUDA
 # build. Override explicitly, e.g. `make demo TORCH_SPEC="torch==2.13.0"`.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
-EXTRAS ?= notebook,hf,timeseries,test
+EXTRAS ?= notebook,hf,timeseries,test,sweep
 
 .PHONY: setup demo test lab bench gpu-check clean
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 __all__ = ["Config", "ConfigError", "Param", "ParamGroup", "OptimParams", "LoopParams", "Experiment", "experiments", "get", "register", "run",
-           "runs", "Control", "RunContext", "__version__"]
+           "runs", "sweep", "Control", "RunContext", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # torch and pandas load on first use, not on `import workbench`
@@ -31,4 +31,6 @@ def __getattr__(name: str) -> Any:  # torch and pandas load on first use, not on
         return importlib.import_module("workbench.core.context").RunContext
     if name == "runs":
         return importlib.import_module("workbench.store.runs")
+    if name == "sweep":
+        return importlib.import_module("workbench.core.sweep").sweep
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -563,6 +563,12 @@ def _write(path: str, text: str) -> None:
     tmp.replace(target)
 
 
+def _cmd_sweep(argv: Sequence[str]) -> int:
+    from workbench.core.sweep.cli import main as sweep_main
+
+    return sweep_main(argv)
+
+
 def _cmd_experiments(argv: Sequence[str]) -> int:
     from workbench.core.registry import experiments
 
@@ -573,13 +579,16 @@ def _cmd_experiments(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    builtin = {"run": _cmd_run, "runs": _cmd_runs, "claims": _cmd_claims, "experiments": _cmd_experiments}
+    builtin = {"run": _cmd_run, "runs": _cmd_runs, "claims": _cmd_claims, "sweep": _cmd_sweep,
+               "experiments": _cmd_experiments}
     plugins = _commands()
     usage = ("usage: workbench {" + ",".join([*builtin, *sorted(plugins)]) + "} ...\n"
              "  run METHOD [--param value ...]   train one experiment and record it\n"
              "  runs list|show|export|import|delete|stop [--store URL]  the run store\n"
              "  claims [NAME ...] [--scale S] [--seeds N] [--markdown P] [--json P] [--readme P]\n"
              "                                   run the claim settings; one table of every claim\n"
+             "  sweep METHOD --space NAME[=RANGE] [--trials N] [--parallel N] [--resume SWEEP_ID]\n"
+             "                                   an Optuna search, trials run on Ray, each a run in the store\n"
              "  experiments                      the registered experiments\n"
              "  demo                             quick default of every experiment -> reports/demo.html\n"
              "  report NOTEBOOK [-p NAME VALUE]  execute a notebook and export it\n"

@@ -1,0 +1,5 @@
+import sys
+
+from workbench.core.sweep.cli import main
+
+sys.exit(main())
