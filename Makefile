@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 EXTRAS ?= notebook,hf,timeseries,test,sweep
 
-.PHONY: setup demo test lab bench gpu-check clean
+.PHONY: setup demo test test-all lab bench gpu-check clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: setup
 # one worker (tests/conftest.py). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
 test: setup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not extended"
+
+# Everything, the `extended` checks too (each method notebook run in JupyterLab, sweep recovery on Ray): longer.
+test-all: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # JupyterLab refuses to start as root (most containers) unless told: pass --allow-root then, and say so.

@@ -18,6 +18,9 @@ from browser_helpers import (ALL_RAN_JS, BROKEN_WIDGETS_JS, FIGURE_WIDTHS_JS, RO
 
 pytestmark = pytest.mark.slow  # minutes: every notebook runs in smoke mode in a real Lab (about 3 min each on 2 busy cores)
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("0[0-8]_*.ipynb"))
+#: run in Lab by `make test` (the tour, and a method notebook with multi-choice controls and live views); the others
+#: are `extended` (`make test-all`) and run headless in `make test` (tests/notebooks)
+IN_LAB_BY_DEFAULT = ("00_tour.ipynb", "02_goldilocks.ipynb")
 MAX_BYTES = 2_000_000  # a notebook saved after Run All
 WIDTH_SLACK = 0.05  # a figure may be this much narrower than its output area (scroll bars, padding)
 RUN_TIMEOUT_MS = 240_000
@@ -57,7 +60,8 @@ def _saved(path: Path, since: float, timeout: float = 60.0) -> nbformat.Notebook
     return nbformat.read(path, as_version=4)
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", [n if n in IN_LAB_BY_DEFAULT else pytest.param(n, marks=pytest.mark.extended)
+                                  for n in NOTEBOOKS])
 def test_notebook_runs_all_in_lab(wide_page, lab, name):
     from widgets.report import inject_parameters
 

@@ -90,6 +90,7 @@ def test_a_killed_trial_is_failed_and_the_sweep_goes_on(cluster, tmp_path):
     assert res.counts == {"completed": 1, "crashed": 1}
 
 
+@pytest.mark.extended  # a minute or more each: `make test-all`
 def test_resume_after_the_driver_is_killed(cluster, tmp_path):
     """A driver (its own process, joined to this cluster) is SIGKILLed mid-sweep; resume finishes the sweep:
     trials 0..3 each end exactly once, trials left running continue under their number from their checkpoint."""
@@ -154,6 +155,7 @@ def test_sweep_on_a_postgresql_store(cluster):
         assert tagged == [0, 1] and res.claims and res.claims[0]["seeds"] == 2
 
 
+@pytest.mark.extended  # a minute or more each: `make test-all`
 def test_ctrl_c_stops_running_trials_and_leaves_the_sweep_resumable(cluster, tmp_path):
     store = Store(tmp_path)
     cmd = [sys.executable, "-m", "workbench.core.sweep", "sweeptoy", "--module", MODULE, "--space", "seed=0..2",
