@@ -277,6 +277,14 @@ def figure_spec(series: Series, metrics: list[str] | None = None, log_y: bool = 
     return traces, layout
 
 
+#: the layout of a curves figure before its first metric: no axes, one line saying what comes
+WAITING: dict[str, Any] = {
+    "xaxis": {"visible": False}, "yaxis": {"visible": False},
+    "annotations": [{"text": "waiting for the first metrics…", "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+                     "showarrow": False, "font": {"size": 14, "color": "#777"}, "name": "waiting"}],
+}
+
+
 def static_figure(series: Series, **kw: Any) -> Any:
     """A plain ``go.Figure`` of ``series`` (exports, reports, headless runs)."""
     import plotly.graph_objects as go
@@ -310,7 +318,7 @@ class LiveCurves:
         self.max_points, self.min_interval, self.cols = max_points, min_interval, cols
         # no width anywhere: the figure takes the width of the output area (autosize), see :meth:`draw`
         self.figure = go.FigureWidget(layout={"height": 300, "autosize": True, "uirevision": "keep",
-                                              "margin": {"l": 60, "r": 20, "t": TOP, "b": BOTTOM}})
+                                              "margin": {"l": 60, "r": 20, "t": TOP, "b": BOTTOM}, **WAITING})
         self.log_toggle = W.ToggleButton(value=log_y, description="log y", tooltip="logarithmic y axes",
                                          layout=W.Layout(width="80px"))
         self.smoothing = W.FloatSlider(value=smoothing, min=0.0, max=0.99, step=0.01, description="smoothing",
@@ -361,6 +369,8 @@ class LiveCurves:
                           or self.series.version == self._drawn_version):
             return False
         traces, layout = self.spec()
+        if not traces:  # nothing logged yet: a note, not plotly's default empty axes (−1…6)
+            layout.update(WAITING)
         keys = [t["meta"] for t in traces]
         ticks = [(k, repr({a: v for a, v in layout[k].items() if a in ("dtick", "tickvals", "range", "type")}))
                  for k in layout if k.startswith(("xaxis", "yaxis"))]  # a new tick spacing or range: rebuild

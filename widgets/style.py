@@ -39,7 +39,7 @@ COLOURS: dict[str, str] = {
     "tool": ORANGE, "direct": BROWN, "selection_inference": PURPLE, "scratchpad": CYAN, "star": BLUE,
     "control": GREY,
     # sdebnn: models and KL estimators
-    "sdebnn": BLUE, "odenet": GREY, "bbb": ORANGE, "resnet": GREEN, "stl": BLUE, "full": RED, "kl": GREY,
+    "sdebnn": BLUE, "odenet": GREY, "bbb": ORANGE, "resnet": GREEN, "stl": PURPLE, "full": RED, "kl": GREY,
     "prior": GREY,
 }
 #: Other spellings of the same name (the label a view shows, a short form).

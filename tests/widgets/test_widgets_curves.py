@@ -161,3 +161,21 @@ def test_live_curves_controls_redraw():
     assert len(c.figure.data) == 2 and c.figure.data[0].opacity == pytest.approx(0.25)
     c.log_toggle.value = True
     assert c.figure.layout.yaxis.type == "log"
+
+
+def test_an_empty_plot_says_it_waits_instead_of_drawing_default_axes():
+    """Before the first metric the live figure shows one note and no axes (not plotly's empty −1…6 frame); the
+    first curves bring the panels back."""
+    from widgets.curves import LiveCurves
+
+    live = LiveCurves()
+    assert live.figure.layout.xaxis.visible is False and live.figure.layout.yaxis.visible is False
+    assert [a.text for a in live.figure.layout.annotations] == ["waiting for the first metrics…"]
+    live.draw(force=True)  # still nothing logged
+    assert live.figure.layout.xaxis.visible is False and "waiting" in live.figure.layout.annotations[0].text
+    import pandas as pd
+
+    live.add_frame("r", pd.DataFrame({"step": [0, 1], "name": ["train/loss"] * 2, "value": [1.0, 0.5]}))
+    live.draw(force=True)
+    assert live.figure.layout.xaxis.visible is not False
+    assert all("waiting" not in (a.text or "") for a in live.figure.layout.annotations)

@@ -298,3 +298,11 @@ def test_run_summary_is_a_table_with_units():
     html = summary_html(summary, keys=["params", "uniform/test/accuracy"])
     assert html.count("<tr>") == 3 and "<th>unit</th>" in html and "class='value'>12,345<" in html
     assert summary_html({}) == "" and summary_text(summary, limit=1) == "uniform/test/accuracy=0.8312"
+
+
+def test_names_that_share_a_legend_never_share_a_colour():
+    """SDE-BNN's live curves put its models and its gradient estimators in one legend: all distinct."""
+    from widgets.style import colours
+
+    names = ["sdebnn", "odenet", "bbb", "resnet", "stl", "full"]
+    assert len(set(colours(names).values())) == len(names)
