@@ -3,6 +3,8 @@
 - ``/``: the index: the registered experiments (links to their pages) and the most recent runs;
 - ``/runs``: the runs browser: filter stored runs by method and status, pick several, compare their curves
   (one panel per metric, runs overlaid);
+- ``/sweeps``: the store's sweeps (id, method, trials, best objective); ``/sweeps?id=SWEEP_ID`` one sweep's live
+  view (:func:`widgets.sweep.sweep_view`: figures, trials table, Stop);
 - ``/<experiment>``: its description (Markdown), the declared parameters as Panel widgets (the same mapping as
   the notebook form: :mod:`widgets.declared`; one card per parameter group, each doc a Markdown tooltip), Run
   and Stop, a progress bar and status line, the live curves and, when the run ends, the method's views and its
@@ -324,6 +326,62 @@ def runs_html(records: list[dict], limit: int | None = 12) -> str:
             "<tbody>" + "".join(rows) + "</tbody></table>")
 
 
+def sweeps_html(store: Any = None) -> str:
+    """An HTML table of the store's sweeps (newest first): id (a link to its page), method, trials, best objective."""
+    try:
+        import optuna
+
+        from workbench.core.sweep import study as studies
+    except ImportError:  # the 'sweep' extra is not installed
+        return "<p><i>sweeps need the 'sweep' extra (optuna)</i></p>"
+
+    from workbench.store import runs as runs_api
+
+    store = store or runs_api.store()
+    summaries = optuna.get_all_study_summaries(studies.storage(store), include_best_trial=True)
+    if not summaries:
+        return "<p><i>no sweeps yet</i></p>"
+    rows = []
+    for s in reversed(summaries):
+        spec = s.user_attrs.get("workbench") or {}
+        objectives = spec.get("objectives") or ["objective"]
+        best = "—"
+        if s.best_trial is not None and s.best_trial.values:
+            best = f"{objectives[0]} = {s.best_trial.values[0]:.4g} (trial {s.best_trial.number})"
+        elif len(objectives) > 1:
+            best = f"{len(objectives)} objectives: see the Pareto front"
+        sid = html.escape(s.study_name)
+        rows.append(f"<tr><td><a href='./sweeps?id={sid}'><code>{sid}</code></a></td>"
+                    f"<td>{html.escape(str(spec.get('method', '?')))}</td><td>{s.n_trials}</td>"
+                    f"<td>{html.escape(best)}</td></tr>")
+    return ("<table><thead><tr><th>sweep</th><th>method</th><th>trials</th><th>best objective</th></tr></thead>"
+            "<tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def sweeps_page(sweep_id: str | None = None, store: Any = None) -> Any:
+    """``/sweeps``: the list of sweeps; with ``sweep_id`` (``/sweeps?id=...``), that sweep's live view."""
+    import panel as pn
+
+    if sweep_id is None:
+        args = pn.state.session_args.get("id") if pn.state.curdoc else None
+        sweep_id = args[0].decode() if args else None
+    nav = "<a href='./'>all experiments</a> · <a href='./runs'>runs</a> · <a href='./sweeps'>sweeps</a>"
+    if not sweep_id:
+        return pn.pane.HTML(f"<style>{_PAGE_CSS}</style><div class='wb-index'>{nav}<h2>Sweeps</h2>"
+                            f"{sweeps_html(store)}</div>", sizing_mode="stretch_width", css_classes=["wb-sweeps"])
+    from workbench.core.params import ConfigError as _ConfigError
+
+    from .sweep import sweep_view
+
+    try:
+        view = sweep_view(sweep_id, store)
+    except _ConfigError as err:  # no such sweep: one line naming the known ones
+        return pn.pane.HTML(f"<style>{_PAGE_CSS}</style><div class='wb-index'>{nav}<h2>Sweeps</h2>"
+                            f"<p style='color:#c0392b'>{html.escape(str(err))}</p>{sweeps_html(store)}</div>",
+                            sizing_mode="stretch_width", css_classes=["wb-sweeps"])
+    return pn.Column(pn.pane.HTML(nav), view, sizing_mode="stretch_width", css_classes=["wb-sweep"])
+
+
 def index_page(names: list[str]) -> Any:
     """The workbench's index: experiments (links to their pages) and the most recent runs."""
     import panel as pn
@@ -341,11 +399,13 @@ def index_page(names: list[str]) -> Any:
         f"<style>{_PAGE_CSS}</style><div class='wb-index'><h1>Workbench</h1>"
         f"<p style='color:#666'>machine-learning methods from papers: run them, watch them, compare runs</p>"
         f"<h2>Experiments</h2><ul>{items}</ul><h2>Recent runs</h2>{recent}"
-        f"<p><a href='./runs'>all runs: browse and compare</a></p></div>", sizing_mode="stretch_width")
+        f"<p><a href='./runs'>all runs: browse and compare</a> · <a href='./sweeps'>sweeps</a></p></div>",
+        sizing_mode="stretch_width")
 
 
 def build_app(only: list[str] | None = None) -> dict[str, Any]:
-    """``{route: page factory}`` for ``pn.serve``: the index at ``/``, the runs browser, one page per experiment."""
+    """``{route: page factory}`` for ``pn.serve``: the index at ``/``, the runs browser, the sweeps, one page per
+    experiment."""
     from workbench.core.registry import experiments
 
     known = experiments()
@@ -353,7 +413,8 @@ def build_app(only: list[str] | None = None) -> dict[str, Any]:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    routes: dict[str, Any] = {"/": lambda: index_page(names), "runs": lambda: RunsBrowser().layout}
+    routes: dict[str, Any] = {"/": lambda: index_page(names), "runs": lambda: RunsBrowser().layout,
+                              "sweeps": lambda: sweeps_page()}
     for name in names:
         routes[name] = (lambda n: lambda: ExperimentPage(n).layout)(name)
     return routes
@@ -373,7 +434,8 @@ def serve(port: int = 5006, only: list[str] | None = None, show: bool = False, t
     pn.config.inline = True
     port = port or free_port()
     routes = build_app(only)
-    pages = [r for r in routes if r not in ("/", "runs")]
-    print(f"workbench app: http://127.0.0.1:{port}/  (experiments: {', '.join(pages)}; runs: /runs)", flush=True)
+    pages = [r for r in routes if r not in ("/", "runs", "sweeps")]
+    print(f"workbench app: http://127.0.0.1:{port}/  (experiments: {', '.join(pages)}; runs: /runs; sweeps: /sweeps)",
+          flush=True)
     return pn.serve(routes, address="127.0.0.1", port=port, show=show, threaded=threaded, title="Workbench",
                     websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], print_url=False)

@@ -1,4 +1,5 @@
-"""IPython magics: ``%wb``, ``%%wb``, ``%wb_runs``, ``%wb_compare``, ``%wb_export`` (``%load_ext widgets``).
+"""IPython magics: ``%wb``, ``%%wb``, ``%wb_runs``, ``%wb_compare``, ``%wb_export``, ``%wb_sweep``
+(``%load_ext widgets``).
 
 ``$var`` and ``{expr}`` in a magic line are expanded by IPython before the magic sees it, so papermill
 parameters work: ``%wb classify --steps $steps``. Bad arguments raise ``UsageError``: IPython shows one
@@ -14,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -273,6 +275,42 @@ class WorkbenchMagics(Magics):
         return compare(*args.ids, names=args.metric)
 
     @magic_arguments()
+    @argument("method", help="registered experiment to sweep (classify, nfm, ...)")
+    @argument("--space", nargs="+", action="extend", default=[], metavar="NAME[=RANGE]",
+              help="searched parameters: lr, lr=1e-4:1e-1:log, width=8,16,32, seed=0..4 (several, or repeat)")
+    @argument("--trials", type=int, help="how many trials (default: the grid, or the sweep's default)")
+    @argument("--parallel", type=int, default=1, help="trials at a time (Ray)")
+    @argument("--objective", action="append", help="metric to optimise (repeatable; default: the first key metric)")
+    @argument("--direction", action="append", choices=("min", "max"), help="min or max, per objective")
+    @argument("--sampler", help="tpe, random, grid or cmaes (default: grid for a finite space, else tpe)")
+    @argument("--smoke", action="store_true", help="every trial from the experiment's smoke settings")
+    @argument("--seed", type=int, help="the sampler's seed")
+    @line_magic
+    def wb_sweep(self, line: str) -> Any:
+        """Start a sweep of METHOD in the background and show its live view (figures, trials table, Stop).
+
+        ``%wb_sweep METHOD --space lr=1e-3:1e-1:log width=8,16 --trials 12 --parallel 2`` runs
+        ``workbench.sweep(...)`` in a background thread; the cell returns at once with the sweep's view, which
+        refreshes while trials run. A bad space is one line, before anything starts.
+        """
+        args = parse_argstring(self.wb_sweep, line)
+        kwargs = sweep_kwargs(args)
+        from workbench.store import runs as runs_api
+
+        store = runs_api.store()
+        sweep_id = start_sweep(kwargs, store)
+        if not front_end():
+            print(f"sweep {sweep_id}: running in the background "
+                  f"(workbench.core.sweep.trials({sweep_id!r}) lists its trials)")
+            return None
+        from IPython.display import display
+
+        from .sweep import sweep_view
+
+        display(sweep_view(sweep_id, store))
+        return None
+
+    @magic_arguments()
     @argument("path", nargs="?", help="output file (default reports/<notebook>.html or .pdf)")
     @argument("--notebook", help="the notebook to export (default: this notebook, when the kernel knows it)")
     @argument("--pdf", action="store_true", help="write a PDF (headless Chromium) instead of HTML")
@@ -314,6 +352,76 @@ class WorkbenchMagics(Magics):
                   else "the outputs saved in the file")
         print(f"wrote {out} ({source})")
         return None
+
+
+#: sweeps started by ``%wb_sweep`` in this kernel: sweep id -> its background thread
+BACKGROUND_SWEEPS: dict[str, threading.Thread] = {}
+
+
+def sweep_kwargs(args: Any) -> dict[str, Any]:
+    """``%wb_sweep``'s parsed arguments as ``workbench.sweep`` keywords, checked (experiment, space, counts) here,
+    before anything starts: a bad one raises ``UsageError`` (one line)."""
+    try:
+        from workbench.core.sweep.space import parse_space
+    except ImportError as err:  # pragma: no cover - the 'sweep' extra is missing
+        raise UsageError(f"sweeps need the 'sweep' extra: {err}") from None
+    exp = _experiment(args.method)
+    for name in ("trials", "parallel"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be >= 1, got {value}")
+    try:
+        parse_space(exp, args.space, smoke=args.smoke)
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+    return {"method": exp.name, "space": list(args.space), "trials": args.trials, "parallel": args.parallel,
+            "objective": args.objective, "direction": args.direction, "sampler": args.sampler,
+            "smoke": args.smoke, "seed": args.seed}
+
+
+def start_sweep(kwargs: dict[str, Any], store: Any, sweep: Any = None, timeout: float = 120.0) -> str:
+    """Run ``sweep(**kwargs, store=store)`` (default ``workbench.sweep``) in a daemon thread; return the id of the
+    sweep it creates (the study that appears in ``store``) once it exists. An error before that is a
+    ``UsageError`` (its last line)."""
+    import optuna
+
+    from workbench.core.sweep import study as studies
+
+    if sweep is None:
+        from workbench.core.sweep import sweep
+    storage = studies.storage(store)  # one engine for the polling below
+
+    def known() -> list[str]:
+        return [s.study_name for s in optuna.get_all_study_summaries(storage)]
+
+    before = set(known())
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            sweep(**kwargs, store=store)
+        except BaseException as err:  # noqa: BLE001 - reported to the cell, or printed once the cell returned
+            failure.append(err)
+            if sweep_id_box:
+                print(f"sweep {sweep_id_box[0]} ended with an error: {err}", file=sys.stderr)
+
+    sweep_id_box: list[str] = []
+    thread = threading.Thread(target=target, name="wb-sweep", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while True:
+        new = [s for s in known() if s not in before]
+        if new:
+            sweep_id_box.append(new[-1])
+            BACKGROUND_SWEEPS[new[-1]] = thread
+            return new[-1]
+        if not thread.is_alive():
+            err = failure[0] if failure else None
+            text = (str(err).strip().splitlines() or [type(err).__name__])[-1] if err else "it ended before starting"
+            raise UsageError(f"the sweep did not start: {text}")
+        if time.monotonic() > deadline:
+            raise UsageError(f"the sweep did not start within {timeout:g} s")
+        time.sleep(0.1)
 
 
 def _wait(dash: Any) -> None:

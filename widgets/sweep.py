@@ -59,6 +59,20 @@ def _varied(trials: list[Any]) -> bool:
     return any(len({repr(t.params.get(k)) for t in trials}) > 1 for k in trials[0].params)
 
 
+def _live() -> bool:
+    """A server session (the app) or a running event loop (a notebook kernel): periodic refreshes can run."""
+    import asyncio
+
+    import panel as pn
+
+    if pn.state.curdoc is not None:
+        return True
+    try:
+        return asyncio.get_running_loop().is_running()
+    except RuntimeError:
+        return False
+
+
 def sweep_view(sweep_id: str, store: Any = None, refresh_ms: int = 2000) -> Any:
     """A Panel layout of the sweep (figures and trials table), refreshed every ``refresh_ms`` while trials run;
     Stop asks every running trial's run to stop (the sweep's driver then ends them ``stopped``)."""
@@ -70,7 +84,7 @@ def sweep_view(sweep_id: str, store: Any = None, refresh_ms: int = 2000) -> Any:
     panes = {k: pn.pane.Plotly(None, sizing_mode="stretch_width") for k in FIGURES}
     table = pn.widgets.Tabulator(sweep_table(sweep_id, store), disabled=True, sizing_mode="stretch_width",
                                  show_index=False)
-    stop = pn.widgets.Button(name="Stop", button_type="danger")
+    stop = pn.widgets.Button(label="Stop", color="danger", css_classes=["wb-sweep-stop"])
 
     def refresh() -> None:
         frame = sweep_table(sweep_id, store)
@@ -88,6 +102,6 @@ def sweep_view(sweep_id: str, store: Any = None, refresh_ms: int = 2000) -> Any:
     stop.on_click(on_stop)
     callback = None
     refresh()
-    callback = pn.state.add_periodic_callback(refresh, period=refresh_ms) if pn.state.curdoc else None
+    callback = pn.state.add_periodic_callback(refresh, period=refresh_ms) if _live() else None
     return pn.Column(pn.pane.Markdown(f"### Sweep {sweep_id}"), stop, panes["history"], panes["parallel"],
                      pn.Row(panes["importance"], panes["slice"]), table, sizing_mode="stretch_width")

@@ -1,0 +1,104 @@
+"""``workbench serve``'s ``/sweeps`` in a real browser, offline: the list links a stored sweep (told by hand, no
+Ray), its page shows the sweep's title, every figure titled and the trials table; nothing leaves 127.0.0.1 and the
+console stays clean."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from widgets.app import free_port
+
+HERE = Path(__file__).resolve().parent
+
+SERVER = r"""
+import sys
+sys.path.insert(0, sys.argv[2])
+import toy  # registers "sweeptoy"
+from optuna.trial import TrialState
+from workbench.core.sweep import study as studies
+from workbench.core.sweep.space import parse_space
+from workbench.store import runs as runs_api
+
+store = runs_api.store()
+sp = parse_space(toy.EXPERIMENT, ["lr=0.01:0.5:log", "width=8,16"])
+study = studies.create(store, studies.SweepSpec("sweeptoy", sp.specs(), ["val/loss"], ["min"], sampler="random",
+                                                seed=0))
+for i in range(4):
+    trial = study.ask(sp.distributions())
+    run_id = store.create_run("sweeptoy", sp.config_values(trial.params))
+    store.finish(run_id, "completed" if i < 3 else "pruned")
+    trial.set_user_attr("run_id", run_id)
+    if i < 3:
+        study.tell(trial, 1.0 / (1 + trial.params["lr"]))
+    else:
+        study.tell(trial, state=TrialState.PRUNED)
+print("SWEEP", study.study_name, flush=True)
+from widgets.cli import serve
+sys.exit(serve(["--port", sys.argv[1], "--only", "sweeptoy"]))
+"""
+
+
+@pytest.fixture()
+def sweep_app(tmp_path):
+    pytest.importorskip("panel", reason="Panel is not installed (the 'notebook' extra)")
+    pytest.importorskip("optuna", reason="optuna is not installed (the 'sweep' extra)")
+    port = free_port()
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path / "home")}
+    env.pop("WORKBENCH_STORE", None)
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(HERE.parent / "sweep")], stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{base}/sweeps", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError((tmp_path / "serve.log").read_text())
+                time.sleep(0.1)
+        sweep_id = next(line.split()[1] for line in (tmp_path / "serve.log").read_text().splitlines()
+                        if line.startswith("SWEEP "))
+        yield base, sweep_id, tmp_path
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_sweeps_list_and_one_sweep_offline(page, sweep_app):
+    from widgets.sweep import TITLES
+
+    base, sweep_id, tmp = sweep_app
+    page.goto(base + "/")
+    page.locator("a[href='./sweeps']").first.wait_for(timeout=30_000)  # the index links the sweeps
+    page.goto(base + "/sweeps")
+    link = page.locator(f"a[href='./sweeps?id={sweep_id}']")
+    link.wait_for(timeout=30_000)
+    row = page.locator("tr", has=link)
+    assert "sweeptoy" in row.inner_text() and "val/loss" in row.inner_text()
+    link.click()
+    page.wait_for_selector(f"text=Sweep {sweep_id}", timeout=30_000)
+    plots = page.locator(".js-plotly-plot")  # Panel renders in shadow roots: locators pierce them
+    plots.nth(len(TITLES) - 1).wait_for(timeout=30_000)
+    titles: list = []
+    for _ in range(100):  # each figure's title once plotly has drawn it
+        titles = plots.evaluate_all("els => els.map(el => el.layout && el.layout.title && el.layout.title.text)")
+        if sum(bool(t) for t in titles) >= len(TITLES):
+            break
+        page.wait_for_timeout(100)
+    for title in TITLES.values():
+        assert any(t and t.startswith(title) and sweep_id in t for t in titles), (title, titles)
+    page.wait_for_selector(".tabulator-row", timeout=30_000)
+    assert page.locator(".tabulator-row").count() == 4  # one row per trial
+    page.screenshot(path=str(tmp / "app-sweep.png"), full_page=True)
+    print(f"screenshot: {tmp / 'app-sweep.png'}")
+    assert page.external_requests == [], page.external_requests
+    assert page.console_errors == [], page.console_errors
