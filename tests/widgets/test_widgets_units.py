@@ -164,7 +164,7 @@ def test_panel_page_mirrors_the_declarations(tiny):
     assert page.alert.visible and "needs lr &lt;= 0.5" in page.alert.object and page.run_button.disabled
     page.inputs["lr"].value = 0.1
     assert not page.alert.visible and not page.run_button.disabled
-    assert set(build_app(["wbtiny"])) == {"/", "runs", "wbtiny"}
+    assert set(build_app(["wbtiny"])) == {"/", "runs", "sweeps", "wbtiny"}
     with pytest.raises(ValueError, match="unknown experiment"):
         build_app(["nosuch"])
 
