@@ -20,24 +20,9 @@ SERVER = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
 import toy  # registers "sweeptoy"
-from optuna.trial import TrialState
-from workbench.core.sweep import study as studies
-from workbench.core.sweep.space import parse_space
 from workbench.store import runs as runs_api
 
-store = runs_api.store()
-sp = parse_space(toy.EXPERIMENT, ["lr=0.01:0.5:log", "width=8,16"])
-study = studies.create(store, studies.SweepSpec("sweeptoy", sp.specs(), ["val/loss"], ["min"], sampler="random",
-                                                seed=0))
-for i in range(4):
-    trial = study.ask(sp.distributions())
-    run_id = store.create_run("sweeptoy", sp.config_values(trial.params))
-    store.finish(run_id, "completed" if i < 3 else "pruned")
-    trial.set_user_attr("run_id", run_id)
-    if i < 3:
-        study.tell(trial, 1.0 / (1 + trial.params["lr"]))
-    else:
-        study.tell(trial, state=TrialState.PRUNED)
+study, _ = toy.told_sweep(runs_api.store())
 print("SWEEP", study.study_name, flush=True)
 from widgets.cli import serve
 sys.exit(serve(["--port", sys.argv[1], "--only", "sweeptoy"]))

@@ -7,7 +7,6 @@ pytest.importorskip("optuna")
 pytest.importorskip("plotly")
 pytest.importorskip("panel")
 
-from optuna.trial import TrialState  # noqa: E402
 
 from workbench.core.sweep import study as studies  # noqa: E402
 from workbench.core.sweep.space import parse_space  # noqa: E402
@@ -43,20 +42,7 @@ def _external(urls: list[str]) -> list[str]:
 def swept(tmp_path):
     """A store holding one sweep of four trials: three completed, one pruned."""
     store = Store(tmp_path)
-    sp = parse_space(toy.EXPERIMENT, ["lr=0.01:0.5:log", "width=8,16"])
-    spec = studies.SweepSpec("sweeptoy", sp.specs(), ["val/loss"], ["min"], sampler="random", seed=0)
-    study = studies.create(store, spec)
-    run_ids = []
-    for i in range(4):
-        trial = study.ask(sp.distributions())
-        run_id = store.create_run("sweeptoy", sp.config_values(trial.params))
-        store.finish(run_id, "completed" if i < 3 else "pruned")
-        trial.set_user_attr("run_id", run_id)
-        run_ids.append(run_id)
-        if i < 3:
-            study.tell(trial, 1.0 / (1 + trial.params["lr"]))
-        else:
-            study.tell(trial, state=TrialState.PRUNED)
+    study, run_ids = toy.told_sweep(store)
     return store, study.study_name, run_ids, study.best_value
 
 

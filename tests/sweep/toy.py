@@ -38,3 +38,28 @@ def run(cfg: SweepToyConfig, ctx) -> dict:
 
 EXPERIMENT = register(Experiment(name="sweeptoy", title="Sweep toy", config=SweepToyConfig, run=run,
                                  key_metrics=("val/loss",), smoke={"steps": 4}))
+
+
+def told_sweep(store):
+    """A sweep of four trials told to Optuna by hand (no Ray): three completed, the last pruned, each with its run in
+    ``store``. Returns ``(study, run_ids)``; shared by the view, app and browser tests."""
+    from optuna.trial import TrialState
+
+    from workbench.core.sweep import study as studies
+    from workbench.core.sweep.space import parse_space
+
+    sp = parse_space(EXPERIMENT, ["lr=0.01:0.5:log", "width=8,16"])
+    study = studies.create(store, studies.SweepSpec("sweeptoy", sp.specs(), ["val/loss"], ["min"],
+                                                    sampler="random", seed=0))
+    run_ids = []
+    for i in range(4):
+        trial = study.ask(sp.distributions())
+        run_id = store.create_run("sweeptoy", sp.config_values(trial.params))
+        store.finish(run_id, "completed" if i < 3 else "pruned")
+        trial.set_user_attr("run_id", run_id)
+        run_ids.append(run_id)
+        if i < 3:
+            study.tell(trial, 1.0 / (1 + trial.params["lr"]))
+        else:
+            study.tell(trial, state=TrialState.PRUNED)
+    return study, run_ids
