@@ -4,7 +4,8 @@
 - ``/runs``: the runs browser: filter stored runs by method and status, pick several, compare their curves
   (one panel per metric, runs overlaid);
 - ``/sweeps``: the store's sweeps (id, method, trials, best objective); ``/sweeps?id=SWEEP_ID`` one sweep's live
-  view (:func:`widgets.sweep.sweep_view`: figures, trials table, Stop);
+  view (:func:`widgets.sweep.sweep_view`: figures, trials table, Stop), each trial's run id a link to
+  ``/sweeps?id=SWEEP_ID&run=RUN_ID`` (that run: status, config, curves, the method's views);
 - ``/<experiment>``: its description (Markdown), the declared parameters as Panel widgets (the same mapping as
   the notebook form: :mod:`widgets.declared`; one card per parameter group, each doc a Markdown tooltip), Run
   and Stop, a progress bar and status line, the live curves and, when the run ends, the method's views and its
@@ -23,6 +24,7 @@ import socket
 from typing import Any
 
 from workbench.core.params import Config, ConfigError, Param
+from workbench.store.store import STATUSES
 
 from .declared import ENGINE, ControlSpec, control_spec, sections
 from .controller import RunController
@@ -272,8 +274,8 @@ class RunsBrowser:
         from workbench.core.registry import experiments
 
         self.method = pn.widgets.Select(label="method", options=["all", *experiments()], value="all", width=180)
-        self.status = pn.widgets.Select(label="status", options=["all", "running", "completed", "stopped", "failed",
-                                                                "crashed"], value="all", width=140)
+        self.status = pn.widgets.Select(label="status", options=["all", *STATUSES], value="all",
+                                        width=140)
         self.picker = pn.widgets.MultiSelect(label="runs (pick several)", options={}, size=12,
                                              sizing_mode="stretch_width", css_classes=["wb-run-picker"])
         self.compare_button = pn.widgets.Button(label="Compare", color="primary", css_classes=["wb-compare"])
@@ -358,23 +360,33 @@ def sweeps_html(store: Any = None) -> str:
             "<tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def sweeps_page(sweep_id: str | None = None, store: Any = None) -> Any:
-    """``/sweeps``: the list of sweeps; with ``sweep_id`` (``/sweeps?id=...``), that sweep's live view."""
+def sweeps_page(sweep_id: str | None = None, store: Any = None, run_id: str | None = None) -> Any:
+    """``/sweeps``: the list of sweeps; with ``sweep_id`` (``/sweeps?id=...``), that sweep's live view, whose trials
+    table links each run to its page, ``/sweeps?id=...&run=RUN_ID`` (the run's curves and views)."""
     import panel as pn
 
-    if sweep_id is None:
-        args = pn.state.session_args.get("id") if pn.state.curdoc else None
-        sweep_id = args[0].decode() if args else None
+    if sweep_id is None and pn.state.curdoc:
+        args = pn.state.session_args
+        sweep_id = args["id"][0].decode() if args.get("id") else None
+        run_id = args["run"][0].decode() if args.get("run") else None
     nav = "<a href='./'>all experiments</a> · <a href='./runs'>runs</a> · <a href='./sweeps'>sweeps</a>"
     if not sweep_id:
         return pn.pane.HTML(f"<style>{_PAGE_CSS}</style><div class='wb-index'>{nav}<h2>Sweeps</h2>"
                             f"{sweeps_html(store)}</div>", sizing_mode="stretch_width", css_classes=["wb-sweeps"])
     from workbench.core.params import ConfigError as _ConfigError
 
-    from .sweep import sweep_view
+    from .sweep import run_panel, sweep_view
 
+    sid = html.escape(sweep_id)
+    if run_id:
+        try:
+            panel = run_panel(run_id, store)
+        except (KeyError, ValueError) as err:
+            panel = pn.pane.HTML(f"<p style='color:#c0392b'>{html.escape(str(err))}</p>")
+        back = f"{nav} · <a href='./sweeps?id={sid}'>sweep <code>{sid}</code></a>"
+        return pn.Column(pn.pane.HTML(back), panel, sizing_mode="stretch_width", css_classes=["wb-sweep-run-page"])
     try:
-        view = sweep_view(sweep_id, store)
+        view = sweep_view(sweep_id, store, run_link=f"./sweeps?id={sweep_id}&run=")
     except _ConfigError as err:  # no such sweep: one line naming the known ones
         return pn.pane.HTML(f"<style>{_PAGE_CSS}</style><div class='wb-index'>{nav}<h2>Sweeps</h2>"
                             f"<p style='color:#c0392b'>{html.escape(str(err))}</p>{sweeps_html(store)}</div>",

@@ -30,7 +30,6 @@ from .render import headless as _headless
 from .render import output, setup_renderer
 from .views import render
 
-FINISHED = ("completed", "stopped", "failed", "crashed")
 MAX_POLL_FAILURES = 40  # consecutive failed reads of the store before a dashboard gives up following a run
 
 

@@ -25,6 +25,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from workbench.core.params import ConfigError, parse_assignments
+from workbench.store.store import STATUSES
 
 from .declared import flag, help_lines, ordered
 
@@ -242,7 +243,7 @@ class WorkbenchMagics(Magics):
 
     @magic_arguments()
     @argument("--method", help="only this experiment's runs")
-    @argument("--status", choices=("running", "completed", "stopped", "failed", "crashed"), help="only runs in this state")
+    @argument("--status", choices=STATUSES, help="only runs in this state")
     @line_magic
     def wb_runs(self, line: str) -> Any:
         """Show the runs table (tick runs, press Compare)."""
@@ -285,19 +286,36 @@ class WorkbenchMagics(Magics):
     @argument("--sampler", help="tpe, random, grid or cmaes (default: grid for a finite space, else tpe)")
     @argument("--smoke", action="store_true", help="every trial from the experiment's smoke settings")
     @argument("--seed", type=int, help="the sampler's seed")
+    @argument("--name", help="the sweep's id (default sweep-<time>-<hex>)")
     @line_magic
     def wb_sweep(self, line: str) -> Any:
         """Start a sweep of METHOD in the background and show its live view (figures, trials table, Stop).
 
         ``%wb_sweep METHOD --space lr=1e-3:1e-1:log width=8,16 --trials 12 --parallel 2`` runs
         ``workbench.sweep(...)`` in a background thread; the cell returns at once with the sweep's view, which
-        refreshes while trials run. A bad space is one line, before anything starts.
+        refreshes while trials run (select a trial to open its run). A bad space is one line, before anything
+        starts. Headless (``workbench report``) the sweep runs to its end in the cell, which keeps its figures
+        and trials table as static outputs for the report.
         """
         args = parse_argstring(self.wb_sweep, line)
         kwargs = sweep_kwargs(args)
         from workbench.store import runs as runs_api
 
         store = runs_api.store()
+        if _headless():  # `workbench report`: the sweep runs to its end here; its figures stay in the notebook
+            import optuna
+
+            from workbench.core.sweep import sweep
+
+            from .sweep import show_sweep
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            try:
+                result = sweep(**kwargs, store=store)
+            except ConfigError as err:
+                raise UsageError(str(err)) from None
+            show_sweep(result.sweep_id, store)
+            return None
         sweep_id = start_sweep(kwargs, store)
         if not front_end():
             print(f"sweep {sweep_id}: running in the background "
@@ -305,9 +323,11 @@ class WorkbenchMagics(Magics):
             return None
         from IPython.display import display
 
-        from .sweep import sweep_view
+        from .sweep import SweepDashboard
 
-        display(sweep_view(sweep_id, store))
+        dash = SweepDashboard(sweep_id, store, driver=BACKGROUND_SWEEPS.get(sweep_id))
+        display(dash)
+        dash.follow()
         return None
 
     @magic_arguments()
@@ -376,52 +396,66 @@ def sweep_kwargs(args: Any) -> dict[str, Any]:
         raise UsageError(str(err)) from None
     return {"method": exp.name, "space": list(args.space), "trials": args.trials, "parallel": args.parallel,
             "objective": args.objective, "direction": args.direction, "sampler": args.sampler,
-            "smoke": args.smoke, "seed": args.seed}
+            "smoke": args.smoke, "seed": args.seed, "sweep_id": args.name}
 
 
 def start_sweep(kwargs: dict[str, Any], store: Any, sweep: Any = None, timeout: float = 120.0) -> str:
-    """Run ``sweep(**kwargs, store=store)`` (default ``workbench.sweep``) in a daemon thread; return the id of the
-    sweep it creates (the study that appears in ``store``) once it exists. An error before that is a
-    ``UsageError`` (its last line)."""
+    """Run ``sweep(**kwargs, store=store, sweep_id=ID)`` (default ``workbench.sweep``) in a daemon thread, ``ID``
+    being ``kwargs["sweep_id"]`` or a new one; return ``ID`` once its study is in ``store`` (the view reads it). An
+    error before that is a ``UsageError`` (its last line)."""
     import optuna
 
     from workbench.core.sweep import study as studies
 
     if sweep is None:
         from workbench.core.sweep import sweep
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the view says what the study's log lines would
+    kwargs = dict(kwargs)
+    sweep_id = kwargs.pop("sweep_id", None) or studies.new_sweep_id()
+    try:
+        studies.check_new_id(store, sweep_id)
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
     storage = studies.storage(store)  # one engine for the polling below
-
-    def known() -> list[str]:
-        return [s.study_name for s in optuna.get_all_study_summaries(storage)]
-
-    before = set(known())
     failure: list[BaseException] = []
+    started = threading.Event()
 
     def target() -> None:
         try:
-            sweep(**kwargs, store=store)
+            sweep(**kwargs, store=store, sweep_id=sweep_id)
         except BaseException as err:  # noqa: BLE001 - reported to the cell, or printed once the cell returned
             failure.append(err)
-            if sweep_id_box:
-                print(f"sweep {sweep_id_box[0]} ended with an error: {err}", file=sys.stderr)
+            if started.is_set():
+                print(f"sweep {sweep_id} ended with an error: {err}", file=sys.stderr)
 
-    sweep_id_box: list[str] = []
-    thread = threading.Thread(target=target, name="wb-sweep", daemon=True)
+    thread = threading.Thread(target=target, name=f"wb-sweep-{sweep_id}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while True:
-        new = [s for s in known() if s not in before]
-        if new:
-            sweep_id_box.append(new[-1])
-            BACKGROUND_SWEEPS[new[-1]] = thread
-            return new[-1]
+        if _has_study(storage, sweep_id):
+            started.set()
+            if failure:  # it failed between creating its study and this check: nothing else would say so
+                raise UsageError(f"sweep {sweep_id} ended with an error: {_last_line(failure[0])}")
+            BACKGROUND_SWEEPS[sweep_id] = thread
+            return sweep_id
         if not thread.is_alive():
-            err = failure[0] if failure else None
-            text = (str(err).strip().splitlines() or [type(err).__name__])[-1] if err else "it ended before starting"
+            text = _last_line(failure[0]) if failure else "it ended before starting"
             raise UsageError(f"the sweep did not start: {text}")
         if time.monotonic() > deadline:
             raise UsageError(f"the sweep did not start within {timeout:g} s")
-        time.sleep(0.1)
+        thread.join(0.1)
+
+
+def _last_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[-1]
+
+
+def _has_study(storage: Any, sweep_id: str) -> bool:
+    try:
+        storage.get_study_id_from_name(sweep_id)
+    except KeyError:
+        return False
+    return True
 
 
 def _wait(dash: Any) -> None:

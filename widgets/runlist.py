@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any, Iterable
 
+from workbench.store.store import STATUSES
+
 from .curves import Series, static_figure
 from .labels import SMOKE, run_label, summary_text, text_table
 
@@ -73,8 +75,7 @@ class RunsTable:
         methods = sorted(set(experiments()) | ({method} if method else set()))
         self.method = W.Dropdown(options=[("all", None)] + [(m, m) for m in methods], value=method,
                                  description="method")
-        self.status = W.Dropdown(options=[("all", None)] + [(s, s) for s in
-                                 ("running", "completed", "stopped", "failed", "crashed")],
+        self.status = W.Dropdown(options=[("all", None)] + [(s, s) for s in STATUSES],
                                  value=status, description="status")
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.compare_button = W.Button(description="Compare", icon="line-chart", disabled=True,

@@ -85,5 +85,44 @@ def test_sweeps_list_and_one_sweep_offline(page, sweep_app):
     assert page.locator(".tabulator-row").count() == 4  # one row per trial
     page.screenshot(path=str(tmp / "app-sweep.png"), full_page=True)
     print(f"screenshot: {tmp / 'app-sweep.png'}")
+    run_link = page.locator(".tabulator-row").nth(3).locator("a")  # the pruned trial's run id: a link to its page
+    run_id = run_link.inner_text().strip()
+    run_link.click()  # a new page the server builds (curves and the method's views): slow on a loaded machine
+    page.wait_for_selector(f"text=trial 3 of sweep {sweep_id}", timeout=90_000)
+    assert f"run={run_id}" in page.url and run_id in page.locator(".wb-sweep-run-title").inner_text()
+    assert "pruned" in page.locator(".wb-sweep-run-title").inner_text()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # its curves
+    page.locator(f"a[href='./sweeps?id={sweep_id}']").first.wait_for(timeout=30_000)  # back to the sweep
+    page.screenshot(path=str(tmp / "app-sweep-run.png"), full_page=True)
+    assert page.external_requests == [], page.external_requests
+    assert page.console_errors == [], page.console_errors
+
+
+def test_sweep_report_offline(page, tmp_path):
+    """``reports/sweep-<id>.html`` (what ``workbench sweep`` writes) opened from disk: every figure drawn and
+    titled, the trials table, nothing fetched, a clean console."""
+    pytest.importorskip("optuna", reason="optuna is not installed (the 'sweep' extra)")
+    sys.path.insert(0, str(HERE.parent / "sweep"))
+    import toy  # noqa: E402 (registers "sweeptoy")
+
+    from widgets.sweep import TITLES, sweep_report
+    from workbench.store.store import Store
+
+    store = Store(tmp_path / "store")
+    study, run_ids = toy.told_sweep(store)
+    sweep_id = study.study_name
+    path = sweep_report(sweep_id, store, tmp_path / f"sweep-{sweep_id}.html")
+    page.goto(path.as_uri())
+    plots = page.locator(".js-plotly-plot")
+    plots.nth(len(TITLES) - 1).wait_for(timeout=30_000)
+    assert plots.count() == len(TITLES)
+    titles = plots.evaluate_all("els => els.map(el => el.layout && el.layout.title && el.layout.title.text)")
+    for title in TITLES.values():
+        assert any(t and t.startswith(title) and sweep_id in t for t in titles), (title, titles)
+    assert page.locator(".main-svg .gtitle").count() >= len(TITLES)  # the titles drawn, not only in the layout
+    rows = page.locator("table.wb-sweep-trials tbody tr")
+    assert rows.count() == 4 and all(r in page.inner_text("table.wb-sweep-trials") for r in run_ids)
+    page.screenshot(path=str(tmp_path / "sweep-report.png"), full_page=True)
+    print(f"screenshot: {tmp_path / 'sweep-report.png'}")
     assert page.external_requests == [], page.external_requests
     assert page.console_errors == [], page.console_errors

@@ -128,7 +128,7 @@ def test_a_version_4_store_migrates_its_claims(url, monkeypatch):
                 rid, "d", "4", None, "ranges do not overlap", rid, "e", "5", None, None])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION)
     new = Store(url)
-    assert new.schema_version() == SCHEMA_VERSION == 6
+    assert new.schema_version() == SCHEMA_VERSION >= 6
     got = new.claims(rid)
     assert [c["outcome"] for c in got] == ["holds", "fails", "not evaluated", "inconclusive", "inconclusive"]
     assert [c["holds"] for c in got] == [True, False, None, None, None]  # holds stays comparable

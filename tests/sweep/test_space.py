@@ -95,3 +95,27 @@ def test_rule_bounds_and_claims_over_seeds_from_stored_claims(tmp_path):
     assert row["outcome"] == "holds" and row["setting"] == {"lr": 0.1}
     (row,) = aggregate(store, runs[:1])  # one seed: no interval, never "holds"
     assert row["outcome"] == "inconclusive" and "unbounded" in row["reason"]
+
+
+def test_sweep_id_is_checked_before_anything_starts(tmp_path, monkeypatch):
+    """``sweep_id=`` names a new sweep: a malformed or taken name (or one given with ``resume``) is one line, and
+    neither Ray nor a study is started."""
+    pytest.importorskip("optuna")
+    from workbench.core.sweep import execute, sweep
+    from workbench.core.sweep import study as studies
+    from workbench.store.store import Store
+
+    def no_ray(*_a, **_k):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(execute, "connect", no_ray)
+    store = Store(tmp_path)
+    sp = parse_space(EXP, ["lr"])
+    studies.create(store, studies.SweepSpec("sweeptoy", sp.specs(), ["val/loss"], ["min"]), "taken")
+    for name, words in [("a b", "parameter 'sweep_id' = 'a b' is not allowed"), ("", "is not allowed"),
+                        ("taken", "names a sweep already in the store; continue it with resume='taken'")]:
+        with pytest.raises(ConfigError, match=words):
+            sweep("sweeptoy", ["lr"], store=store, sweep_id=name)
+    with pytest.raises(ConfigError, match="not both"):
+        sweep(store=store, sweep_id="new", resume="taken")
+    assert studies.sweeps(store) == ["taken"]

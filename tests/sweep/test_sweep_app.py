@@ -163,6 +163,7 @@ def test_magic_arguments(ip):
     kw = sweep_kwargs(args)
     assert kw["method"] == "sweeptoy" and kw["space"] == ["lr=1e-3:1e-1:log", "width=8,16", "arch=a,b"]
     assert kw["trials"] == 6 and kw["parallel"] == 2 and kw["smoke"] is True and kw["sampler"] is None
+    assert kw["sweep_id"] is None and sweep_kwargs(_args(ip, "sweeptoy --space lr --name lr-1"))["sweep_id"] == "lr-1"
 
 
 @pytest.mark.parametrize("line, message", [
@@ -191,22 +192,50 @@ def test_magic_bad_arguments_are_one_line(ip, capsys, line, message):
 
 
 def test_start_sweep_runs_in_the_background_and_names_the_sweep(tmp_path):
+    """The magic names the sweep itself (``sweep_id=``): another sweep created in the same store meanwhile (another
+    kernel, the CLI) is not mistaken for it."""
     import threading
 
     from widgets.magics import BACKGROUND_SWEEPS, start_sweep
 
     store = Store(tmp_path)
     release = threading.Event()
+    got = {}
 
-    def fake_sweep(method, space, store, **_):  # creates the study as workbench.sweep does, then "runs"
+    def fake_sweep(method, space, store, sweep_id, **_):  # another sweep first, then its own study, then "runs"
         sp = parse_space(toy.EXPERIMENT, space)
-        studies.create(store, studies.SweepSpec(method, sp.specs(), ["val/loss"], ["min"]))
+        spec = studies.SweepSpec(method, sp.specs(), ["val/loss"], ["min"])
+        studies.create(store, spec, "someone-else")
+        got["id"] = sweep_id
+        studies.create(store, spec, sweep_id)
         release.wait(10)
 
     sweep_id = start_sweep({"method": "sweeptoy", "space": ["lr"]}, store, sweep=fake_sweep)
-    assert studies.sweeps(store) == [sweep_id] and BACKGROUND_SWEEPS[sweep_id].is_alive()
+    assert sweep_id == got["id"] and sweep_id.startswith("sweep-") and BACKGROUND_SWEEPS[sweep_id].is_alive()
+    assert sorted(studies.sweeps(store)) == sorted([sweep_id, "someone-else"])
     release.set()
     BACKGROUND_SWEEPS[sweep_id].join(10)
+
+
+def test_start_sweep_takes_a_name_and_refuses_a_taken_or_bad_one(tmp_path):
+    from IPython.core.error import UsageError
+
+    from widgets.magics import BACKGROUND_SWEEPS, start_sweep
+
+    store = Store(tmp_path)
+
+    def fake_sweep(method, space, store, sweep_id, **_):
+        sp = parse_space(toy.EXPERIMENT, space)
+        studies.create(store, studies.SweepSpec(method, sp.specs(), ["val/loss"], ["min"]), sweep_id)
+
+    assert start_sweep({"method": "sweeptoy", "space": ["lr"], "sweep_id": "lr-search"}, store,
+                       sweep=fake_sweep) == "lr-search"
+    BACKGROUND_SWEEPS["lr-search"].join(10)
+    with pytest.raises(UsageError, match="'lr-search' names a sweep already in the store; continue it with resume"):
+        start_sweep({"method": "sweeptoy", "space": ["lr"], "sweep_id": "lr-search"}, store, sweep=fake_sweep)
+    with pytest.raises(UsageError, match="parameter 'sweep_id' = 'a b' is not allowed"):
+        start_sweep({"method": "sweeptoy", "space": ["lr"], "sweep_id": "a b"}, store, sweep=fake_sweep)
+    assert studies.sweeps(store) == ["lr-search"]
 
 
 def test_start_sweep_error_before_the_study_is_one_line(tmp_path):
@@ -219,3 +248,20 @@ def test_start_sweep_error_before_the_study_is_one_line(tmp_path):
 
     with pytest.raises(UsageError, match="the sweep did not start: no cluster here"):
         start_sweep({"method": "sweeptoy", "space": ["lr"]}, Store(tmp_path), sweep=failing)
+
+
+def test_trials_table_links_each_run_to_its_page(swept, tmp_path):
+    """In the app each trial's run id links to ``/sweeps?id=SWEEP&run=RUN``: that run's page (trial, status,
+    curves, views) with a link back to the sweep."""
+    from widgets.app import sweeps_page
+
+    store, sweep_id, run_ids, _best = swept
+    view = sweeps_page(sweep_id, store).objects[1]
+    assert view.table.formatters["run_id"] == {"type": "link", "urlPrefix": f"./sweeps?id={sweep_id}&run=",
+                                               "target": "_self"}
+    page = sweeps_page(sweep_id, store, run_id=run_ids[3])
+    text = _html(page, tmp_path / "run.html")
+    assert f"trial 3 of sweep {sweep_id}" in text and run_ids[3] in text and "pruned" in text
+    assert f"./sweeps?id={sweep_id}" in page.objects[0].object  # back to the sweep
+    missing = sweeps_page(sweep_id, store, run_id="nosuch")
+    assert "nosuch" in missing.objects[1].object

@@ -42,7 +42,8 @@ EXPERIMENT = register(Experiment(name="sweeptoy", title="Sweep toy", config=Swee
 
 def told_sweep(store):
     """A sweep of four trials told to Optuna by hand (no Ray): three completed, the last pruned, each with its run in
-    ``store``. Returns ``(study, run_ids)``; shared by the view, app and browser tests."""
+    ``store`` (a short curve, tagged with its sweep and trial, as a trial's run is). Returns ``(study, run_ids)``;
+    shared by the view, app and browser tests."""
     from optuna.trial import TrialState
 
     from workbench.core.sweep import study as studies
@@ -55,6 +56,9 @@ def told_sweep(store):
     for i in range(4):
         trial = study.ask(sp.distributions())
         run_id = store.create_run("sweeptoy", sp.config_values(trial.params))
+        store.add_metrics(run_id, [(s, "val/loss", 1.0 / (1 + trial.params["lr"]) + 0.1 / (s + 1), 1.0 + s)
+                                   for s in range(3 if i < 3 else 2)])
+        store.add_artifact(run_id, "sweep", {"sweep": study.study_name, "trial": trial.number, "params": trial.params})
         store.finish(run_id, "completed" if i < 3 else "pruned")
         trial.set_user_attr("run_id", run_id)
         run_ids.append(run_id)

@@ -46,7 +46,7 @@ from urllib.parse import quote
 from workbench.store.files import ArtifactFiles
 from workbench.store.sql import Dialect, PostgreSQL, SQLite, parse_location, redact
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 HEARTBEAT_EVERY = 2.0
 HEARTBEAT_TIMEOUT = 30.0
 #: seconds a run's bookkeeping (metrics, heartbeat, artifacts, claims, final status) waits out an unreachable store
@@ -140,6 +140,13 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX claims_token ON claims (token);
     ALTER TABLE artifacts ADD COLUMN token TEXT;
     CREATE UNIQUE INDEX artifacts_token ON artifacts (token)
+    """,
+    # v7: a run may end ``pruned`` (a sweep's pruner stopped it early; its metrics kept). Existing rows need no
+    # change; the version is what matters: a workbench older than v7 does not know that status and refuses this
+    # store ("newer than this workbench; upgrade") rather than misread its runs. An index on status serves the
+    # crash check every read makes (``status='running'``) and ``runs list --status``.
+    """
+    CREATE INDEX runs_by_status ON runs (status)
     """,
 ]
 

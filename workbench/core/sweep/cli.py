@@ -1,7 +1,8 @@
 """``workbench sweep METHOD --space ... [--objective M --direction max|min] [--trials N] [--parallel N] ...``.
 
 ``main(argv) -> int``: 0 when every trial ended (completed or pruned, or failed on its own), 2 for a bad argument
-(one line, nothing started), 130 after Ctrl-C (the sweep is resumable: ``--resume SWEEP_ID``).
+(one line, nothing started), 130 after Ctrl-C (the sweep is resumable: ``--resume SWEEP_ID``). When the sweep
+ends, its report (figures and trials table, one offline page) goes to ``reports/sweep-SWEEP_ID.html``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ USAGE_EXAMPLES = """examples:
   workbench sweep --resume SWEEP_ID                                # continue an interrupted sweep
   workbench sweep classify --space lr --address HEAD_IP:6379 --store postgresql://me@db/wb   # on a Ray cluster
 """
+
+
+#: the entry point group where the notebook layer registers its report writers (``sweep``: sweep_id, store, path)
+REPORTS_GROUP = "workbench.reports"
 
 
 class _Usage(Exception):
@@ -47,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), help="default: median (one objective)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="start no new trial after this long")
     p.add_argument("--address", metavar="HOST:PORT", help="join this Ray cluster (default: a local one on 127.0.0.1)")
+    p.add_argument("--name", metavar="SWEEP_ID", help="the new sweep's id (default sweep-<time>-<hex>)")
     p.add_argument("--resume", metavar="SWEEP_ID", help="continue this sweep")
     p.add_argument("--store", metavar="URL", help="the run store (a directory, sqlite:///path.db or postgresql://...)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each trial reserves (default 0)")
@@ -54,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="default", choices=("default", "demo", "paper"), help="start from a preset")
     p.add_argument("--seed", type=int, help="the sampler's seed")
     p.add_argument("--module", default="", help="import this module first (experiments registered outside workbench)")
+    p.add_argument("--report", metavar="PATH", help="where the sweep's report goes (default reports/sweep-ID.html)")
+    p.add_argument("--no-report", action="store_true", help="write no report")
     return p
 
 
@@ -87,12 +95,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                        trials=args.trials, parallel=args.parallel, sampler=args.sampler, pruner=args.pruner,
                        timeout=args.timeout, address=args.address, resume=args.resume, store=args.store,
                        gpus_per_trial=args.gpus_per_trial, fixed=fixed, smoke=args.smoke, scale=args.scale,
-                       seed=args.seed, module=args.module, on_trial=_print_trial)
+                       seed=args.seed, module=args.module, sweep_id=args.name, on_trial=_print_trial)
     except (_Usage, ConfigError, ValueError) as err:
         print(f"workbench sweep: {err}", file=sys.stderr)
         return 2
     _print_result(result)
+    if not args.no_report:
+        print(write_report(result.sweep_id, result.store, args.report), flush=True)
     return 130 if result.interrupted else 0
+
+
+def _report_writer() -> Any:
+    """The sweep report writer registered under the ``workbench.reports`` entry point (the notebook layer's), or
+    ``None`` where that layer is not installed."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=REPORTS_GROUP, name="sweep"):
+        return ep.load()
+    return None
+
+
+def write_report(sweep_id: str, store: Any, path: str | None = None) -> str:
+    """Write the sweep's report (its figures and trials table, offline) with the registered writer; one line
+    saying where, or why none was written. A failing writer never fails the finished sweep."""
+    writer = _report_writer()
+    if writer is None:
+        return (f"no report written: no writer registered under the {REPORTS_GROUP} entry point (the notebook "
+                "layer's: pip install -e '.[notebook]')")
+    try:
+        return f"report: {writer(sweep_id, store, path)}"
+    except Exception as err:  # noqa: BLE001 - the sweep is done and stored; say why its report is missing
+        lines = str(err).strip().splitlines()
+        return f"no report written: {type(err).__name__}{': ' + lines[-1] if lines else ''}"
 
 
 def _print_trial(t: dict[str, Any]) -> None:

@@ -80,10 +80,12 @@ def sweep(method: "str | Experiment | None" = None, space: Iterable[str] = (), *
           pruner_options: dict[str, Any] | None = None, timeout: float | None = None, address: str | None = None,
           resume: str | None = None, store: "Store | str | None" = None, gpus_per_trial: float = 0.0,
           fixed: dict[str, Any] | None = None, smoke: bool = False, scale: str = "default", seed: int | None = None,
-          module: str = "", on_trial: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
+          module: str = "", sweep_id: str | None = None,
+          on_trial: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
     """Search ``method``'s declared parameters over ``space`` (``["lr=1e-4:1e-1:log", "width=8,16,32"]``, see
     :mod:`workbench.core.sweep.space`), ``trials`` trials, ``parallel`` at a time on Ray; every trial is a run in
-    ``store``. ``resume=SWEEP_ID`` continues a sweep (its stored definition; ``trials``/``parallel``/``timeout``
+    ``store``. ``sweep_id`` names a new sweep (default ``sweep-<time>-<hex>``), so a caller knows it before the
+    sweep starts. ``resume=SWEEP_ID`` continues a sweep (its stored definition; ``trials``/``parallel``/``timeout``
     may change). A bad argument raises :class:`ConfigError` (one line naming it) before anything starts."""
     from workbench.store import runs as runs_api
 
@@ -100,6 +102,10 @@ def sweep(method: "str | Experiment | None" = None, space: Iterable[str] = (), *
         raise ConfigError(f"parameter 'gpus_per_trial' = {gpus_per_trial!r} is out of range; allowed range [0, inf]",
                           "gpus_per_trial")
     threads = max(1, (os.cpu_count() or 1) // parallel) if address is None else 1
+    if sweep_id is not None and resume:
+        raise ConfigError("give sweep_id (a new sweep) or resume (an existing one), not both", "sweep_id")
+    if sweep_id is not None:
+        studies.check_new_id(store, sweep_id)
     if resume:
         study, spec = studies.load(store, resume)
         exp, _ = _experiment(spec.method, spec.module)
@@ -142,7 +148,7 @@ def sweep(method: "str | Experiment | None" = None, space: Iterable[str] = (), *
                                  dict(pruner_options or {}), seed, module)
         studies.make_sampler(sampler, seed, len(objectives) > 1)
         studies.make_pruner(pruner, pruner_options)
-        study = studies.create(store, spec)
+        study = studies.create(store, spec, sweep_id)
         study.set_user_attr("trials", target)
         for params in grid[:target]:
             study.enqueue_trial(params)

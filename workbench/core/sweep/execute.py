@@ -8,12 +8,24 @@ that optional import fail (jsonschema then skips the IRI format checks, which Ra
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from workbench.core.params import ConfigError
+
+#: Ray's notes at the start of a local cluster that ask nothing of the user (a sweep started from a notebook's
+#: background thread sets no SIGTERM handler by design; token authentication is on, as wanted): not shown
+_NOTES = {"ray._private.worker": "SIGTERM handler is not set",
+          "ray._private.authentication.authentication_token_setup": "Token authentication is enabled"}
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.getMessage().startswith(n) for n in _NOTES.values())
+
 
 _STUB = 'raise ImportError("not loaded in the sweep\'s Ray processes (slow to import; unused by Ray)")\n'
 
@@ -51,11 +63,16 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         return True
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([_stub_dir(), *([before] if before else [])])
+    quiet = _Quiet()
+    for name in _NOTES:
+        logging.getLogger(name).addFilter(quiet)
     try:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=False, logging_level="warning",
                  object_store_memory=128 * 2**20)
     finally:
+        for name in _NOTES:
+            logging.getLogger(name).removeFilter(quiet)
         if before is None:
             os.environ.pop("PYTHONPATH", None)
         else:

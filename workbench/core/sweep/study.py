@@ -7,6 +7,7 @@ user attributes hold its ``run_id``; each run holds a ``sweep`` artifact ``{"swe
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,20 @@ class SweepSpec:
 
 def new_sweep_id() -> str:
     return "sweep-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+#: what a sweep id may hold: it names the study, the report file (reports/sweep-<id>.html) and the app's URL
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_new_id(store: "Store", sweep_id: str) -> None:
+    """Refuse (one line) a ``sweep_id`` that is malformed or names a sweep already in ``store``."""
+    if not isinstance(sweep_id, str) or not ID_PATTERN.fullmatch(sweep_id):
+        raise ConfigError(f"parameter 'sweep_id' = {sweep_id!r} is not allowed; allowed: 1-100 letters, digits, "
+                          "'_', '.', '-', starting with a letter or digit", "sweep_id")
+    if sweep_id in sweeps(store):
+        raise ConfigError(f"parameter 'sweep_id' = {sweep_id!r} names a sweep already in the store; continue it "
+                          f"with resume={sweep_id!r} or choose another name", "sweep_id")
 
 
 def storage_url(store: "Store") -> str:
@@ -140,7 +155,8 @@ def sweeps(store: "Store") -> list[str]:
 
 
 def trials(sweep_id: str, store: "Store | None" = None) -> "pd.DataFrame":
-    """One row per trial: number, state (Optuna's), status (the run's), params, objective value(s), run id, seconds."""
+    """One row per trial: number, state (Optuna's), status (the run's), params, objective value(s), run id, seconds,
+    error (why it ended early: the driver's word, else its run's)."""
     import pandas as pd
 
     from workbench.store import runs as runs_api
@@ -150,15 +166,15 @@ def trials(sweep_id: str, store: "Store | None" = None) -> "pd.DataFrame":
     rows = []
     for t in study.get_trials(deepcopy=False):
         run_id = t.user_attrs.get(RUN_ATTR)
-        status = t.user_attrs.get("status")
+        status, error = t.user_attrs.get("status"), t.user_attrs.get("error")
         if run_id:
             try:
-                status = store.get(run_id)["status"]
+                record = store.get(run_id)
+                status, error = record["status"], error or record.get("error")
             except KeyError:
                 status = "missing"
         row = {"trial": t.number, "state": t.state.name, "status": status or t.state.name.lower(),
-               "run_id": run_id, "seconds": t.duration.total_seconds() if t.duration else None,
-               "error": t.user_attrs.get("error")}
+               "run_id": run_id, "seconds": t.duration.total_seconds() if t.duration else None, "error": error}
         for name, value in zip(spec.objectives, t.values or [None] * len(spec.objectives)):
             row[name] = value
         row.update({f"param/{k}": v for k, v in t.params.items()})

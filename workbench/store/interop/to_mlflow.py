@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from workbench.store.store import Store
 
 #: workbench status -> MLflow RunStatus
-STATUS = {"completed": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "stopped": "KILLED", "running": "RUNNING"}
+STATUS = {"completed": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "stopped": "KILLED", "pruned": "KILLED",
+          "running": "RUNNING"}
 TAG = "workbench.run_id"
 BATCH = 1000  # MLflow's limit of metrics per log_batch
 PARAM_LIMIT = 6000  # MLflow's longest param value
