@@ -43,7 +43,7 @@ bench: setup
 	@for b in benchmarks/*.py; do [ "$$b" = benchmarks/test_suite.py ] && continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 gpu-check: setup
-	$(BIN)/python benchmarks/gpu_check.py
+	$(BIN)/python benchmarks/gpu_check.py --project
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

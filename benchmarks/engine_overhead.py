@@ -1,10 +1,18 @@
 """Engine overhead: the same training work in a bare PyTorch loop and through ``workbench.run``.
 
 Work per step (the classify default's shape): an MLP 64→256→256→10 on a batch of 128, SGD with
-momentum, the loss logged every step. Prints the per-step times and their ratio (goal ≤ 1.05).
-Both loops alternate over several repeats; the median of each is compared.
+momentum, the loss logged every step. Three loops alternate in every round (their order rotates): the bare loop,
+the engine with its progress bar and the engine without it. Reported per loop: the median over rounds of the
+wall-clock time per step and of the process CPU time per step (every thread: the store's writer thread
+included; steadier than wall-clock on a shared machine), and the engine's ratios to the bare loop (goal ≤ 1.01
+with the bar on). The load average is printed beside the figures.
 
-    python benchmarks/engine_overhead.py [--steps 2000] [--repeats 5]
+On a loaded machine a 1% difference drowns in the noise of the step itself, so the engine's own cost is also
+measured alone: an empty step (the loss a constant) through the engine against a bare loop that appends it to a
+list, in process CPU time (``--empty-steps``); that cost divided by the bare MLP step's CPU time is the overhead
+the engine adds to it, whatever the step.
+
+    python benchmarks/engine_overhead.py [--steps 2000] [--repeats 7] [--empty-steps 50000]
 """
 from __future__ import annotations
 
@@ -42,15 +50,21 @@ def step(model, opt, x, y, idx) -> torch.Tensor:
     return loss
 
 
-def bare(steps: int) -> float:
+def bare_times(steps: int) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) per step of the bare loop."""
     x, y, model, opt = make_work(0)
     batches = IndexBatches(len(x), 128, seed=0)
     log = []
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(steps):
         loss = step(model, opt, x, y, next(batches))
         log.append((i, loss.item()))
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
+
+
+def bare(steps: int) -> float:
+    """Wall seconds per step of the bare loop."""
+    return bare_times(steps)[0]
 
 
 class BenchConfig(Config):
@@ -61,35 +75,87 @@ def engine_run(cfg: BenchConfig, ctx) -> dict:
     x, y, model, opt = make_work(0)
     ctx.track(model=model, opt=opt)
     batches = ctx.batches(len(x), 128)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in ctx.steps(cfg.steps):
         loss = step(model, opt, x, y, next(batches))
         ctx.log(i, **{"train/loss": loss.item()})
-    return {"seconds_per_step": (time.perf_counter() - start) / cfg.steps}
+    return {"seconds_per_step": (time.perf_counter() - start) / cfg.steps,
+            "cpu_seconds_per_step": (time.process_time() - cpu) / cfg.steps}
 
 
 EXP = Experiment("engine_overhead", BenchConfig, engine_run, title="engine overhead benchmark")
 
 
+def empty_run(cfg: BenchConfig, ctx) -> dict:
+    cpu = time.process_time()
+    for i in ctx.steps(cfg.steps):
+        ctx.log(i, **{"train/loss": 0.5})
+    ctx._writer.flush()  # commit what the writer thread has not yet: every logged row's cost is counted
+    return {"cpu_seconds_per_step": (time.process_time() - cpu) / cfg.steps}
+
+
+EMPTY = Experiment("engine_overhead_empty", BenchConfig, empty_run, title="engine overhead, empty step")
+
+
+def empty_costs(steps: int, repeats: int) -> tuple[float, float]:
+    """Process CPU seconds per empty step: (engine with the bar, bare loop), medians over interleaved rounds. The
+    engine's figure includes its store writer thread committing the logged rows."""
+    engine, bare_cpu = [], []
+    for _ in range(repeats):
+        engine.append(workbench.run(EMPTY, {"steps": steps}, progress=True).summary["cpu_seconds_per_step"])
+        log, cpu = [], time.process_time()
+        for i in range(steps):
+            log.append((i, 0.5))
+        bare_cpu.append((time.process_time() - cpu) / steps)
+    return statistics.median(engine), statistics.median(bare_cpu)
+
+
+def engined_times(steps: int, progress: bool = True) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) per step through ``workbench.run``."""
+    summary = workbench.run(EXP, {"steps": steps}, progress=progress).summary
+    return summary["seconds_per_step"], summary["cpu_seconds_per_step"]
+
+
 def engined(steps: int) -> float:
-    return workbench.run(EXP, {"steps": steps}, progress=True).summary["seconds_per_step"]
+    return engined_times(steps)[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--empty-steps", type=int, default=50_000, help="steps of the empty-step rounds (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    bare(200), engined(200)  # warm up
-    b, e = [], []
-    for _ in range(args.repeats):
-        b.append(bare(args.steps))
-        e.append(engined(args.steps))
-    tb, te = statistics.median(b), statistics.median(e)
-    print(f"bare PyTorch loop : {tb * 1e3:.3f} ms/step (median of {args.repeats} × {args.steps} steps)")
-    print(f"workbench engine  : {te * 1e3:.3f} ms/step (progress bar, store writer, checks on)")
-    print(f"overhead ratio    : {te / tb:.3f}  (goal ≤ 1.05)")
+    loops = {"bare PyTorch loop": bare_times, "engine, progress bar": lambda n: engined_times(n, True),
+             "engine, no bar": lambda n: engined_times(n, False)}
+    for fn in loops.values():  # warm up
+        fn(200)
+    load0 = os.getloadavg()[0]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
+    names = list(loops)
+    for r in range(args.repeats):  # rotate who goes first: drifting load hits every loop alike
+        for name in names[r % 3:] + names[: r % 3]:
+            times[name].append(loops[name](args.steps))
+    load1 = os.getloadavg()[0]
+    print(f"\n{args.repeats} rounds × {args.steps} steps, one torch thread; load average (1 min) {load0:.2f} before, "
+          f"{load1:.2f} after, on {os.cpu_count()} cores")
+    print(f"{'loop':<22} {'wall ms/step':>12} {'CPU ms/step':>12} {'wall ratio':>11} {'CPU ratio':>10} "
+          f"{'per-round CPU ratio (min-max)':>30}")
+    base = times[names[0]]
+    bw, bc = statistics.median(t[0] for t in base), statistics.median(t[1] for t in base)
+    for name in names:
+        w, c = statistics.median(t[0] for t in times[name]), statistics.median(t[1] for t in times[name])
+        per = [t[1] / b[1] for t, b in zip(times[name], base)]
+        spread = f"{statistics.median(per):.3f} ({min(per):.3f}-{max(per):.3f})"
+        print(f"{name:<22} {w * 1e3:12.3f} {c * 1e3:12.3f} {w / bw:11.3f} {c / bc:10.3f} {spread:>30}")
+    if args.empty_steps:
+        engine, bare_cpu = empty_costs(args.empty_steps, args.repeats)
+        extra = engine - bare_cpu
+        print(f"empty step, process CPU: engine with the bar {engine * 1e6:.2f} µs, bare loop {bare_cpu * 1e6:.2f} µs: "
+              f"the engine adds {extra * 1e6:.2f} µs per step = ×{(bc + extra) / bc:.4f} on the bare MLP step "
+              f"({bc * 1e3:.3f} ms CPU); load average now {os.getloadavg()[0]:.2f}")
+    print("goal: engine with the progress bar ≤ 1.01 × the bare loop")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,24 @@
    methods alternated within each round (interleaved rounds). A uniform step trains on n_b points: ~n_b forward +
    backward (≈ 3·n_b forward passes of FLOPs); a scoring method adds n_B forward passes without gradients, so the
    FLOP count predicts a ratio of (3·n_b + n_B) / (3·n_b) ≈ 4.3 at n_B = 320, n_b = 32. The overhead of a method is
-   reported in units of one no-grad forward pass of n_B points (measured in the same rounds): RHO-LOSS needs one
-   such forward, so its floor is 1.0. Columns: the best of the rounds (the least disturbed on a shared machine)
-   and the median over rounds of each round's own ratio, with its spread (min-max). A second table alternates the
-   methods and the forward pass step by step (``--samples`` of each) and takes the ratio from quantiles of the
-   single-step times: q10 (the undisturbed steps, robust on a loaded machine) and q50.
+   reported in units of one no-grad forward pass of n_B points *inside a step*: the reference step
+   ``uniform+fwd`` (a uniform step that also runs that forward where a scoring method scores) minus a uniform step,
+   measured in the same rounds. RHO-LOSS needs one such forward, so its floor is 1.0. (A forward timed alone, many
+   in a row, is ~10% cheaper: its weights and input stay in the caches, while in a step the optimiser's update has
+   just passed through them; that unit put a floor of ~1.1 under every scoring method, and is printed for reference.)
+   Columns: the best of the rounds (the least disturbed on a shared machine) and the median over rounds of each
+   round's own ratio, with its spread (min-max). A second table alternates the methods step by step (``--samples``
+   of each) and takes the ratio from quantiles of the single-step times: q10 (the undisturbed steps, robust on a
+   loaded machine) and q50. The candidate indices are drawn before the clock starts in both tables.
+   Clock: on CPU the process CPU time (``--clock cpu``, the default there): a step preempted by another process is
+   not charged for the wait, so the figures hold on a shared machine; on CUDA the wall clock after a synchronise.
+   Threads: one torch thread by default, as the experiment runs a model of this size (``ctx.track``: one intra-op
+   thread under 2M parameters); two threads of a tiny model mostly wait at OpenMP barriers, and on a loaded machine
+   that wait, not the model, is what gets measured.
+   The two tables measure the same cost with the same unit and agree within their noise. They disagreed before
+   (1.26 step by step, 2.00 over rounds) because both timed the wall clock with torch's default threads: a round's
+   mean over 30 steps takes in every preemption and OpenMP wait, and a ratio of two such differences swings widely,
+   while the per-step quantiles drop the disturbed steps; and their unit was the forward alone (see above).
 2. Wall-clock speedup to the target accuracy: the ``goldilocks`` experiment in compare mode (uniform vs RHO-LOSS
    by default) reports the steps and seconds each method needs to reach the uniform baseline's best accuracy.
 3. Memory (``--memory``): peak resident memory (RSS) of a comparison run in a fresh process against the number of
@@ -16,7 +29,8 @@
    1000 steps and per extra seed. Memory should depend on the data and the models, not on the steps.
 
     python benchmarks/goldilocks.py [--dataset digits] [--arch mlp] [--repeats 5] [--steps 30] [--device cpu]
-                                    [--step-methods all] [--samples 300] [--threads 0] [--speedup-steps 300]
+                                    [--step-methods all] [--samples 300] [--threads 1] [--clock cpu|wall]
+                                    [--speedup-steps 300]
                                     [--seeds 1] [--skip-speedup]
                                     [--memory] [--memory-dataset fashion_mnist] [--memory-steps 200]
 
@@ -42,6 +56,7 @@ os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-"))
 import workbench  # noqa: E402
 from workbench.lib import data as wdata  # noqa: E402
 from workbench.methods.goldilocks import Candidates, make_selector  # noqa: E402
+from workbench.methods.goldilocks.selection import Selector  # noqa: E402
 from workbench.methods.goldilocks.experiment import METHODS  # noqa: E402
 from workbench.lib.nn import build_model  # noqa: E402
 
@@ -51,55 +66,79 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+#: the clock of the step-cost tables (``--clock``): process CPU seconds on CPU, wall seconds on CUDA
+clock = time.process_time
+
+
+#: the reference step: a uniform step that also runs one no-grad forward of the n_B candidates where a scoring
+#: method scores them; its extra time over a uniform step is the forward's cost *inside a step* (after an optimiser
+#: step has passed through the caches), the unit of the overhead columns
+REFERENCE = "uniform+fwd"
+
+
+class _ForwardThenUniform(Selector):
+    """The reference step's selection: one no-grad forward of the candidate batch, then the uniform choice."""
+
+    name = REFERENCE
+    draws = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uniform = make_selector("uniform")
+
+    def select(self, model, cand, k, *, step=0, generator=None):  # type: ignore[override]
+        with torch.no_grad():
+            model(cand.x)
+        return self.uniform.select(model, cand, k)
+
+
+def _selector(method: str) -> Selector:
+    return _ForwardThenUniform() if method == REFERENCE else make_selector(method, temperature=1.0, mc_samples=10,
+                                                                           dropout=0.5)
+
+
+def _step(selector: Selector, model, opt, x, y, il, idx, n_small: int, gen) -> None:
+    """One training step of a method: gather the candidates, select, one AdamW step on the selected."""
+    cand = Candidates(idx, x[idx], y[idx], il[idx])
+    sel = selector.select(model, cand, n_small, generator=gen)
+    loss = F.cross_entropy(model(x[sel.index]), y[sel.index])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def time_steps(method: str, model, opt, x, y, il, n_big: int, n_small: int, steps: int, device, gen) -> float:
-    """Seconds per step (select + one AdamW step on the selected) over ``steps`` steps."""
-    selector = make_selector(method, temperature=1.0, mc_samples=10, dropout=0.5)
+    """Seconds per step (select + one AdamW step on the selected) over ``steps`` steps in a row (the candidate
+    indices drawn before the clock starts)."""
+    selector = _selector(method)
     n = y.shape[0]
+    draws = [torch.randperm(n, generator=gen)[:n_big].to(device) for _ in range(steps)]
     _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randperm(n, generator=gen)[:n_big].to(device)
-        cand = Candidates(idx, x[idx], y[idx], il[idx])
-        sel = selector.select(model, cand, n_small, generator=gen)
-        loss = F.cross_entropy(model(x[sel.index]), y[sel.index])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    t0 = clock()
+    for idx in draws:
+        _step(selector, model, opt, x, y, il, idx, n_small, gen)
     _sync(device)
-    return (time.perf_counter() - t0) / steps
+    return (clock() - t0) / steps
 
 
 def time_interleaved(methods: list[str], model, opt, x, y, il, n_big: int, n_small: int, samples: int, device,
-                     gen) -> tuple[dict[str, list[float]], list[float]]:
-    """Seconds of single steps, the methods (and one no-grad forward of n_B points) alternated step by step:
-    ``samples`` timings of each. On a shared machine most steps run undisturbed and the low quantiles of these
-    timings are the machine's unloaded cost; a round-level mean mixes in every preemption."""
-    selectors = {m: make_selector(m, temperature=1.0, mc_samples=10, dropout=0.5) for m in methods}
+                     gen) -> dict[str, list[float]]:
+    """Seconds of single steps, the methods alternated step by step: ``samples`` timings of each. On a shared
+    machine most steps run undisturbed and the low quantiles of these timings are the machine's unloaded cost; a
+    round-level mean mixes in every preemption."""
+    selectors = {m: _selector(m) for m in methods}
     n = y.shape[0]
     out: dict[str, list[float]] = {m: [] for m in methods}
-    fwd: list[float] = []
     for i in range(samples):
         order = methods[i % len(methods):] + methods[: i % len(methods)]  # rotate who goes first
         for m in order:
             idx = torch.randperm(n, generator=gen)[:n_big].to(device)
             _sync(device)
-            t0 = time.perf_counter()
-            cand = Candidates(idx, x[idx], y[idx], il[idx])
-            sel = selectors[m].select(model, cand, n_small, generator=gen)
-            loss = F.cross_entropy(model(x[sel.index]), y[sel.index])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            t0 = clock()
+            _step(selectors[m], model, opt, x, y, il, idx, n_small, gen)
             _sync(device)
-            out[m].append(time.perf_counter() - t0)
-        xb = x[:n_big]
-        _sync(device)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            model(xb)
-        _sync(device)
-        fwd.append(time.perf_counter() - t0)
-    return out, fwd
+            out[m].append(clock() - t0)
+    return out
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -109,13 +148,14 @@ def _quantile(values: list[float], q: float) -> float:
 
 @torch.no_grad()
 def time_forward(model, x, n_big: int, reps: int, device) -> float:
+    """Seconds of one no-grad forward of n_B points, ``reps`` in a row (weights and input stay in the caches)."""
     xb = x[:n_big]
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(reps):
         model(xb)
     _sync(device)
-    return (time.perf_counter() - t0) / reps
+    return (clock() - t0) / reps
 
 
 def step_costs(args) -> None:
@@ -123,6 +163,7 @@ def step_costs(args) -> None:
     methods = list(METHODS) if args.step_methods == "all" else [m.strip() for m in args.step_methods.split(",")]
     if "uniform" not in methods:
         methods = ["uniform"] + methods
+    methods = methods[:1] + [REFERENCE] + methods[1:]
     x, y = wdata.tensors(args.dataset, "train", holdout=0.5)
     x, y = x.to(device), y.to(device)
     il = torch.rand(y.shape[0], device=device)
@@ -134,36 +175,41 @@ def step_costs(args) -> None:
     gen = torch.Generator().manual_seed(0)
     for method in methods:  # warm-up
         time_steps(method, model, opt, x, y, il, args.large_batch, n_small, 3, device, gen)
+    load0 = os.getloadavg()[0]
     times: dict[str, list[float]] = {m: [] for m in methods}
-    fwd: list[float] = []
-    for _ in range(args.repeats):  # one round: every method, then the forward pass
+    alone: list[float] = []
+    for _ in range(args.repeats):  # one round: every method (the reference step among them), then forwards alone
         for method in methods:
             times[method].append(time_steps(method, model, opt, x, y, il, args.large_batch, n_small, args.steps, device, gen))
-        fwd.append(time_forward(model, x, args.large_batch, args.steps, device))
+        alone.append(time_forward(model, x, args.large_batch, args.steps, device))
     # the minimum over rounds: the least disturbed measurement on a shared machine
     best = {m: min(v) for m, v in times.items()}
-    t_fwd = min(fwd)
     base = best["uniform"]
+    t_fwd = best[REFERENCE] - base
     flops_pred = (3 * n_small + args.large_batch) / (3 * n_small)
     print(f"\nPer-step time, {args.dataset}, {args.arch} (width {args.width}), n_B={args.large_batch}, n_b={n_small}, "
-          f"device {device}, torch threads {torch.get_num_threads()}, {args.repeats} interleaved rounds × {args.steps} steps")
-    print(f"one no-grad forward of n_B={args.large_batch} points: {t_fwd * 1e3:.2f} ms (best round), "
-          f"{statistics.median(fwd) * 1e3:.2f} ms (median); FLOP-count prediction for one scoring pass: "
-          f"×{flops_pred:.2f}; from the measured forward: ×{(base + t_fwd) / base:.2f}")
+          f"device {device}, torch threads {torch.get_num_threads()}, {args.repeats} interleaved rounds × {args.steps} steps, "
+          f"{'process CPU' if clock is time.process_time else 'wall-clock'} time, load average "
+          f"{load0:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(f"one no-grad forward of n_B={args.large_batch} points inside a step ({REFERENCE} − uniform, the unit of the "
+          f"overhead columns): {t_fwd * 1e3:.2f} ms (best rounds); alone, {args.steps} in a row: {min(alone) * 1e3:.2f} ms "
+          f"(best round); FLOP-count prediction for one scoring pass: ×{flops_pred:.2f}; from the measured forward: "
+          f"×{(base + t_fwd) / base:.2f}")
     print(f"{'method':<12} {'ms/step':>9} {'× uniform':>10} {'overhead ms':>12} {'overhead / n_B fwd':>19} "
           f"{'median (min-max) over rounds':>30}")
     for m in methods:
         over = best[m] - base
-        per_round = [(t - u) / f for t, u, f in zip(times[m], times["uniform"], fwd)]
+        per_round = [(t - u) / (f - u) for t, u, f in zip(times[m], times["uniform"], times[REFERENCE])]
         spread = f"{statistics.median(per_round):.2f} ({min(per_round):.2f}-{max(per_round):.2f})"
         print(f"{m:<12} {best[m] * 1e3:9.2f} {best[m] / base:10.2f} {over * 1e3:12.2f} {over / t_fwd:19.2f} {spread:>30}")
     if args.samples:
-        steps, fwd1 = time_interleaved(methods, model, opt, x, y, il, args.large_batch, n_small, args.samples, device, gen)
+        steps = time_interleaved(methods, model, opt, x, y, il, args.large_batch, n_small, args.samples, device, gen)
         print(f"\nSingle steps alternated step by step ({args.samples} of each): overhead / n_B forward from the "
-              f"quantiles of the step times (q10: the undisturbed steps on a loaded machine; q50: the median)")
+              f"quantiles of the step times (q10: the undisturbed steps on a loaded machine; q50: the median), the "
+              f"forward's unit again {REFERENCE} − uniform; load average now {os.getloadavg()[0]:.2f}")
         print(f"{'method':<12} {'q10 ms':>8} {'q50 ms':>8} {'fwd q10':>8} {'overhead/fwd q10':>17} {'overhead/fwd q50':>17}")
-        f10, f50 = _quantile(fwd1, 0.1), _quantile(fwd1, 0.5)
         u10, u50 = _quantile(steps["uniform"], 0.1), _quantile(steps["uniform"], 0.5)
+        f10, f50 = _quantile(steps[REFERENCE], 0.1) - u10, _quantile(steps[REFERENCE], 0.5) - u50
         for m in methods:
             t10, t50 = _quantile(steps[m], 0.1), _quantile(steps[m], 0.5)
             print(f"{m:<12} {t10 * 1e3:8.3f} {t50 * 1e3:8.3f} {f10 * 1e3:8.3f} {(t10 - u10) / f10:17.2f} "
@@ -272,7 +318,10 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=300,
                    help="single steps per method alternated step by step (the quantile table; 0: skip it)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1, as the experiment runs a model under 2M parameters; 0: torch's default)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                   help="step-cost clock: process CPU time (default on CPU) or wall-clock (default on CUDA)")
     p.add_argument("--speedup-steps", type=int, default=300)
     p.add_argument("--il-steps", type=int, default=0, help="irreducible-model steps (0: the experiment's default)")
     p.add_argument("--seeds", type=int, default=1, help="replicates of the speedup comparison")
@@ -288,6 +337,9 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    global clock
+    wall = args.clock == "wall" or (args.clock is None and torch.device(args.device).type == "cuda")
+    clock = time.perf_counter if wall else time.process_time
     if not args.skip_steps:
         step_costs(args)
     if not args.skip_speedup:

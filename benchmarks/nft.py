@@ -1,14 +1,17 @@
 """NFT cost and zoo-training throughput.
 
 1. Forward + backward time of one weight-space layer on the same batch of weight-space features: an NFT block
-   (pre-LN weight-space attention + feed-forward), our NP and HNP linear layers, and — when the optional
-   ``bench`` extra is installed (``pip install nfn``) — the ``nfn`` package's NPLinear and HNPLinear. Rounds are
-   interleaved (every layer once per round), the median over rounds is reported, ratios are to our NP layer.
+   (pre-LN weight-space attention + feed-forward) on a WeightSpace and on its token layout (as the encoder
+   stacks blocks: the WeightSpace ↔ token conversion happens once per encoder, not per block), our NP and HNP
+   linear layers, and — when the optional ``bench`` extra is installed (``pip install nfn``) — the ``nfn``
+   package's NPLinear and HNPLinear. Rounds are interleaved (every layer once per round), the median over rounds
+   is reported, ratios are to our NP layer (and to nfn's NP layer when present). ``--clock cpu`` times the
+   thread's CPU seconds instead of wall time (steadier on a shared, loaded machine).
 2. Zoo training throughput: the batched trainer (all networks in one batched product per layer, per-network
    AdamW) against a Python loop training the same networks one by one with ``torch.optim.AdamW``; networks
    trained per second (each network takes ``--zoo-steps`` steps).
 
-    python benchmarks/nft.py [--spec 64,16,16,10] [--channels 16] [--batch 32] [--rounds 7] [--threads 1]
+    python benchmarks/nft.py [--spec 64,16,16,10] [--channels 16] [--batch 32] [--rounds 7] [--threads 1] [--clock cpu]
                              [--zoo-networks 200] [--loop-networks 10] [--zoo-steps 50] [--arch cnn] [--device cpu]
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 
 os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-bench-nft-"))
 
-from workbench.methods.nft import HNPLinear, NFTBlock, NPLinear  # noqa: E402
+from workbench.methods.nft import HNPLinear, NFTBlock, NPLinear, to_channels_last  # noqa: E402
 from workbench.lib.weightspace import NetworkSpec, WeightSpace, ZooArch, ZooTrainer, init_weights, sample_hparams  # noqa: E402
 
 
@@ -45,6 +48,17 @@ def layer_candidates(spec: NetworkSpec, channels: int, heads: int) -> dict[str, 
     out: dict[str, tuple[torch.nn.Module, Callable]] = {}
     nft = NFTBlock(spec, channels, heads)
     out["NFT block (ours)"] = (nft, lambda ws: nft(ws).flatten().square().mean())
+    tokens: dict[int, torch.Tensor] = {}
+
+    def on_tokens(ws: WeightSpace) -> torch.Tensor:
+        """The block on the same features already in token layout (B, N, d), as NFTEncoder runs it."""
+        if id(ws) not in tokens:
+            tokens.clear()
+            flat = nft.attn.layout.flatten(*to_channels_last(ws.detach()))
+            tokens[id(ws)] = flat.contiguous().requires_grad_(True)
+        return nft.forward_flat(tokens[id(ws)]).square().mean()
+
+    out["NFT block, tokens"] = (nft, on_tokens)
     np_ = NPLinear(spec, channels, channels)
     out["NP linear (ours)"] = (np_, lambda ws: np_(ws).flatten().square().mean())
     hnp = HNPLinear(spec, channels, channels)
@@ -78,13 +92,15 @@ def time_layers(args: argparse.Namespace) -> None:
     for m, _ in layers.values():
         m.to(device)
 
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+
     def once(fn: Callable) -> float:
         _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(args.reps):
             fn(ws).backward()
         _sync(device)
-        return (time.perf_counter() - t0) / args.reps
+        return (clock() - t0) / args.reps
 
     for _, fn in layers.values():  # warm-up
         once(fn)
@@ -93,13 +109,16 @@ def time_layers(args: argparse.Namespace) -> None:
         for name, (_, fn) in layers.items():
             times[name].append(once(fn))
     med = {k: statistics.median(v) for k, v in times.items()}
-    base = med["NP linear (ours)"]
+    base, nfn_np = med["NP linear (ours)"], med.get("NP linear (nfn)")
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"\nForward + backward of one layer: spec {spec}, {args.channels} channels, batch {args.batch} networks, "
-          f"{device}, {torch.get_num_threads()} thread(s); median of {args.rounds} interleaved rounds × {args.reps}")
-    print(f"{'layer':<20} {'ms':>9} {'× our NP':>9} {'parameters':>11}")
+          f"{device}, {torch.get_num_threads()} thread(s); median of {args.rounds} interleaved rounds × {args.reps}, "
+          f"{'CPU' if args.clock == 'cpu' else 'wall'} time{load}")
+    print(f"{'layer':<20} {'ms':>9} {'× our NP':>9} {'× nfn NP':>9} {'parameters':>11}")
     for name, (m, _) in layers.items():
         params = sum(p.numel() for p in m.parameters())
-        print(f"{name:<20} {med[name] * 1e3:9.2f} {med[name] / base:9.2f} {params:11d}")
+        vs_nfn = f"{med[name] / nfn_np:9.2f}" if nfn_np else f"{'-':>9}"
+        print(f"{name:<20} {med[name] * 1e3:9.2f} {med[name] / base:9.2f} {vs_nfn} {params:11d}")
     if "NP linear (nfn)" not in layers:
         print("(the nfn package is not installed: `pip install nfn` (the bench extra) adds its NP/HNP layers)")
 
@@ -168,6 +187,7 @@ def main() -> None:
     p.add_argument("--zoo-rounds", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--clock", default="wall", choices=("wall", "cpu"), help="wall time or the thread's CPU time")
     p.add_argument("--skip-layers", action="store_true")
     p.add_argument("--skip-zoo", action="store_true")
     args = p.parse_args()

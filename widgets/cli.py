@@ -22,22 +22,38 @@ class _OneLine(argparse.ArgumentParser):
 
 
 def demo(argv: list[str]) -> int:
-    """``workbench demo [--only NAME ...] [--smoke] [--out reports/demo.html]``."""
+    """``workbench demo [--only NAME ...] [--smoke] [--jobs N] [--out reports/demo.html]``."""
+
+    def jobs(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: an integer >= 1 (experiments at once)")
+        return value
+
     parser = _OneLine(prog="workbench demo",
-                                     description="run every registered experiment's quick default and write "
-                                                 "one offline HTML report (figures + claims checked)")
+                      description="run every registered experiment's demo setting, several at once, and write one "
+                                  "offline HTML report (figures + claims checked), updated as each one ends")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments")
     parser.add_argument("--smoke", action="store_true", help="smoke settings (seconds; for tests)")
+    parser.add_argument("--jobs", type=jobs, metavar="N",
+                        help="experiments at once, each in its own process (default: the cores over one run's threads)")
     parser.add_argument("--out", default="reports/demo.html", help="report path (default reports/demo.html)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="accepted for old scripts: the demo prints one line per experiment, never progress bars")
     args = parser.parse_args(argv)
     from .demo import run_demo
 
     try:
-        path, results = run_demo(args.only, smoke=args.smoke, out=args.out, progress=not args.no_progress)
+        path, results = run_demo(args.only, smoke=args.smoke, out=args.out, jobs=args.jobs)
     except ValueError as err:
         print(f"workbench demo: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"workbench demo: interrupted; the report of what ended is in {args.out}", file=sys.stderr)
+        return 130
     print(f"wrote {path} ({sum(r['status'] == 'completed' for r in results)}/{len(results)} experiments completed)")
     return 0 if all(r["status"] == "completed" for r in results) else 1
 

@@ -210,3 +210,70 @@ def test_mc_dropout_bald_is_zero_without_dropout_and_positive_with_it():
     with torch.no_grad():
         p = model(cand.x).softmax(-1)
     assert torch.allclose(ent.scores, -(p * p.log()).sum(-1), atol=1e-5)
+
+
+def test_fused_rho_loss_path_equals_the_generic_score_then_choose_path_with_ties():
+    x, y = blobs(100, seed=3)
+    model = Tiny(seed=1)
+    cand = candidates(x, y, torch.zeros(100), n=48)
+    with torch.no_grad():
+        loss = per_point_loss(model(cand.x), cand.y)
+    # irreducible losses that tie many reducible losses exactly (Eq. 3: score = train − irreducible)
+    cand.irreducible_loss = loss - torch.tensor([0.5, 0.25, 1.0])[torch.arange(48) % 3]
+    sel = make_selector("rho_loss")
+    fused = sel.select(model, cand, 20)
+    generic = super(type(sel), sel).select(model, cand, 20)  # Selector.select: score → choose
+    for a, b in ((fused.position, generic.position), (fused.index, generic.index), (fused.scores, generic.scores),
+                 (fused.train_loss, generic.train_loss)):
+        assert torch.equal(a, b)
+    # ties (score 1.0 at positions 2, 5, 8, ...) go to the earlier position, after every higher score
+    assert fused.position[:16].tolist() == list(range(2, 48, 3))
+    assert fused.position[16:].tolist() == [0, 3, 6, 9]
+    uniform = make_selector("uniform").select(model, cand, 5)
+    assert torch.equal(uniform.index, cand.index[:5]) and uniform.position.tolist() == list(range(5))
+
+
+def test_draws_flag_says_which_selectors_use_the_generator():
+    x, y = blobs(80, seed=4)
+    model = Tiny(seed=3)  # no dropout of its own: the MC-dropout selectors draw their masks from the generator
+    cand = candidates(x, y, torch.rand(80), n=40)
+    seq = torch.arange(40).view(4, 10)
+    for name, cls in SELECTORS.items():
+        sel = make_selector(name, sequence=seq, temperature=5.0, mc_samples=4, dropout=0.5)
+        runs = [sel.select(model, cand, 10, step=1, generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
+        same = torch.equal(runs[0].index, runs[1].index) and (
+            runs[0].scores is None or torch.equal(runs[0].scores, runs[1].scores))
+        assert same != cls.draws, name  # a selector that draws must say so: train.py gives it a stream only then
+        if not cls.draws:
+            assert torch.equal(sel.select(model, cand, 10, step=1, generator=None).index, runs[0].index), name
+
+
+def test_loss_block_sum_accumulates_in_place_without_touching_the_callers_loss():
+    from workbench.methods.goldilocks.train import MethodRecord
+
+    rec = MethodRecord(C)
+    losses = [torch.tensor(1.0, requires_grad=True) * 1.0, torch.tensor(2.0), torch.tensor(6.0)]
+    for loss in losses:
+        rec.add_loss(loss)
+    assert rec.take_loss() == 3.0 and rec.take_loss() is None
+    assert [float(v.detach()) for v in losses] == [1.0, 2.0, 6.0]  # the sum never aliases a step's loss
+    rec.add_loss(torch.tensor(4.0))
+    state = rec.state_dict()
+    restored = MethodRecord(C)
+    restored.load_state_dict(state)  # a float sum from the checkpoint, then tensors
+    restored.add_loss(torch.tensor(2.0))
+    assert restored.take_loss() == 3.0
+
+
+def test_score_buffer_rows_hold_candidate_and_selected_scores():
+    from workbench.methods.goldilocks.train import _ScoreBuffer
+
+    buf = _ScoreBuffer()
+    scores = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    for _ in range(3):
+        buf.add(scores, torch.tensor([2, 0]))
+    assert torch.equal(buf.sel[:3], torch.tensor([[2.0, 0.5]] * 3)) and torch.equal(buf.cand[1], scores)
+    hist = buf.take(step=3, bins=4)
+    assert hist["steps"] == 3 and sum(hist["candidates"]) == 12 and sum(hist["selected"]) == 6
+    buf.add(scores.double(), torch.tensor([1, 3]))  # another dtype is cast into the buffer
+    assert buf.sel[0].tolist() == [-1.0, 0.0]

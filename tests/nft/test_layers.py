@@ -98,10 +98,10 @@ class _AttentionIgnoringCoupling(WeightSpaceSelfAttention):
     def tokens(self, W, b, h):
         parts = []
         if h >= 1:
-            parts += [W[h - 1].transpose(1, 2), b[h - 1][:, None]]
+            parts += [W[h - 1].transpose(-3, -2), b[h - 1].unsqueeze(-3)]
         if h < len(W):
-            parts.append(W[h].transpose(1, 2))
-        return torch.cat(parts, dim=1)
+            parts.append(W[h].transpose(-3, -2))
+        return torch.cat(parts, dim=-3)
 
 
 @pytest.mark.parametrize("wrong", [lambda: _NPIgnoringCoupling(SQUARE, 2, 2), lambda: _AttentionIgnoringCoupling(SQUARE, 8, 2)],
@@ -159,6 +159,20 @@ def test_nft_block_and_attention_are_equivariant_in_float64():
     for layer in (WeightSpaceSelfAttention(SPEC, 8, 2), NFTBlock(SPEC, 8, 2),
                   WeightSpaceSelfAttention(SPEC, 8, 4, global_term=False)):
         assert equivariance_error(layer.double(), ws, perms) < TOL
+
+
+@pytest.mark.parametrize("global_term", [True, False], ids=["global", "no-global"])
+def test_fused_attention_equals_the_token_by_token_reference(global_term):
+    """The fast path (head-major layout, scaled_dot_product_attention, q/k/v of tensor means from mean inputs)
+    computes the same values and gradients as the explicit softmax over each token set."""
+    layer = WeightSpaceSelfAttention(SPEC, 8, 2, global_term).double()
+    x = torch.randn(3, layer.layout.num_tokens, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x.requires_grad_(True)
+    fast, ref = layer.forward_flat(x), layer.forward_flat(x, reference=True)
+    assert float(ref.detach().abs().max()) > 0.1 and float((fast - ref).detach().abs().max()) < 1e-12
+    g_fast = torch.autograd.grad(fast.square().sum(), [x, *layer.parameters()])
+    g_ref = torch.autograd.grad(ref.square().sum(), [x, *layer.parameters()])
+    assert all(float((a - b).abs().max()) < 1e-10 for a, b in zip(g_fast, g_ref))
 
 
 def test_attention_maps_are_distributions_over_each_token_set():

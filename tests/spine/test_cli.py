@@ -233,3 +233,28 @@ def test_claims_of_a_failed_run_say_so_and_leave_the_readme(tmp_path, capsys, mo
                                 "--scale", "smoke", "--readme", str(readme))
     assert code == 0 and "reusing completed run " + smoke["run_id"] in err and "<!-- claims:start -->\nGen" in \
         readme.read_text()
+
+
+def test_gpu_check_projects_a_paper_run_from_the_phases_it_saw(monkeypatch):
+    """`make gpu-check` section 2: finished phases count as measured, the current one at (total - step) x step
+    time, and a run stopped before its end is a lower bound."""
+    import importlib.util
+
+    from workbench.core.context import Control
+
+    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).resolve().parents[2] / "benchmarks/gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    clock = iter([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    monkeypatch.setattr(gpu_check, "_clock", lambda: next(clock))  # read once when watching starts, then per sample
+    control = Control()
+    watch = gpu_check.Watch(control, budget=1.0)
+    for phase, total, step in [("a", 10, 0), ("a", 10, 4), ("a", 10, 9), ("b", 100, 0), ("b", 100, 4)]:
+        control.phase, control.total, control.step = phase, total, step
+        watch.sample()
+    assert [(p["name"], p["step0"], p["step"]) for p in watch.phases] == [("a", 0, 9), ("b", 0, 4)]
+    projected, lower, lines = watch.projection(finished=False, seconds=5.0)
+    # setup 1 s; phase a measured from its first sample to b's (3 s); b: 1 s for 4 steps, 96 steps left at 0.25 s
+    assert lower and projected == pytest.approx(1.0 + 3.0 + 1.0 + 96 * 0.25)
+    assert lines == ["a: 9/10 steps timed, 222.2 ms/step", "b: 4/100 steps timed, 250.0 ms/step"]
+    assert watch.projection(finished=True, seconds=5.0)[:2] == (5.0, False)

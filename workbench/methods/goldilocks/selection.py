@@ -85,6 +85,7 @@ class Selector:
     name: ClassVar[str] = ""
     uses_model: ClassVar[bool] = True  # needs forward passes of the target model to score
     uses_irreducible: ClassVar[bool] = False  # needs candidates.irreducible_loss
+    draws: ClassVar[bool] = True  # makes random draws (needs ``generator``); the deterministic ones say False
 
     def __init__(self, eval_mode: bool = False) -> None:
         self.eval_mode = eval_mode
@@ -141,11 +142,12 @@ class Uniform(Selector):
 
     name = "uniform"
     uses_model = False
+    draws = False
 
     def select(self, model, cand, k, *, step=0, generator=None):  # type: ignore[override]
         _check_k(k, cand.total)
-        position = torch.arange(k, device=cand.index.device)
-        return Selection(cand.gather(cand.index)[position], position, None, None)
+        index = cand.index if cand.shard is None else cand.gather(cand.index)
+        return Selection(index[:k], torch.arange(k, device=index.device), None, None)
 
 
 class ReducibleLoss(Selector):
@@ -153,6 +155,7 @@ class ReducibleLoss(Selector):
 
     name = "rho_loss"
     uses_irreducible = True
+    draws = False
 
     def score(self, model, cand, generator):
         train_loss = per_point_loss(model(cand.x), cand.y)
@@ -160,9 +163,11 @@ class ReducibleLoss(Selector):
         return reducible_loss(train_loss, il if il.device == train_loss.device else il.to(train_loss.device)), train_loss
 
     def select(self, model, cand, k, *, step=0, generator=None):  # type: ignore[override]
-        """The scoring forward, Eq. (3) and the top-n_b in one block: the same result as the generic
-        ``score`` → ``choose`` path (a subclass that samples, Boltzmann, takes that path), with fewer Python
-        calls and tensor operations between the forward and the gather of the chosen indices."""
+        """The scoring forward, Eq. (3) and the top-n_b in one block on the device: the same result as the generic
+        ``score`` → ``choose`` path (a subclass that samples, Boltzmann, takes that path), with the fewest Python
+        calls and tensor operations between the forward and the gather of the chosen indices, and no value brought
+        to the host (nothing waits for the device). Past the forward: the cross-entropy, one subtraction, one
+        stable sort, one gather."""
         if type(self).choose is not Selector.choose or self.eval_mode:
             return super().select(model, cand, k, step=step, generator=generator)
         _check_k(k, cand.total)
@@ -179,7 +184,7 @@ class ReducibleLoss(Selector):
             if cand.shard is not None:  # each rank scored its rows: rank the global batch (Algorithm 1)
                 scores, train_loss, index = cand.gather(scores), cand.gather(train_loss), cand.gather(index)
             position = torch.argsort(scores, descending=True, stable=True)[:k]
-            index = index[position]
+            index = index.index_select(0, position)
         return Selection(index, position, scores, train_loss)
 
 
@@ -187,6 +192,7 @@ class TrainLoss(Selector):
     """Highest training loss first (Loshchilov & Hutter 2015; Kawaguchi & Lu 2020): favours noisy labels."""
 
     name = "train_loss"
+    draws = False
 
     def score(self, model, cand, generator):
         train_loss = per_point_loss(_logits(model, cand.x), cand.y)
@@ -197,6 +203,7 @@ class GradNorm(Selector):
     """Highest gradient-norm bound ‖softmax(z) − onehot(y)‖₂ first (Katharopoulos & Fleuret 2018)."""
 
     name = "grad_norm"
+    draws = False
 
     def score(self, model, cand, generator):
         logits = _logits(model, cand.x)
@@ -209,6 +216,7 @@ class IrreducibleOnly(Selector):
     name = "irreducible"
     uses_model = False
     uses_irreducible = True
+    draws = False
 
     def score(self, model, cand, generator):
         return -cand.irreducible_loss.float(), None
@@ -284,6 +292,7 @@ class Boltzmann(ReducibleLoss):
     """Sample n_b candidates without replacement with probability ∝ exp(reducible loss / temperature)."""
 
     name = "boltzmann"
+    draws = True  # Gumbel noise
 
     def __init__(self, eval_mode: bool = False, temperature: float = 1.0) -> None:
         super().__init__(eval_mode)
@@ -305,6 +314,7 @@ class Replay(Selector):
 
     name = "replay"
     uses_model = False
+    draws = False
 
     def __init__(self, sequence: Tensor | Callable[[], Tensor], cycle: bool = False) -> None:
         super().__init__(False)

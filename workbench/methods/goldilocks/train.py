@@ -174,7 +174,11 @@ class MethodRecord:
 
     # -- training loss ------------------------------------------------------------------------------------------
     def add_loss(self, loss: Tensor) -> None:
-        self.loss_sum = self.loss_sum + loss.detach()
+        """Add one step's loss to the block's sum on the loss's device (accumulated in place: no value to the host)."""
+        if isinstance(self.loss_sum, Tensor):
+            self.loss_sum.add_(loss.detach())
+        else:  # the block's first step (or a sum restored from a checkpoint as a float): a tensor of its own
+            self.loss_sum = loss.detach() + self.loss_sum
         self.loss_count += 1
 
     def take_loss(self) -> float | None:
@@ -278,7 +282,10 @@ class _ScoreBuffer:
             self.fill = 0
         row = self.fill % HISTOGRAM_STEPS
         self.cand[row] = scores
-        self.sel[row] = scores[position]
+        if scores.dtype == self.sel.dtype:
+            torch.index_select(scores, 0, position, out=self.sel[row])  # straight into the buffer's row
+        else:
+            self.sel[row] = scores[position]
         self.fill += 1
 
     def take(self, step: int, bins: int = 30) -> dict[str, Any] | None:
@@ -360,20 +367,24 @@ def train_method(
     x_eval, y_eval = x_eval.to(dev), y_eval.to(dev)
     scores = _ScoreBuffer()
     clock = _Clock(rec, dev)
+    pinned = dev.type == "cuda"
     log_every = max(1, min(LOG_EVERY, cfg.eval_every))
     model.train()
     for step in ctx.steps(cfg.steps, phase=f"train {label}"):
         clock.start()
         done = step + 1
         is_eval = done % cfg.eval_every == 0 or done == cfg.steps
-        idx = next(candidates).to(dev, non_blocking=True)
+        idx = next(candidates)
+        # on CUDA through pinned memory: a copy from pageable memory would wait for the stream (a sync per step)
+        idx = idx.pin_memory().to(dev, non_blocking=True) if pinned else idx.to(dev)
         xb, yb = x[idx], y[idx]  # the candidate batch, gathered once
         il = None
         if selector.uses_irreducible:
             il = _live_losses(il_model, xb, yb) if il_model is not None else data.il_table.on(dev)[idx]
         cand = Candidates(idx, xb, yb, il, shard)
+        gen = ctx.rng(f"select/{label}", step) if selector.draws else None  # a stream only for the sampling ones
         with ctx.autocast():
-            sel = selector.select(model, cand, n_b, step=step, generator=ctx.rng(f"select/{label}", step))
+            sel = selector.select(model, cand, n_b, step=step, generator=gen)
         view = None
         if is_eval:  # the candidate batch as the model that selected it saw it (not timed)
             clock.pause()

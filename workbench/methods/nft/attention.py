@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.lib.weightspace import NetworkSpec, WeightSpace
@@ -41,28 +42,29 @@ class Layout:
     """All entries of a weight space as one token axis: W_0, …, W_{L-1} (row-major), then b_0, …, b_{L-1}.
 
     Per-entry maps (LayerNorm, projections, feed-forward) then run as one call on (B, N, d); :meth:`split`
-    returns views of each layer for the attention."""
+    returns views of each layer for the attention (one ``torch.split``, whose backward is one concatenation)."""
 
     def __init__(self, spec: NetworkSpec) -> None:
         self.spec = spec
         self.weight_shapes = [spec.weight_shape(i) for i in range(spec.num_layers)]
-        sizes = [r * c for r, c in self.weight_shapes] + [r for r, _ in self.weight_shapes]
+        self.sizes = [r * c for r, c in self.weight_shapes] + [r for r, _ in self.weight_shapes]
         self.offsets = [0]
-        for n in sizes:
+        for n in self.sizes:
             self.offsets.append(self.offsets[-1] + n)
 
     @property
     def num_tokens(self) -> int:
         return self.offsets[-1]
 
-    def flatten(self, W: list[Tensor], b: list[Tensor]) -> Tensor:
-        return torch.cat([w.flatten(1, 2) for w in W] + list(b), dim=1)
+    def flatten(self, W: list[Tensor], b: list[Tensor], dim: int = 1) -> Tensor:
+        """Inverse of :meth:`split`: weights (…, n_r, n_c, …) and biases (…, n_r, …) → one entry axis ``dim``."""
+        return torch.cat([w.flatten(dim, dim + 1) for w in W] + list(b), dim=dim)
 
-    def split(self, x: Tensor) -> Feats:
-        L, o = len(self.weight_shapes), self.offsets
-        W = [x[:, o[i]:o[i + 1]].unflatten(1, self.weight_shapes[i]) for i in range(L)]
-        b = [x[:, o[L + i]:o[L + i + 1]] for i in range(L)]
-        return W, b
+    def split(self, x: Tensor, dim: int = 1) -> Feats:
+        """Views of each layer along the entry axis ``dim``: weights unflattened to (n_r, n_c), biases (n_r)."""
+        parts = torch.split(x, self.sizes, dim=dim)
+        L = len(self.weight_shapes)
+        return [p.unflatten(dim, s) for p, s in zip(parts[:L], self.weight_shapes)], list(parts[L:])
 
 
 def to_channels_last(ws: WeightSpace) -> Feats:
@@ -75,7 +77,7 @@ def from_channels_last(feats: Feats) -> WeightSpace:
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-    """softmax(q kᵀ · scale) v over the last-but-one axis of k (the token set)."""
+    """softmax(q kᵀ · scale) v over the last-but-one axis of k (the token set), with the attention weights."""
     attn = torch.softmax(q @ k.transpose(-2, -1) * scale, dim=-1)
     return attn @ v, attn
 
@@ -83,7 +85,13 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[Tensor, Tens
 class WeightSpaceSelfAttention(nn.Module):
     """Multi-head weight-space self-attention: neuron-layer (row/column) terms + the global term (module
     docstring). ``record = True`` keeps the last attention maps in ``maps`` ({neuron layer: (B, heads, T, T)},
-    plus ``"global"``)."""
+    plus ``"global"``).
+
+    The fast path (:meth:`attend_flat`) moves q/k/v to a head-major layout once, builds each token set with one
+    concatenation (none for a set of rows only), runs ``scaled_dot_product_attention`` and takes the global
+    term's q/k/v from each tensor's mean input (q/k/v are affine in it); :meth:`attend` is the same maths written out
+    token set by token set in channels-last form (it returns the attention maps, so ``record`` uses it, and a
+    test checks the two agree)."""
 
     def __init__(self, spec: NetworkSpec, d_model: int, heads: int, global_term: bool = True) -> None:
         super().__init__()
@@ -96,15 +104,63 @@ class WeightSpaceSelfAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.record = False
         self.maps: dict[int | str, Tensor] = {}
+        member = torch.zeros(2 * spec.num_layers, self.layout.num_tokens)  # row j: 1 on tensor j's entries
+        for j, (lo, hi) in enumerate(zip(self.layout.offsets[:-1], self.layout.offsets[1:])):
+            member[j, lo:hi] = 1.0
+        self.register_buffer("members", member, persistent=False)
+        self.register_buffer("counts", torch.tensor(self.layout.sizes, dtype=torch.float32)[:, None], persistent=False)
 
     def tokens(self, W: list[Tensor], b: list[Tensor], h: int) -> Tensor:
-        """The token set of neuron layer h: (B, T_h, n_h, C) — columns of W_{h-1}, b_{h-1}, rows of W_h."""
+        """The token set of neuron layer h: columns of W_{h-1}, b_{h-1}, rows of W_h, stacked on the token
+        axis ``-3`` of tensors shaped (…, n_r, n_c, C) / (…, n_r, C): → (…, T_h, n_h, C)."""
         parts = []
         if h >= 1:
-            parts += [W[h - 1].transpose(1, 2), b[h - 1][:, None]]
+            parts += [W[h - 1].transpose(-3, -2), b[h - 1].unsqueeze(-3)]
         if h < len(W):
             parts.append(W[h])
-        return torch.cat(parts, dim=1)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-3)
+
+    def _untoken(self, o: Tensor, h: int) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """Split a token set's output (…, T_h, n_h, C) back into (columns of W_{h-1} as (…, n_h, n_{h-1}, C),
+        b_{h-1} (…, n_h, C), rows of W_h (…, n_{h+1}, n_h, C)); None where absent."""
+        L = len(self.layout.weight_shapes)
+        sizes = ([self.spec.dims[h - 1], 1] if h >= 1 else []) + ([self.spec.dims[h + 1]] if h < L else [])
+        parts = list(torch.split(o, sizes, dim=-3))
+        cols = bias = rows = None
+        if h >= 1:
+            cols, bias = parts[0].transpose(-3, -2), parts[1].squeeze(-3)
+        if h < L:
+            rows = parts[-1]
+        return cols, bias, rows
+
+    def attend_flat(self, qkv: Tensor, mean_qkv: Tensor | None) -> Tensor:
+        """The three attention terms from per-entry q/k/v (B, N, 3d) in :class:`Layout` order and q/k/v of the
+        2L tensor means (B, 2L, 3d) → (B, N, d), before ``out`` (fused attention, no attention maps)."""
+        B, N, _ = qkv.shape
+        H, dh, L = self.heads, self.dh, len(self.layout.weight_shapes)
+        hm = qkv.view(B, N, 3, H, dh).permute(2, 0, 3, 1, 4).contiguous()  # (3, B, H, N, dh): the one transpose
+        W, b = self.layout.split(hm, dim=3)  # (3, B, H, n_r, n_c, dh), (3, B, H, n_r, dh)
+        rows: list[Tensor] = []
+        cols: list[Tensor] = []
+        bias: list[Tensor] = []
+        for h in range(L + 1):
+            n = self.spec.dims[h]
+            q, k, v = self.tokens(W, b, h).flatten(-2).unbind(0)  # (B, H, T_h, n_h·dh)
+            o = F.scaled_dot_product_attention(q, k, v, scale=1.0 / math.sqrt(n * dh)).unflatten(-1, (n, dh))
+            c, x, r = self._untoken(o, h)
+            if c is not None:
+                cols.append(c)
+                bias.append(x)
+            if r is not None:
+                rows.append(r)
+        outW = [torch.add(r, c) for r, c in zip(rows, cols)]
+        if mean_qkv is not None:
+            means = mean_qkv.view(B, 2 * L, 3, H, dh).permute(2, 0, 3, 1, 4)  # (3, B, H, 2L, dh)
+            g = F.scaled_dot_product_attention(*means.unbind(0))  # scale 1/√d_head
+            outW = [w.add_(g[:, :, i, None, None]) for i, w in enumerate(outW)]
+            bias = [x + g[:, :, L + i, None] for i, x in enumerate(bias)]
+        pieces = [w.flatten(2, 3).transpose(1, 2) for w in outW] + [x.transpose(1, 2) for x in bias]
+        return torch.cat(pieces, dim=1).view(B, N, self.d)  # back to entry-major (B, N, H·dh): one copy
 
     def _split(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, T, n, 3d) → q, k, v of shape (B, heads, T, n·d_head)."""
@@ -113,7 +169,8 @@ class WeightSpaceSelfAttention(nn.Module):
         return tuple(x.reshape(B, self.heads, T, n * self.dh) for x in t)  # type: ignore[return-value]
 
     def attend(self, qW: list[Tensor], qb: list[Tensor]) -> Feats:
-        """The three attention terms from per-entry q/k/v (channels-last, 3d channels); before ``out``."""
+        """Reference form of :meth:`attend_flat` on channels-last q/k/v (3d channels), token set by token set
+        with explicit softmax; fills ``maps``."""
         L = len(qW)
         rows: list[Tensor] = []  # rows[h]: W_h's rows as tokens of neuron layer h (B, n_{h+1}, n_h, d)
         cols: list[Tensor] = []  # cols[h-1]: W_{h-1}'s columns as tokens of neuron layer h
@@ -124,17 +181,14 @@ class WeightSpaceSelfAttention(nn.Module):
             B, T, n, _ = tok.shape
             q, k, v = self._split(tok)
             o, attn = _attend(q, k, v, 1.0 / math.sqrt(n * self.dh))
-            if self.record:
-                self.maps[h] = attn.detach()
+            self.maps[h] = attn.detach()
             o = o.reshape(B, self.heads, T, n, self.dh).permute(0, 2, 3, 1, 4).reshape(B, T, n, self.d)
-            at = 0
-            if h >= 1:
-                m = qW[h - 1].shape[2]
-                cols.append(o[:, :m].transpose(1, 2))
-                bias.append(o[:, m])
-                at = m + 1
-            if h < L:
-                rows.append(o[:, at:])
+            c, x, r = self._untoken(o, h)
+            if c is not None:
+                cols.append(c)
+                bias.append(x)
+            if r is not None:
+                rows.append(r)
         outW = [r + c for r, c in zip(rows, cols)]
         outb = bias
         if self.global_term:
@@ -142,17 +196,21 @@ class WeightSpaceSelfAttention(nn.Module):
             B = means.shape[0]
             q, k, v = means.reshape(B, 2 * L, 3, self.heads, self.dh).permute(2, 0, 3, 1, 4)
             o, attn = _attend(q, k, v, 1.0 / math.sqrt(self.dh))
-            if self.record:
-                self.maps["global"] = attn.detach()
+            self.maps["global"] = attn.detach()
             o = o.permute(0, 2, 1, 3).reshape(B, 2 * L, self.d)
             outW = [w + o[:, i, None, None] for i, w in enumerate(outW)]
             outb = [x + o[:, L + i, None] for i, x in enumerate(outb)]
         return outW, outb
 
-    def forward_flat(self, x: Tensor) -> Tensor:
-        """(B, N, d) tokens in :class:`Layout` order → (B, N, d)."""
-        qW, qb = self.layout.split(self.qkv(x))
-        return self.out(self.layout.flatten(*self.attend(qW, qb)))
+    def forward_flat(self, x: Tensor, reference: bool = False) -> Tensor:
+        """(B, N, d) tokens in :class:`Layout` order → (B, N, d) (``reference`` or ``record``: :meth:`attend`)."""
+        qkv = self.qkv(x)
+        if reference or self.record:
+            y = self.layout.flatten(*self.attend(*self.layout.split(qkv)))
+        else:  # q/k/v are affine in x: the q/k/v of each tensor's mean entry are those of its mean input
+            means = (self.members.to(x.dtype) @ x) / self.counts.to(x.dtype) if self.global_term else None
+            y = self.attend_flat(qkv, self.qkv(means) if means is not None else None)
+        return self.out(y)
 
     def forward_cl(self, W: list[Tensor], b: list[Tensor]) -> Feats:
         return self.layout.split(self.forward_flat(self.layout.flatten(W, b)))
