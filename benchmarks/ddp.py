@@ -39,6 +39,14 @@ SETTINGS: dict[str, dict] = {
                "img_hidden": 8, "test_samples": 2},
     "goldilocks": {"selection": "rho_loss", "steps": 100, "il_steps": 100, "il_eval_every": 100,
                    "large_batch": 320, "percent_train": 0.1, "eval_every": 100, "width": 128},
+    "ls4": {"steps": 60, "batch_size": 32, "eval_every": 60, "sample_every": 60, "methods": ["ls4", "latent_ode"],
+            "n_series": 256, "length": 32, "hidden": 16, "state": 16, "n_eval": 32, "score_steps": 20,
+            "timing_repeats": 0},
+    "kto": {"method": "kto", "steps": 60, "batch_size": 32, "eval_every": 60, "pretrain_steps": 60, "eval_samples": 64},
+    "nft": {"tasks": ["accuracy"], "models": ["nft", "np"], "zoo_size": 64, "zoo_steps": 20, "zoo_images": 500,
+            "steps": 40, "batch_size": 16, "eval_every": 40, "d_model": 16, "heads": 2},
+    "cascades": {"steps": 100, "batch_size": 32, "eval_every": 100, "test_problems": 32, "problem_block": 8,
+                 "evaluations": "sampling,verifier", "star_rounds": 0},
 }
 COLLECTIVES = ("all_reduce", "all_gather", "barrier", "broadcast", "reduce_scatter", "all_gather_into_tensor")
 

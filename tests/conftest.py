@@ -14,6 +14,32 @@ for _name in ("WORKBENCH_STORE", "WORKBENCH_MLFLOW", "WORKBENCH_ARTIFACTS"):  # 
 os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 
 
+def _skip_rfc3987_syntax() -> None:
+    """``import jsonschema`` compiles the 38 Lark grammars of ``rfc3987_syntax`` when that optional package is
+    installed (Jupyter's ``jsonschema[format-nongpl]`` brings it): about 3 CPU-seconds in every process that imports
+    nbformat, nbclient, Jupyter's server or plotly's FigureWidget, and the suite starts dozens (kernels, Lab servers,
+    workers). Nothing here validates the IRI formats it serves, so the test processes and their children see a
+    module that fails to import, and jsonschema leaves those two format checks out (as the sweep's Ray processes do,
+    workbench/core/sweep/execute.py)."""
+    import sys
+    from pathlib import Path
+
+    stub = Path(tempfile.gettempdir()) / "workbench-test-stubs"
+    stub.mkdir(exist_ok=True)
+    target, text = stub / "rfc3987_syntax.py", 'raise ImportError("left out of the test processes (slow to import)")\n'
+    if not target.exists() or target.read_text() != text:
+        tmp = stub / f".rfc3987_syntax.{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(stub) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(stub), *filter(None, paths)])
+    sys.modules.setdefault("rfc3987_syntax", None)  # this process: `import rfc3987_syntax` raises ImportError
+
+
+_skip_rfc3987_syntax()
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Say which checks were skipped and what to install to run them (a new user's `make test` passes without
     Chromium; CI installs it and runs them)."""
@@ -124,3 +150,16 @@ class _GroupIds:
 
 def pytest_configure(config):
     config.pluginmanager.register(_GroupIds(), "workbench-xdist-group-ids")
+
+
+@pytest.fixture(scope="session")
+def ddp(tmp_path_factory):
+    """The suite's one ``torchrun --nproc-per-node 2`` launch of every experiment and unit check (``tests.ddp``);
+    the tests that read it form one xdist group, so it runs once."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch built without the gloo backend")
+    from tests.ddp import launch
+
+    return launch(tmp_path_factory.mktemp("ddp"))

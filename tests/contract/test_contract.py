@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -187,43 +186,50 @@ def test_help_prints(name, capsys):
 
 
 def test_refusal_under_torchrun_comes_before_anything_runs(monkeypatch):
-    refusing = [n for n in NAMES if not workbench.get(n).distributed]
-    assert refusing
+    """An experiment that cannot run data-parallel refuses before it creates anything. A stand-in refuses here
+    whether or not any built-in method still does (each of those also refuses in the torchrun launch below)."""
+    from workbench.core import registry
+
     monkeypatch.setenv("WORLD_SIZE", "2")
+    classify = workbench.get("classify")
+    stand_in = registry.Experiment(name="one_process_only", title="refuses", config=classify.config,
+                                   run=classify.run, distributed=False)
+    monkeypatch.setitem(registry._REGISTRY, stand_in.name, stand_in)
     before = len(runs.list())
-    for name in refusing:
+    for name in [n for n in NAMES if not workbench.get(n).distributed] + [stand_in.name]:
         with pytest.raises(ConfigError, match=rf"experiment '{name}' does not support multi-process runs"):
             workbench.run(name, smoke=True, progress=False)
     assert len(runs.list()) == before
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_or_refuse(tmp_path):
-    import torch.distributed as dist
+@pytest.mark.parametrize("name", NAMES)
+def test_two_processes_match_one_or_refuse(name, ddp):
+    """Under ``torchrun --nproc-per-node 2`` (the suite's one launch, ``tests.ddp``) every experiment either refuses
+    at once or logs the metrics a one-process run of the same setting logs, and records its claims once."""
+    got, exp = ddp.run(name), workbench.get(name)
+    if not exp.distributed:
+        assert "does not support multi-process runs" in got.get("refused", ""), got
+        return
+    assert got["status"] == "completed", got.get("error")
+    one = ddp.one(name)
+    assert one.status == "completed", one.error
+    assert ddp.store.get(got["run_id"])["world_size"] == 2 and ddp.store.get(one.run_id)["world_size"] == 1
+    want, two = metric_table(one.run_id, ddp.store), metric_table(got["run_id"], ddp.store)
+    assert set(two) == set(want) and want, name
+    for key, value in want.items():
+        assert two[key] == (value if value is None else pytest.approx(value, rel=1e-4, abs=1e-5)), (name, key)
+    losses = {v for k, v in want.items() if k[0].endswith("loss") and v is not None}
+    assert len(losses) > 1, name  # the run trained: not a comparison of constants
+    # the claims, computed alike on every rank, are recorded once (by rank 0)
+    claims = lambda run_id: sorted((c["statement"], c["outcome"]) for c in ddp.store.claims(run_id))  # noqa: E731
+    assert claims(got["run_id"]) == claims(one.run_id)
 
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("torch built without the gloo backend")
-    home, out = tmp_path / "home", tmp_path / "ddp.json"
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        env.pop(key, None)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(Path(__file__).with_name("ddp_driver.py")), str(out), str(home)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads(out.read_text())
-    assert set(results) == set(NAMES)
-    store = Store(home)
-    for name, got in results.items():
-        exp = workbench.get(name)
-        if not exp.distributed:
-            assert "refused" in got and "does not support multi-process runs" in got["refused"], (name, got)
-            continue
-        assert got["status"] == "completed", got.get("error")
-        one = workbench.run(name, dict(exp.ddp_smoke), smoke=True, progress=False, store=store)
-        want, two = metric_table(one.run_id, store), metric_table(got["run_id"], store)
-        assert set(two) == set(want), name
-        for key, value in want.items():
-            assert two[key] == (value if value is None else pytest.approx(value, rel=1e-4, abs=1e-5)), (name, key)
-    assert all(r["world_size"] in (1, 2) for r in store.runs())
+
+def test_the_launch_wrote_one_run_per_distributed_experiment(ddp):
+    """Rank 1 writes nothing: the store holds exactly one two-rank run per run the launch made."""
+    from tests.ddp import jobs
+
+    two = [r for r in ddp.store.runs() if r["world_size"] == 2]
+    assert sorted(r["method"] for r in two) == sorted(name for name, _ in jobs().values())
+    assert {n for n in NAMES if workbench.get(n).distributed} <= {name for name, _ in jobs().values()}

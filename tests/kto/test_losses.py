@@ -14,6 +14,7 @@ from workbench.methods.kto import (
     dpo_loss,
     ipo_loss,
     kto_loss,
+    kto_reference_point,
     kto_z0_loss,
     mismatched_indices,
     ppo_offline_loss,
@@ -190,3 +191,21 @@ def test_ppo_offline_clip_and_discount():
     # negative advantage: min picks the unclipped (larger penalty) e * A
     loss = ppo_offline_loss(pol, ref, values, torch.tensor([-1.0]), mask, clip=0.2, value_weight=0.0, gamma=0.5)
     assert loss.item() == pytest.approx((math.e * 0.5 + 1.0) / 2)
+
+
+def test_reference_point_over_shards_is_the_global_batch_estimate():
+    """z₀ from a shard plus the other shard's (sum, count), as an all-reduce gives them, is the global batch's z₀:
+    the mean of all mismatched pairs, clamped once, not a shard's own (clamped) estimate."""
+    kl_ref = torch.full((4,), -3.0)
+    for kl_pol, global_z0 in ((t(-1.0, -2.0, -9.0, -8.0), 0.0), (t(-1.0, -2.0, -3.5, -3.5), 0.5)):
+        diff = (kl_pol - kl_ref).double()
+        other = torch.stack([diff[2:].sum(), torch.tensor(2.0, dtype=torch.float64)])  # rows 2, 3 on the other rank
+        z0 = kto_reference_point(kl_pol[:2], kl_ref[:2], lambda local: local + other)
+        assert float(z0) == pytest.approx(global_z0)
+        assert float(kto_reference_point(kl_pol, kl_ref)) == pytest.approx(global_z0)
+        assert float(kto_reference_point(kl_pol[:2], kl_ref[:2])) == pytest.approx(1.5)  # the shard alone: wrong
+    losses, kl = kto_loss(t(-1.0, -2.0), t(-1.0, -2.0), torch.tensor([True, False]), None, None, beta=1.0,
+                          reference_point=torch.tensor(0.5))
+    assert float(kl) == 0.5 and losses.tolist() == pytest.approx([1 - sig(-0.5), 1 - sig(0.5)])
+    with pytest.raises(ValueError, match="reference_point"):
+        kto_loss(t(0.0), t(0.0), torch.tensor([True]), None, None)

@@ -114,9 +114,9 @@ def _candidates(method: str) -> list[str]:
     after the experiment's method folder (``workbench/methods/<folder>/experiment.py`` → ``<folder>``)."""
     names = [method]
     try:
-        from workbench.core.registry import experiments
+        from workbench.core.registry import get
 
-        exp = experiments().get(method)
+        exp = get(method)
         parts = getattr(exp.run, "__module__", "").split(".") if exp is not None else []
         if len(parts) > 3 and parts[:2] == ["workbench", "methods"]:
             names.append(parts[2])

@@ -77,9 +77,8 @@ def _cmd_run(argv: Sequence[str]) -> int:
     from workbench.core import engine
     from workbench.core.registry import experiments, get
 
-    names = list(experiments())
     if not argv or argv[0].startswith("-"):
-        print(f"usage: workbench run METHOD [--param value ...]\nmethods: {', '.join(names)}", file=sys.stderr)
+        print(f"usage: workbench run METHOD [--param value ...]\nmethods: {', '.join(experiments())}", file=sys.stderr)
         return 2
     try:
         exp = get(argv[0])

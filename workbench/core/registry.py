@@ -95,6 +95,9 @@ def _load() -> None:
         ep.load()
 
 
+_METHODS = "workbench.methods"
+
+
 def builtin_modules() -> list[str]:
     """The modules that register the built-in methods: every ``workbench/methods/<name>/experiment.py``."""
     import workbench.methods as methods
@@ -110,7 +113,12 @@ def experiments() -> dict[str, Experiment]:
 
 
 def get(name: str) -> Experiment:
-    """The experiment registered under ``name`` (a clear error listing the known names otherwise)."""
+    """The experiment registered under ``name`` (a clear error listing the known names otherwise). A built-in
+    method whose folder is named ``name`` is imported alone (a process that runs one method does not import all)."""
+    if name not in _REGISTRY and not _loaded and f"{_METHODS}.{name}.experiment" in builtin_modules():
+        importlib.import_module(f"{_METHODS}.{name}.experiment")
+    if name in _REGISTRY:
+        return _REGISTRY[name]
     known = experiments()
     if name not in known:
         raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(known) or '(none)'}", "method")

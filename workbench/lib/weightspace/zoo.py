@@ -94,6 +94,11 @@ class ZooHparams:
     def __len__(self) -> int:
         return int(self.lr.shape[0])
 
+    def select(self, index: Tensor) -> "ZooHparams":
+        """The hyperparameters of networks ``index``."""
+        return ZooHparams(*(getattr(self, f)[index] for f in ("lr", "weight_decay", "init_scale", "relu", "steps",
+                                                             "label_noise")))
+
     def rows(self) -> list[dict[str, Any]]:
         return [{"lr": float(self.lr[i]), "weight_decay": float(self.weight_decay[i]),
                  "init_scale": float(self.init_scale[i]), "activation": "relu" if bool(self.relu[i]) else "tanh",
@@ -300,30 +305,47 @@ class Zoo:
 def train_zoo(arch: ZooArch, x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, n: int, steps: int,
               batch_size: int = 64, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
               hparams: ZooHparams | None = None, callback: Callable[[int, Tensor], None] | None = None,
-              **ranges: Any) -> Zoo:
+              shard: Any = None, **ranges: Any) -> Zoo:
     """Train ``n`` networks of ``arch`` together (module docstring); returns the zoo with test accuracies.
 
     ``x_train`` are inputs in the architecture's layout (images N×C×H×W or vectors), ``y_train`` labels;
-    every network trains on its own label-noise version of them and draws its own mini-batches."""
+    every network trains on its own label-noise version of them and draws its own mini-batches.
+
+    ``shard`` (a :class:`~workbench.core.context.Shard` of ``n`` rows, under torchrun): this process trains only
+    its networks. Every random draw (hyperparameters, initial weights, label noise, each step's mini-batch
+    indices) is still made for the whole zoo from ``generator`` and sliced with ``shard.take``, and the trained
+    networks and their accuracies are gathered, so every rank returns the zoo one process trains (networks
+    train independently of each other). ``callback`` then sees this rank's networks' losses."""
     hp = hparams if hparams is not None else sample_hparams(n, steps, generator, **ranges)
     num_classes = arch.dims[-1]
     init = init_weights(arch, hp.init_scale, generator, dtype)
     y_noisy = corrupt_labels(y_train, hp.label_noise, num_classes, generator)
-    trainer = ZooTrainer(arch, hp, init)
+    total_steps = int(hp.steps.max())
+    mine = hp
+    if shard is not None:
+        rows = shard.rows()
+        mine, init, y_noisy = hp.select(rows), init[rows], y_noisy[rows]
+    trainer = ZooTrainer(arch, mine, init)
     if arch.kind == "mlp":  # vectors
         x_train, x_test = x_train.flatten(1), x_test.flatten(1)
     x_train = x_train.to(dtype)
-    last = torch.zeros(n)
-    for step in range(int(hp.steps.max())):
+    last = torch.zeros(len(mine))
+    for step in range(total_steps):
         idx = torch.randint(0, y_train.shape[0], (n, batch_size), generator=generator)
+        if shard is not None:
+            idx = shard.take(idx)
         loss = trainer.step(x_train[idx], y_noisy.gather(1, idx))
-        active = hp.steps > step
+        active = mine.steps > step
         last = torch.where(active, loss.float().cpu(), last)
         if callback is not None:
             callback(step, loss)
     test_acc = trainer.accuracy(x_test.to(dtype), y_test)
     train_acc = trainer.accuracy(x_train, y_train)
-    return Zoo(trainer.weight_space(), hp.rows(), test_acc, train_acc, arch,
+    weights = trainer.weight_space()
+    if shard is not None:
+        weights = weights.map(shard.gather)
+        test_acc, train_acc, last = shard.gather(test_acc), shard.gather(train_acc), shard.gather(last)
+    return Zoo(weights, hp.rows(), test_acc, train_acc, arch,
                {"final_train_loss": last.tolist(), "steps": steps, "batch_size": batch_size})
 
 

@@ -19,6 +19,14 @@ problems): self-consistency beats a single sample; verifier guidance beats self-
 tool use beats the best unaided cascade on longer numbers; STaR beats its control. Traces (every string variable
 with its log-prob, accepted or rejected, with its weight) are stored for the trace viewer; the trained model is
 saved (``workbench.runs.load_model(run_id, "lm")``, and ``"star"`` after STaR).
+
+Randomness and torchrun: inference runs in blocks of ``problem_block`` problems, each block in one batched engine
+with its own stream (from the unit and the block's index), so a problem's draws never depend on the number of
+processes. Under torchrun the ranks take the blocks in turn and the per-problem results (answers, the stored traces,
+rationales) are gathered in problem order; the language-model work is summed. Training and STaR fine-tuning are
+data-parallel: every rank takes its rows of the global batch (``ctx.batches``, or the batch drawn from the same
+stream on every rank), its loss is its tokens' share of the global batch's per-token loss and the gradients are
+averaged. The figures are one process's (the losses to floating-point rounding).
 """
 from __future__ import annotations
 
@@ -29,7 +37,7 @@ from typing import Any, Callable
 
 import torch
 
-from workbench.core.context import RunContext
+from workbench.core.context import RunContext, Shard
 from workbench.core.params import Config, ConfigError, LoopParams, OptimParams, Param
 from workbench.core.registry import Experiment, register
 
@@ -87,6 +95,10 @@ class CascadesConfig(Optim, Loop, Config):
                                                                              "measuring accuracy between rounds")
     lm_batch: int = Param(256, bounds=(1, 8192), unit="rows", doc="rows per forward pass during inference")
     stored_traces: int = Param(2, bounds=(0, 64), unit="problems", doc="test problems whose traces are stored")
+    problem_block: int = Param(32, bounds=(1, 100_000), unit="problems",
+                               doc="problems per inference block: one batched engine and one random stream per "
+                                   "block (from its index), so the draws do not depend on the number of processes; "
+                                   "under torchrun the ranks take the blocks in turn")
 
     def evaluation_list(self) -> list[str]:
         if self.evaluations.strip() == "all":
@@ -147,15 +159,50 @@ def _majority(answers: list[Any]) -> Any:
     return votes.most_common(1)[0][0] if votes else None
 
 
+# --- ranks ---------------------------------------------------------------------------------------------
+def sharded_inference(ctx: RunContext, problems: list[A.Problem], make: Callable[[A.Problem], Any], method: str,
+                      n: int, stream: str, step: int | None, block: int,
+                      extract: Callable[[int, A.Problem, Posterior], Any], **options: Any) -> list[Any]:
+    """``extract(index, problem, posterior)`` of every problem, in problem order, on every rank. Inference runs in
+    blocks of ``block`` problems; block b draws from ``ctx.rng(f"{stream}/block{b}", step)`` and runs on rank
+    b mod world_size, so the draws are the same under any number of ranks."""
+    mine: list[tuple[int, Any]] = []
+    for b, start in enumerate(range(0, len(problems), block)):
+        if b % ctx.world_size != ctx.rank:
+            continue
+        chunk = problems[start: start + block]
+        posts = infer_many([lambda p=p: make(p) for p in chunk], method, n, seed=ctx.rng(f"{stream}/block{b}", step),
+                           **options)
+        mine += [(start + i, extract(start + i, p, post)) for i, (p, post) in enumerate(zip(chunk, posts))]
+    return [v for _, v in sorted((x for part in ctx.gather_objects(mine) for x in part), key=lambda iv: iv[0])]
+
+
+def lm_loss_share(ctx: RunContext, lm: Any, prompts: list[list[int]], completions: list[list[int]]
+                  ) -> tuple[torch.Tensor, float]:
+    """This rank's share of the global batch's per-token loss (its rows' Σ −log p over the global batch's token
+    count: the ranks' shares sum to :func:`arithmetic.lm_loss` of the global batch) and that global loss."""
+    out = lm.batch_logps(lm.collate(prompts, completions))
+    nll = -out.logps.sum()
+    totals = ctx.all_reduce_sum(torch.stack([nll.detach().float(), out.lengths.sum().float()]))
+    return nll / totals[1].to(nll.dtype).clamp_min(1), float(totals[0] / totals[1].clamp_min(1))
+
+
 # --- the model -------------------------------------------------------------------------------------
 @torch.no_grad()
-def _held_out_loss(lm: Any, prompts: list[list[int]], completions: list[list[int]], batch: int) -> float:
-    """Per-token negative log-likelihood of the held-out problems' scratchpads (teacher forcing)."""
+def _held_out_loss(lm: Any, prompts: list[list[int]], completions: list[list[int]], batch: int,
+                   ctx: RunContext | None = None) -> float:
+    """Per-token negative log-likelihood of the held-out problems' scratchpads (teacher forcing; with ``ctx``
+    each rank scores its rows and the sums are added over the ranks)."""
+    shard = Shard(len(prompts)) if ctx is None else ctx.rows(len(prompts))
+    rows = shard.rows().tolist()
+    prompts, completions = [prompts[i] for i in rows], [completions[i] for i in rows]
     total, tokens = 0.0, 0.0
     for s in range(0, len(prompts), batch):
         out = lm.batch_logps(lm.collate(prompts[s: s + batch], completions[s: s + batch]))
         total -= float(out.logps.sum())
         tokens += float(out.lengths.sum())
+    if shard.world_size > 1 and ctx is not None:
+        total, tokens = ctx.all_reduce_sum(torch.tensor([total, tokens])).tolist()
     return total / max(tokens, 1.0)
 
 
@@ -175,37 +222,46 @@ def _train(cfg: CascadesConfig, ctx: RunContext, lm: Any, excluded: set, test: l
         scale = min(1.0, (step + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * step / cfg.steps))
         for group in opt.param_groups:
             group["lr"] = cfg.lr * scale
-        gi, si = next(gen).tolist(), next(short).tolist()
+        gi, si = next(gen).tolist(), next(short).tolist()  # this rank's rows of the global batches
         with ctx.autocast():
-            gen_loss = A.lm_loss(lm, [corpus.prompts[i] for i in gi], [corpus.completions[i] for i in gi])
-            short_loss = A.lm_loss(lm, [corpus.short_prompts[i] for i in si], [corpus.short_completions[i] for i in si])
-        loss = gen_loss + short_loss
+            gen_loss, gen_value = lm_loss_share(ctx, lm, [corpus.prompts[i] for i in gi],
+                                                [corpus.completions[i] for i in gi])
+            short_loss, short_value = lm_loss_share(ctx, lm, [corpus.short_prompts[i] for i in si],
+                                                    [corpus.short_completions[i] for i in si])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        ((gen_loss + short_loss) * ctx.world_size).backward()  # × ranks: average_gradients divides by them
+        ctx.average_gradients(lm)
         opt.step()
         last = step == cfg.steps - 1
         if step % 10 == 0 or last:
-            ctx.log(step, **{"train/loss": gen_loss.item(), "train/short_loss": short_loss.item()})
+            ctx.log(step, **{"train/loss": gen_value, "train/short_loss": short_value})
         if (step + 1) % cfg.eval_every == 0 or last:
-            ctx.log(step, **{"eval/loss": _held_out_loss(lm, *held, cfg.lm_batch)})
+            ctx.log(step, **{"eval/loss": _held_out_loss(lm, *held, cfg.lm_batch, ctx)})
     lm.eval()
     if trained:  # (a run resumed after training restores the model later, in its own phase, and saves it then)
         ctx.save_model("lm", lm, lm.spec())
 
 
 # --- evaluation units -------------------------------------------------------------------------------
-def _trace_record(method: str, k: int, problem: A.Problem, post: Posterior, answer: Any) -> dict[str, Any]:
-    """What the trace viewer shows of one problem under one method."""
-    rows = post.records()
+def _trace_record(method: str, k: int, problem: A.Problem, records: list[dict[str, Any]], answer: Any
+                  ) -> dict[str, Any]:
+    """What the trace viewer shows of one problem under one method (``records``: its posterior's records)."""
+    rows = [dict(r) for r in records]
     for r in rows:
         r["correct"] = r.get("value") == problem.answer
     return {"method": method, "k": k, "question": problem.question, "truth": problem.answer, "answer": answer,
             "correct": _correct(answer, problem), "traces": rows}
 
 
+def _answers(post: Posterior) -> list[Any]:
+    """Every trace's answer (None where it has none)."""
+    return [tr.get("answer") for tr in post.traces]
+
+
 class Evaluator:
     """Runs the evaluation units and accumulates their results in a checkpointed dict: accuracies (``accuracy``,
-    ``digits``, ``long``), each claim's per-problem results (``per_problem``) and stored traces."""
+    ``digits``, ``long``), each claim's per-problem results (``per_problem``) and stored traces. Inference is
+    sharded by blocks of problems (:func:`sharded_inference`); what each unit keeps of a problem is gathered."""
 
     def __init__(self, cfg: CascadesConfig, ctx: RunContext, backend: LocalBackend, test: list[A.Problem],
                  results: dict[str, Any]):
@@ -226,13 +282,28 @@ class Evaluator:
                 units += [(e, d) for d in range(1, top + 1)]
         return units
 
-    def _store(self, method: str, k: int, posts: list[Posterior], answers: list[Any]) -> None:
+    def _infer(self, problems: list[A.Problem], make: Callable[[A.Problem], Any], method: str, n: int, stream: str,
+               step: int, answer: Callable[[Posterior], Any], **options: Any) -> tuple[list[dict[str, Any]], int]:
+        """Per problem (in order) ``{"answer": answer(post), "records": ...}`` (records for the first
+        ``stored_traces`` problems), and the language-model rows used by every rank."""
+        stored = self.cfg.stored_traces
+
+        def extract(i: int, p: A.Problem, post: Posterior) -> dict[str, Any]:
+            return {"answer": answer(post), "records": post.records() if i < stored else None,
+                    "call": str(post.traces[0].get("call") or "") if post.traces else ""}
+
+        before = self.backend.stats["sampled"] + self.backend.stats["scored"]
+        out = sharded_inference(self.ctx, problems, make, method, n, stream, step, self.cfg.problem_block, extract,
+                                **options)
+        cost = self.backend.stats["sampled"] + self.backend.stats["scored"] - before
+        return out, int(round(float(self.ctx.all_reduce_sum(torch.tensor(float(cost))))))
+
+    def _store(self, method: str, k: int, got: list[dict[str, Any]], answers: list[Any]) -> None:
         n = self.cfg.stored_traces
         if n == 0:
             return
         recs = self.results.setdefault("traces", [])
-        recs += [_trace_record(method, k, p, post, a)
-                 for p, post, a in zip(self.test[:n], posts[:n], answers[:n])]
+        recs += [_trace_record(method, k, p, g["records"], a) for p, g, a in zip(self.test[:n], got[:n], answers[:n])]
         self.ctx.artifact("traces", {"problems": recs}, kind="json")
 
     def _per_problem(self, key: str, values: list[float]) -> None:
@@ -249,63 +320,65 @@ class Evaluator:
             self._per_problem(f"{method}@{k}", hits)
         return acc
 
-    def _single(self, fn: Callable[..., Any], problems: list[A.Problem], generator: torch.Generator) -> list[Posterior]:
-        return infer_many([lambda p=p: fn(self.backend, p, temperature=self.t) for p in problems], "forward", 1,
-                          seed=generator)
+    def _single(self, fn: Callable[..., Any], problems: list[A.Problem], stream: str, step: int
+                ) -> tuple[list[dict[str, Any]], int]:
+        """One forward sample of ``fn``'s cascade per problem."""
+        return self._infer(problems, lambda p: fn(self.backend, p, temperature=self.t), "forward", 1, stream, step,
+                           lambda post: post.traces[0].get("answer"))
 
     def run(self, unit: tuple[str, int], step: int) -> None:
         kind, k = unit
         cfg, lm, t, ctx = self.cfg, self.backend, self.t, self.ctx
-        rng = ctx.rng(f"evaluate/{kind}", step)  # every unit its own stream: nothing to checkpoint
-        before = lm.stats["sampled"] + lm.stats["scored"]
-        cost = lambda: lm.stats["sampled"] + lm.stats["scored"] - before  # noqa: E731
+        stream = f"evaluate/{kind}"  # every unit (and block) its own stream: nothing to checkpoint
         if kind in ("direct", "tool", "selection_inference"):
             fn: Callable[..., Any] = {"direct": X.direct, "tool": X.tool_use,
                                       "selection_inference": X.selection_inference}[kind]
-            posts = self._single(fn, self.test, rng)
-            answers = [post.traces[0].get("answer") for post in posts]
-            self._accuracy(kind, 1, answers, cost())
-            self._store(kind, 1, posts, answers)
+            got, cost = self._single(fn, self.test, stream, step)
+            answers = [g["answer"] for g in got]
+            self._accuracy(kind, 1, answers, cost)
+            self._store(kind, 1, got, answers)
         elif kind == "sampling":
-            posts = infer_many([lambda p=p: X.scratchpad(lm, p, temperature=t) for p in self.test], "forward", k,
-                               seed=rng)
-            per = [[tr.get("answer") for tr in post.traces] for post in posts]
+            got, cost = self._infer(self.test, lambda p: X.scratchpad(lm, p, temperature=t), "forward", k, stream,
+                                    step, _answers)
+            per = [g["answer"] for g in got]
             hits = [[float(_correct(a, p)) for a in ans] for ans, p in zip(per, self.test)]
             single = sum(map(sum, hits)) / (len(self.test) * k)
             rows = self.results.setdefault("accuracy", [])
-            rows.append({"method": "forward", "k": 1, "accuracy": single, "lm_rows": cost() / k})
+            rows.append({"method": "forward", "k": 1, "accuracy": single, "lm_rows": cost / k})
             self.ctx.log(1, **{"accuracy/forward": single})
             self._per_problem("forward@1", [sum(h) / k for h in hits])  # one sample's accuracy on each problem
             for kk in cfg.ks:
-                self._accuracy("self_consistency", kk, [_majority(ans[:kk]) for ans in per], cost() * kk // k)
-            self._store("self_consistency", k, posts, [_majority(ans) for ans in per])
+                self._accuracy("self_consistency", kk, [_majority(ans[:kk]) for ans in per], cost * kk // k)
+            self._store("self_consistency", k, got, [_majority(ans) for ans in per])
         elif kind == "verifier":
-            posts = infer_many([lambda p=p: X.verified_scratchpad(lm, p, temperature=t, check=cfg.verifier_check)
-                                for p in self.test], "smc", k, seed=rng, ess_threshold=cfg.ess_threshold)
-            answers = [_posterior_answer(post) for post in posts]
-            self._accuracy("verifier_smc", k, answers, cost())
+            got, cost = self._infer(self.test, lambda p: X.verified_scratchpad(lm, p, temperature=t,
+                                                                               check=cfg.verifier_check),
+                                    "smc", k, stream, step, _posterior_answer, ess_threshold=cfg.ess_threshold)
+            answers = [g["answer"] for g in got]
+            self._accuracy("verifier_smc", k, answers, cost)
             if k == cfg.k_max:
-                self._store("verifier_smc", k, posts, answers)
+                self._store("verifier_smc", k, got, answers)
         elif kind == "verifier_rejection":
-            posts = infer_many([lambda p=p: X.verified_scratchpad(lm, p, temperature=t, check=cfg.verifier_check)
-                                for p in self.test], "rejection", k, seed=rng, max_tries=k)
-            answers = [_majority([tr.get("answer") for tr in post.traces]) for post in posts]
-            self._accuracy("verifier_rejection", k, answers, cost())
+            got, cost = self._infer(self.test, lambda p: X.verified_scratchpad(lm, p, temperature=t,
+                                                                               check=cfg.verifier_check),
+                                    "rejection", k, stream, step, lambda post: _majority(_answers(post)), max_tries=k)
+            answers = [g["answer"] for g in got]
+            self._accuracy("verifier_rejection", k, answers, cost)
             if k == cfg.k_max:
-                self._store("verifier_rejection", k, posts, answers)
+                self._store("verifier_rejection", k, got, answers)
         elif kind == "digits":
             problems = A.held_out(cfg.digits_problems, k, seed=_data_seed(ctx, "digits"), width=cfg.width)
             rows = self.results.setdefault("digits", [])
             for name, fn in (("direct", X.direct), ("scratchpad", X.scratchpad), ("tool", X.tool_use)):
-                posts = self._single(fn, problems, rng)
-                acc = sum(_correct(post.traces[0].get("answer"), p) for post, p in zip(posts, problems)) / len(problems)
+                got, _ = self._single(fn, problems, f"{stream}/{name}", step)
+                acc = sum(_correct(g["answer"], p) for g, p in zip(got, problems)) / len(problems)
                 rows.append({"format": name, "digits": k, "accuracy": acc})
                 self.ctx.log(k, **{f"digits/{name}": acc})
             self.ctx.artifact("digits", list(rows), kind="table")
         elif kind == "long":
-            self._long(k, rng)
+            self._long(k, stream, step)
 
-    def _long(self, digits: int, rng: torch.Generator) -> None:
+    def _long(self, digits: int, stream: str, step: int) -> None:
         """Tool use and the unaided cascades (one sample each) on ``digits``-digit operands written as they are
         (no padding): longer than any operand in training. Also how often the calculator call copies the
         question exactly (the only thing the model must do right for the tool to answer)."""
@@ -313,11 +386,11 @@ class Evaluator:
         problems = A.held_out(cfg.test_problems, digits, seed=_data_seed(self.ctx, "long"), width=0)
         rows = self.results.setdefault("long", [])
         for name, fn in (("tool", X.tool_use), ("direct", X.direct), ("scratchpad", X.scratchpad)):
-            posts = self._single(fn, problems, rng)
-            hits = [float(_correct(post.traces[0].get("answer"), p)) for post, p in zip(posts, problems)]
+            got, _ = self._single(fn, problems, f"{stream}/{name}", step)
+            hits = [float(_correct(g["answer"], p)) for g, p in zip(got, problems)]
             row: dict[str, Any] = {"format": name, "digits": digits, "accuracy": sum(hits) / len(hits)}
             if name == "tool":
-                calls = [str(post.traces[0].get("call") or "") for post in posts]
+                calls = [g["call"] for g in got]
                 row["copied"] = sum(c == ">" + p.question for c, p in zip(calls, problems)) / len(problems)
                 row["calls"] = [c for c in calls[:8]]
             rows.append(row)
@@ -361,10 +434,10 @@ def _star(cfg: CascadesConfig, ctx: RunContext, lm: Any, test: list[A.Problem], 
     def evaluate(arm: str, round_: int, rationales: int, acceptance: float) -> None:
         model = models[arm]
         model.eval()
-        posts = infer_many([lambda p=p: X.scratchpad(backends[arm], p, temperature=cfg.temperature) for p in test],
-                           "forward", cfg.star_eval_samples, seed=ctx.rng("star/evaluate", round_))
-        per = [sum(_correct(tr.get("answer"), p) for tr in post.traces) / cfg.star_eval_samples
-               for post, p in zip(posts, test)]
+        answers = sharded_inference(ctx, test, lambda p: X.scratchpad(backends[arm], p, temperature=cfg.temperature),
+                                    "forward", cfg.star_eval_samples, "star/evaluate", round_, cfg.problem_block,
+                                    lambda i, p, post: _answers(post))
+        per = [sum(_correct(a, p) for a in ans) / cfg.star_eval_samples for ans, p in zip(answers, test)]
         acc = sum(per) / len(per)
         results.setdefault("per_problem", {})[f"star/{arm}"] = per
         rows.append({"round": round_, "arm": arm, "accuracy": acc, "rationales": rationales,
@@ -381,10 +454,14 @@ def _star(cfg: CascadesConfig, ctx: RunContext, lm: Any, test: list[A.Problem], 
         round_, local = (step - 1) // per_round + 1, (step - 1) % per_round
         if local == 0:  # collect rationales with the STaR model: rejection given the known answer
             models["star"].eval()
-            pairs, posts = X.star_round(backends["star"], star_set, cfg.star_tries, seed=ctx.rng("star/rationales", step),
-                                        temperature=cfg.temperature)
+            found = sharded_inference(  # X.star_round, by blocks: (prompt, rationale) or None, and the tries kept
+                ctx, star_set, lambda p: X.star_rationale(backends["star"], p, cfg.temperature), "rejection", 1,
+                "star/rationales", step, cfg.problem_block,
+                lambda i, p, post: ((A.prompt(p, "scratchpad"), X.rationale_text(post.traces[0])) if len(post)
+                                    else None, len(post)), max_tries=cfg.star_tries)
+            pairs = [pair for pair, _ in found if pair is not None]
             data["pairs"] += [list(pr) for pr in pairs]
-            data["last"] = {"new": len(pairs), "acceptance": sum(len(p) for p in posts) / len(posts)}
+            data["last"] = {"new": len(pairs), "acceptance": sum(kept for _, kept in found) / len(found)}
             ctx.log(round_, **{"star/rationales": len(data["pairs"]), "star/found": len(pairs) / len(star_set)})
             for model in models.values():
                 model.train()
@@ -393,18 +470,19 @@ def _star(cfg: CascadesConfig, ctx: RunContext, lm: Any, test: list[A.Problem], 
             bi = torch.randint(len(base.prompts), (half,), generator=ctx.rng("star/base", step)).tolist()
             prompts, comps = [base.prompts[i] for i in bi], [base.completions[i] for i in bi]
             losses = {}
-            for arm in ARMS:
+            for arm in ARMS:  # the global batch drawn alike on every rank; each rank trains on its rows of it
                 model, p, c = models[arm], prompts, comps
                 if arm == "star" and data["pairs"]:
                     pi = torch.randint(len(data["pairs"]), (half,), generator=ctx.rng("star/pairs", step)).tolist()
                     p = [model.encode_prompt(data["pairs"][i][0]) for i in pi] + prompts
                     c = [model.encode(data["pairs"][i][1]) + [model.eos_id] for i in pi] + comps
+                mine = ctx.shard(len(p)).rows().tolist()  # len(p) >= half >= ranks (check_ranks)
                 with ctx.autocast():
-                    loss = A.lm_loss(model, p, c)
+                    share, losses[arm] = lm_loss_share(ctx, model, [p[i] for i in mine], [c[i] for i in mine])
                 opts[arm].zero_grad(set_to_none=True)
-                loss.backward()
+                (share * ctx.world_size).backward()  # × ranks: average_gradients divides by them
+                ctx.average_gradients(model)
                 opts[arm].step()
-                losses[arm] = loss.item()
             ctx.log((round_ - 1) * cfg.star_steps + local,
                     **{"star/loss": losses["star"], "star/control_loss": losses["control"]})
         else:
@@ -415,7 +493,15 @@ def _star(cfg: CascadesConfig, ctx: RunContext, lm: Any, test: list[A.Problem], 
 
 
 # --- the run ---------------------------------------------------------------------------------------
+def check_ranks(cfg: CascadesConfig, world_size: int) -> None:
+    """Under torchrun every rank needs rows of every training batch (STaR's halves included)."""
+    if world_size > 1 and cfg.batch_size // 2 < world_size:
+        raise ConfigError(f"parameter 'batch_size' = {cfg.batch_size} must be at least twice the number of processes "
+                          f"({world_size}) under torchrun (STaR fine-tunes on half-batches)", "batch_size")
+
+
 def run(cfg: CascadesConfig, ctx: RunContext) -> dict[str, float]:
+    check_ranks(cfg, ctx.world_size)
     evaluations = cfg.evaluation_list()
     columns = cfg.width or max(cfg.max_train_digits, cfg.test_digits) + 1
     if "tool" in evaluations:  # the tool-use claim's scratchpads are longer than any in training
@@ -517,7 +603,14 @@ EXPERIMENT = register(Experiment(
            "max_train_digits": 2, "digit_weights": "1,1", "test_digits": 2, "width": 2, "long_digits": 3,
            "digits_problems": 2, "star_rounds": 1, "star_problems": 3, "star_tries": 1, "star_steps": 2,
            "star_eval_samples": 1, "batch_size": 8, "stored_traces": 2, "eval_every": 10},
+    ddp_smoke={"problem_block": 1},  # a block per problem: under torchrun the ranks share every unit's problems
     demo={},
     key_metrics=("train/loss", "eval/loss", "star/accuracy", "star/control_accuracy"),
+    distributed=True,  # inference sharded by blocks of problems, training data-parallel (see the module docstring)
+    distributed_note="inference (forward, self-consistency, SMC, rejection, tool use, selection-inference, STaR's "
+                     "rationales) runs in blocks of problem_block problems with a stream per block, the ranks taking "
+                     "blocks in turn, per-problem results gathered: the same draws as one process; training and STaR "
+                     "fine-tuning are data-parallel (token-weighted loss shares, averaged gradients): one process's "
+                     "losses to floating-point rounding. batch_size must be at least twice the number of processes",
     # accuracies by K: the "accuracy vs K" view (x = K, not steps)
 ))

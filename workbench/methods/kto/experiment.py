@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+import zlib
 from typing import Any, Callable
 
 import torch
@@ -41,10 +42,10 @@ from workbench.methods.kto import toyworld as W
 from workbench.methods.kto.losses import BAD_TOKEN, GOOD_TOKEN, check_kto_weights, csft_prompt
 from workbench.methods.kto.losses import ratio_rule_desirable_weight
 from workbench.methods.kto.model import spec_of
-from workbench.methods.kto.train import (KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, Paired, Unpaired,
-                                         evaluate, fix_kl_pairs, heldout_metrics, heldout_rewards, kl_chunks,
-                                         method_step, precompute_reference, prompt_groups, tokenise_paired,
-                                         tokenise_unpaired)
+from workbench.methods.kto.train import (EVAL_BLOCK, KTO_METHODS, METHODS, PAIRED_METHODS, LossParams, Paired,
+                                         Ranks, Unpaired, adam, evaluate, fix_kl_pairs, heldout_metrics,
+                                         heldout_rewards, kl_chunks, method_step, precompute_reference,
+                                         prompt_groups, tokenise_paired, tokenise_unpaired)
 
 DROP = "kto_drop"  # the comparison's extra run: KTO with drop_share of the desirable rows removed
 Reward = Callable[[str, str], "float | bool"]
@@ -136,21 +137,27 @@ def pretrain(cfg: KTOConfig, ctx: RunContext, corpus: list[tuple[str, str]] | No
         lm = TinyLM(tok, cfg.n_layer, cfg.d_model, cfg.n_head, context=context).to(ctx.device)
     prompt_ids = [lm.encode_prompt(p)[: context // 2] for p, _ in reviews]
     completion_ids = [(lm.encode(c) + [lm.eos_id])[: context - len(p)] for (_, c), p in zip(reviews, prompt_ids)]
-    opt = torch.optim.AdamW(lm.parameters(), lr=cfg.pretrain_lr, weight_decay=0.01)
+    opt = adam(lm.parameters(), lr=cfg.pretrain_lr, weight_decay=0.01, decoupled=True)
     ctx.track(reference=lm, pretrain_opt=opt)
-    batches = ctx.batches(len(reviews), cfg.pretrain_batch, name="pretrain_batches")
+    ranks = Ranks(ctx.rank, ctx.world_size)
+    if min(cfg.pretrain_batch, len(reviews)) < ranks.world_size:
+        raise ConfigError(f"parameter 'pretrain_batch' = {cfg.pretrain_batch} must be ≥ the {ranks.world_size} "
+                          "processes sharing each batch", "pretrain_batch")
+    batches = ctx.batches(len(reviews), cfg.pretrain_batch, name="pretrain_batches")  # this rank's shard
     for step in ctx.steps(cfg.pretrain_steps, phase="pretrain"):
         idx = next(batches).tolist()
         for group in opt.param_groups:  # cosine decay to 10%
             group["lr"] = cfg.pretrain_lr * (0.55 + 0.45 * math.cos(math.pi * step / max(1, cfg.pretrain_steps)))
         with ctx.autocast():
             out = lm.batch_logps(lm.collate([prompt_ids[i] for i in idx], [completion_ids[i] for i in idx]))
-        loss = -out.logps.sum() / out.lengths.sum()
+        # per token of the global batch: this rank's share, the gradients summed over the ranks
+        loss = -out.logps.sum() / ranks.sum(out.lengths.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        ranks.sum_gradients(lm)
         opt.step()
         if step % 10 == 0 or step == cfg.pretrain_steps - 1:
-            ctx.log(step, **{"pretrain/loss": loss.item()})
+            ctx.log(step, **{"pretrain/loss": ranks.sum(loss.detach()).item()})
     return lm.eval()
 
 
@@ -249,6 +256,7 @@ class Aligner:
 
     def __init__(self, cfg: KTOConfig, ctx: RunContext, reference: CausalLM, store: RunState, methods: list[str]):
         self.cfg, self.ctx, self.reference, self.store, self.methods = cfg, ctx, reference, store, methods
+        self.ranks = Ranks(ctx.rank, ctx.world_size)
         if cfg.data == "toy":
             self.eval_prompts = W.prompts(cfg.eval_samples)
         else:  # cycle through the held-out prompts (the training ones when nothing is held out)
@@ -261,8 +269,8 @@ class Aligner:
         hidden = getattr(reference, "hidden_size", None) or cfg.d_model
         with ctx.seeded("value-head-init"):
             self.value_head = nn.Linear(hidden, 1).to(ctx.device)
-        self.opt = torch.optim.Adam(list(self.policy.parameters()) + list(self.value_head.parameters()), lr=cfg.lr,
-                                    weight_decay=cfg.weight_decay)
+        self.opt = adam(list(self.policy.parameters()) + list(self.value_head.parameters()), lr=cfg.lr,
+                        weight_decay=cfg.weight_decay)
         self.fresh_opt = copy.deepcopy(self.opt.state_dict())
         self.fresh_value = copy.deepcopy(self.value_head.state_dict())
         ctx.track(policy=self.policy, value_head=self.value_head, opt=self.opt)
@@ -292,7 +300,7 @@ class Aligner:
         held = Dataset.from_dict(store["heldout"])
         if len(held):
             prepared["heldout"] = tokenise_unpaired(self.policy, held["prompt"], held["completion"], held["label"])
-            precompute_reference(self.reference, prepared["heldout"], _spans(len(held), 64))
+            precompute_reference(self.reference, prepared["heldout"], _spans(len(held), 64), self.ranks)
         n_raw_d, n_raw = sum(raw["label"]), len(raw)
         store["summary"] = {"samples": n_raw, "reference_desirable_share": n_raw_d / max(1, n_raw),
                             "pairs": len(pairs), "unpaired": len(chosen), "dropped_unpaired": len(dropped),
@@ -302,14 +310,16 @@ class Aligner:
         self.ctx.save_model("reference", self.reference, spec, build)
 
     def _cache_reference(self) -> None:
+        """KTO's chunks: each rank caches its shard of every chunk (the shapes of its training forward); pairs
+        batch by batch, shared among the ranks; every rank then holds every row's reference log-probs."""
         prepared, bs = self.prepared, self.cfg.batch_size
         for key in ("unpaired", DROP):
             if len(prepared[key]) >= 2:
                 chunks = prepared[key + "/chunks"] = kl_chunks(len(prepared[key]), bs, self.ctx.rng(f"kl-chunks/{key}"))
                 fix_kl_pairs(prepared[key], chunks)
-                precompute_reference(self.reference, prepared[key], chunks)
+                precompute_reference(self.reference, prepared[key], chunks, self.ranks, split=True)
         if len(prepared["paired"]):
-            precompute_reference(self.reference, prepared["paired"], _spans(len(prepared["paired"]), bs))
+            precompute_reference(self.reference, prepared["paired"], _spans(len(prepared["paired"]), bs), self.ranks)
 
     def settings(self, method: str) -> LossParams:
         """The loss settings of ``method``: KTO's λ_D, λ_U from the data's counts (and the ratio rule)."""
@@ -325,13 +335,17 @@ class Aligner:
         return self._settings[method]
 
     def _stream(self, name: str, n: int, batch_size: int) -> IndexBatches:
-        """A checkpointed batch stream, created once the data (and so ``n``) is known."""
+        """A checkpointed stream of GLOBAL batches, created once the data (and so ``n``) is known: every rank draws
+        the same batch (seeded as ``ctx.batches`` seeds the stream ``name``) and takes its shard in
+        :meth:`train_step`, where the global batch decides KTO's mismatched pairs and the loss's normaliser."""
         if name not in self.streams:
-            self.streams[name] = self.ctx.batches(n, batch_size, name=name)
+            stream = IndexBatches(n, batch_size, seed=self.cfg.seed + zlib.crc32(name.encode()))
+            self.ctx.track(**{name: stream})
+            self.streams[name] = stream
         return self.streams[name]
 
     def next_batch(self, method: str) -> list[int]:
-        """The rows of the method's next batch (a fixed chunk for the KTO family with the reference cache)."""
+        """The rows of the method's next global batch (a fixed chunk for the KTO family with the reference cache)."""
         key = _data_key(method)
         if (method in KTO_METHODS or method == DROP) and key + "/chunks" in self.prepared:
             chunks = self.prepared[key + "/chunks"]
@@ -361,18 +375,29 @@ class Aligner:
                            f"{method}/eval/kl": 0.0})
 
     def train_step(self, method: str, local: int) -> None:
-        s, idx = self.settings(method), self.next_batch(method)
+        """One step on the global batch: each rank computes its shard's rows (a pair stays whole on one rank),
+        z₀ and the metrics are reduced over the ranks, the gradients summed (one process: the whole batch)."""
+        s, batch = self.settings(method), self.next_batch(method)
         data: Unpaired = self.prepared[_data_key(method)]
         paired: Paired = self.prepared["paired"]
+        n, ranks = len(batch), self.ranks
+        if n < ranks.world_size:
+            raise ValueError(f"a batch of {n} rows cannot be shared by {ranks.world_size} processes; raise batch_size")
+        rows = self.ctx.shard(n).rows().tolist()
+        idx = [batch[i] for i in rows]
+        kl_rows = None  # live reference under torchrun: the global batch's rotation (a partner may be on another rank)
+        if ranks.world_size > 1 and data.kl_completion_ids is None:
+            kl_rows = [batch[(i - 1) % n] for i in rows]
         with self.ctx.autocast():
             loss, metrics, losses = method_step("kto" if method == DROP else method, self.policy, self.reference,
-                                                data, paired, idx, s, self.value_head)
+                                                data, paired, idx, s, self.value_head, ranks, n, kl_rows)
         if local == 0 and (method in KTO_METHODS or method == DROP):  # Eq. 8 at πθ = πref: 0.5·λ per example
             d = data.desirable[idx].to(losses.device)
             half = torch.where(d, 0.5 * s.desirable_weight, 0.5 * s.undesirable_weight).to(losses.dtype)
-            self.store["results"][method]["start_deviation"] = float((losses - half).abs().max())
+            self.store["results"][method]["start_deviation"] = float(ranks.max((losses - half).abs().max()))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        ranks.sum_gradients(self.policy, self.value_head)
         self.opt.step()
         self.ctx.log(local + 1, **{f"{method}/{k}": v for k, v in metrics.items()})
 
@@ -380,8 +405,8 @@ class Aligner:
     def evaluate_reference(self) -> None:
         """πref's own samples: the frontier's starting point (KL 0) and the claims' reference rate."""
         ev = evaluate(self.reference, self.reference, self.eval_prompts, self.eval_prompts,
-                      self.ctx.rng("eval/reference"), self.cfg.max_new_tokens, self.reward, self.reward_threshold,
-                      source="reference")
+                      lambda block: self.ctx.rng(f"eval/reference/{block}"), self.cfg.max_new_tokens, self.reward,
+                      self.reward_threshold, source="reference", ranks=self.ranks, block=EVAL_BLOCK)
         self.store["reference"] = {"reward_rate": ev.reward_rate, "kl": 0.0, "desirable": ev.desirable}
         self.store["reference_rows"] = ev.rows
 
@@ -392,14 +417,16 @@ class Aligner:
         prompts = self.eval_prompts
         pol_prompts = [csft_prompt(p, True) for p in prompts] if method == "csft" else prompts
         self.policy.eval()
-        ev = evaluate(self.policy, self.reference, prompts, pol_prompts, ctx.rng(f"eval/{method}", step),
-                      cfg.max_new_tokens, self.reward, self.reward_threshold, source=method)
+        ev = evaluate(self.policy, self.reference, prompts, pol_prompts,
+                      lambda block: ctx.rng(f"eval/{method}/{block}", step), cfg.max_new_tokens, self.reward,
+                      self.reward_threshold, source=method, ranks=self.ranks, block=EVAL_BLOCK)
         beta = self.settings(method).beta
-        held = heldout_metrics(self.policy, self.prepared["heldout"], beta) if "heldout" in self.prepared else {}
+        held = (heldout_metrics(self.policy, self.prepared["heldout"], beta, ranks=self.ranks)
+                if "heldout" in self.prepared else {})
         result = self.store["results"].setdefault(method, {})
         if step == cfg.steps and "heldout" in self.prepared:  # the claims' per-row implied rewards
             data: Unpaired = self.prepared["heldout"]
-            reward = heldout_rewards(self.policy, data, beta)[1]
+            reward = heldout_rewards(self.policy, data, beta, ranks=self.ranks)[1]
             result["heldout_rows"] = {"reward": reward.tolist(), "desirable": data.desirable.tolist(),
                                       "group": prompt_groups(data.prompt_ids).tolist()}
         self.policy.train()
@@ -436,6 +463,9 @@ def align(cfg: KTOConfig, ctx: RunContext, aligner: Aligner) -> None:
 
 
 def run(cfg: KTOConfig, ctx: RunContext) -> dict[str, float]:
+    if cfg.batch_size < ctx.world_size:
+        raise ConfigError(f"parameter 'batch_size' = {cfg.batch_size} must be ≥ the {ctx.world_size} processes "
+                          "sharing each batch", "batch_size")
     user_rows = None if cfg.data == "toy" else user_feedback(cfg, ctx)
     corpus = None if user_rows is None else list(zip(user_rows[0]["prompt"], user_rows[0]["completion"]))
     reference = build_reference(cfg, ctx, corpus)
@@ -527,7 +557,14 @@ EXPERIMENT = register(Experiment(
            "eval_samples": 16, "eval_every": 3, "d_model": 32, "n_head": 2, "n_layer": 1, "threshold": 1},
     demo={"pretrain_steps": 500, "steps": 80, "eval_every": 20, "align_samples": 1024, "eval_samples": 192},
     key_metrics=("*/loss", "*/eval/reward_rate", "*/eval/kl"),
-    distributed_note="the policies are trained one after another on one process; data-parallel alignment is "
-                     "not implemented",
+    distributed=True,
+    distributed_note="data-parallel: every rank draws the same global batch and computes its shard (a pair stays "
+                     "whole on one rank; the cached reference's log-probs indexed per shard, or the reference run on "
+                     "it), KTO's z0 all-reduced to the global batch's estimate, loss normalisers global, gradients "
+                     "summed; the tiny reference pretrains data-parallel; evaluation samples blocks of prompts, each "
+                     "from its own stream, shared among the ranks and gathered: one process's figures to "
+                     "floating-point rounding. The toy world's feedback is sampled on every rank alike. batch_size "
+                     "and pretrain_batch must be at least the number of processes",
+    ddp_smoke={"eval_samples": 2 * EVAL_BLOCK},  # two sampling blocks: both ranks sample
     preflight=preflight,
 ))

@@ -11,6 +11,7 @@ is the mean. ``log πθ(y|x) − log πref(y|x)`` is called the *log-ratio*; the
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from torch import Tensor
 __all__ = [
     "kto_loss",
     "kto_z0_loss",
+    "kto_reference_point",
     "dpo_loss",
     "cdpo_loss",
     "ipo_loss",
@@ -66,15 +68,38 @@ def mismatched_indices(batch_size: int) -> Tensor:
     return torch.roll(torch.arange(batch_size), shifts=1)
 
 
+def kto_reference_point(kl_policy_logps: Tensor, kl_reference_logps: Tensor,
+                        all_reduce_sum: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """KTO's reference point z₀ = max(0, mean_j[log πθ(y'_j|x_j) − log πref(y'_j|x_j)]) over the mismatched
+    pairs, detached (Eq. 7-8): a 0-dim tensor.
+
+    Under data parallelism each rank holds a shard of the global batch: ``all_reduce_sum`` (a sum over the ranks)
+    turns this rank's (sum, count) into the global batch's, so every rank gets the global batch's z₀ (the paper's
+    estimate), not its shard's.
+    """
+    if kl_policy_logps.shape != kl_reference_logps.shape:
+        raise ValueError("kl_policy_logps and kl_reference_logps must have the same shape")
+    diff = (kl_policy_logps - kl_reference_logps).detach()
+    if all_reduce_sum is None:
+        if diff.numel() == 0:
+            raise ValueError("the mismatched batch for the KL estimate is empty")
+        return diff.mean().clamp(min=0)
+    total = all_reduce_sum(torch.stack([diff.sum().double(), diff.new_tensor(diff.numel(), dtype=torch.float64)]))
+    if total[1] == 0:
+        raise ValueError("the mismatched batch for the KL estimate is empty")
+    return (total[0] / total[1]).to(diff.dtype).clamp(min=0)
+
+
 def kto_loss(
     policy_logps: Tensor,
     reference_logps: Tensor,
     desirable: Tensor,
-    kl_policy_logps: Tensor,
-    kl_reference_logps: Tensor,
+    kl_policy_logps: Tensor | None,
+    kl_reference_logps: Tensor | None,
     beta: float = 0.1,
     desirable_weight: float = 1.0,
     undesirable_weight: float = 1.0,
+    reference_point: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Kahneman-Tversky Optimization loss (Eq. 8), one value per example, and the reference point.
 
@@ -84,17 +109,19 @@ def kto_loss(
     loss = λ_y − v(x, y), i.e. λ_D(1 − σ(β(r − z₀))) or λ_U(1 − σ(β(z₀ − r))).
 
     Returns ``(losses, kl)`` where ``losses`` has shape (B,) and ``kl`` is the clamped, detached z₀
-    (a 0-dim tensor). With πθ = πref every loss equals 0.5·λ_y exactly.
+    (a 0-dim tensor). With πθ = πref every loss equals 0.5·λ_y exactly. ``reference_point``: z₀ computed already
+    (:func:`kto_reference_point`, e.g. over the global batch of several ranks); the kl inputs are then unused.
     """
     _check_beta(beta)
     _same_shape(policy_logps=policy_logps, reference_logps=reference_logps, desirable=desirable)
-    if kl_policy_logps.shape != kl_reference_logps.shape:
-        raise ValueError("kl_policy_logps and kl_reference_logps must have the same shape")
-    if kl_policy_logps.numel() == 0:
-        raise ValueError("the mismatched batch for the KL estimate is empty")
     if desirable_weight < 0 or undesirable_weight < 0:
         raise ValueError("desirable_weight and undesirable_weight must be >= 0")
-    kl = (kl_policy_logps - kl_reference_logps).mean().clamp(min=0).detach()
+    if reference_point is not None:
+        kl = reference_point.detach()
+    elif kl_policy_logps is None or kl_reference_logps is None:
+        raise ValueError("kto_loss needs kl_policy_logps and kl_reference_logps, or reference_point")
+    else:
+        kl = kto_reference_point(kl_policy_logps, kl_reference_logps)
     logratio = policy_logps - reference_logps
     desirable = desirable.bool()
     losses = torch.where(

@@ -15,7 +15,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from workbench.methods.kto import losses as L
-from workbench.lib.lm.core import CausalLM, LogProbs
+from workbench.lib.lm.core import CausalLM, EncodedBatch, LogProbs
+from workbench.core.context import Shard, reduce_gradients
 from workbench.core.params import Param, ParamGroup
 
 #: every method, in the order the comparison runs them
@@ -57,9 +58,41 @@ class Unpaired:
     kl_completion_ids: list[list[int]] | None = None
     ref_logps: Tensor | None = None
     ref_kl_logps: Tensor | None = None
+    fixed: dict[tuple[int, ...], "FixedBatch"] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
+
+
+@dataclass
+class FixedBatch:
+    """A batch with fixed mismatched pairs, ready on the model's device: the rows and their pairs collated, the
+    cached reference log-probs (None: live) and the labels. Built once per batch: with the reference cache the
+    KTO batches are fixed chunks that recur every epoch, so a step re-collates nothing and copies nothing."""
+
+    batch: EncodedBatch
+    kl_batch: EncodedBatch
+    ref: Tensor | None
+    kl_ref: Tensor | None
+    desirable: Tensor
+
+
+def fixed_batch(lm: CausalLM, data: Unpaired, idx: Sequence[int]) -> FixedBatch:
+    """The :class:`FixedBatch` of rows ``idx`` (after :func:`fix_kl_pairs`), built on first use and kept."""
+    key = tuple(idx)
+    hit = data.fixed.get(key)
+    if hit is None:
+        if data.kl_completion_ids is None:
+            raise ValueError("fixed_batch needs fixed mismatched pairs: call fix_kl_pairs first")
+        idx, device = list(idx), lm.device
+        prompts = _take(data.prompt_ids, idx)
+        hit = data.fixed[key] = FixedBatch(
+            lm.collate(prompts, _take(data.completion_ids, idx)).to(device),
+            lm.collate(prompts, _take(data.kl_completion_ids, idx)).to(device),
+            None if data.ref_logps is None else data.ref_logps[idx].to(device),
+            None if data.ref_kl_logps is None else data.ref_kl_logps[idx].to(device),
+            data.desirable[idx].to(device))
+    return hit
 
 
 @dataclass
@@ -95,11 +128,82 @@ def _take(rows: list[list[int]], idx: Sequence[int]) -> list[list[int]]:
     return [rows[i] for i in idx]
 
 
-def _forward(policy: CausalLM, reference: CausalLM, prompts: list[list[int]], completions: list[list[int]],
-             hidden: bool = False, cached: Tensor | None = None) -> tuple[LogProbs, Tensor]:
+class Ranks:
+    """The processes sharing one global batch under torchrun (``rank`` of ``world_size``); in a one-process run
+    every method is the identity. Each rank computes its shard's part; these sums make it the global batch's."""
+
+    def __init__(self, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"Ranks(rank={rank}, world_size={world_size}): rank must be in [0, world_size)")
+        self.rank, self.world_size = rank, world_size
+
+    def sum(self, tensor: Tensor) -> Tensor:
+        """The elementwise sum over the ranks (``tensor`` itself in one process)."""
+        return tensor if self.world_size == 1 else _all_reduce(tensor, "sum")
+
+    def max(self, tensor: Tensor) -> Tensor:
+        """The elementwise maximum over the ranks."""
+        return tensor if self.world_size == 1 else _all_reduce(tensor, "max")
+
+    def gather_objects(self, obj: object) -> list:
+        """Every rank's ``obj`` (picklable), in rank order."""
+        if self.world_size == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def sum_gradients(self, *modules: nn.Module) -> None:
+        """Sum the parameters' gradients over the ranks in one flat all-reduce: each rank's loss is its shard's
+        share of the global batch's mean (:func:`batch_loss`), so the sum is the global batch's gradient."""
+        reduce_gradients(modules, self.world_size, average=False)
+
+
+ONE = Ranks()
+
+
+def _all_reduce(tensor: Tensor, op: str) -> Tensor:
+    """A reduced copy of ``tensor`` on its own device (a CPU tensor travels through CUDA under NCCL)."""
+    import torch.distributed as dist
+
+    out = tensor.detach().clone()
+    reduce_op = dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM
+    if out.device.type == "cpu" and dist.get_backend() == "nccl":
+        moved = out.cuda()
+        dist.all_reduce(moved, op=reduce_op)
+        return moved.cpu()
+    dist.all_reduce(out, op=reduce_op)
+    return out
+
+
+def adam(params: Sequence[nn.Parameter], lr: float, weight_decay: float = 0.0, decoupled: bool = False
+         ) -> torch.optim.Optimizer:
+    """Adam (AdamW when ``decoupled``) with the fused kernel where every parameter is a floating tensor on a CPU or
+    CUDA device: the same update, one kernel per step instead of a Python loop of small ops per parameter (as TRL's
+    default ``adamw_torch_fused``)."""
+    params = list(params)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
+    kind = torch.optim.AdamW if decoupled else torch.optim.Adam
+    return kind(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def batch_loss(losses: Tensor, ranks: Ranks = ONE, total: int | None = None) -> Tensor:
+    """The loss to differentiate: the batch mean in one process; under torchrun this rank's share of the global
+    batch's mean (sum of its rows' losses / ``total`` rows of the global batch), whose gradients
+    :meth:`Ranks.sum_gradients` adds up."""
+    if ranks.world_size == 1:
+        return losses.mean()
+    return losses.sum() / (total if total is not None else len(losses))
+
+
+def _forward(policy: CausalLM, reference: CausalLM, prompts: list[list[int]] | EncodedBatch,
+             completions: list[list[int]] | None = None, hidden: bool = False,
+             cached: Tensor | None = None) -> tuple[LogProbs, Tensor]:
     """The policy's log-probs (with gradient) and the reference's summed log-probs: ``cached`` (precomputed for
-    these rows) or one reference forward on the same batch."""
-    batch = policy.collate(prompts, completions)
+    these rows) or one reference forward on the same batch (``prompts`` may be a collated batch)."""
+    batch = prompts if isinstance(prompts, EncodedBatch) else policy.collate(prompts, completions)
     pol = policy.batch_logps(batch, return_hidden=hidden)
     if cached is not None:
         return pol, cached.to(pol.logps.device)
@@ -128,95 +232,141 @@ def fix_kl_pairs(data: Unpaired, chunks: Sequence[Sequence[int]]) -> None:
         for row, partner in zip(chunk, L.mismatched_indices(len(chunk)).tolist()):
             kl[row] = data.completion_ids[chunk[partner]]
     data.kl_completion_ids = kl
+    data.fixed.clear()
 
 
 @torch.no_grad()
-def precompute_reference(reference: CausalLM, data: Unpaired | Paired, batches: Sequence[Sequence[int]]) -> None:
+def precompute_reference(reference: CausalLM, data: Unpaired | Paired, batches: Sequence[Sequence[int]],
+                         ranks: Ranks = ONE, split: bool = False) -> None:
     """The reference's summed log-probs of every row, computed once, batch by batch (use the training batches:
     the same shapes give bit-identical numbers to a live reference forward, so the policy still equals the
-    reference exactly at the start). The reference is fixed, so nothing is lost (TRL's ``precompute_ref_log_probs``)."""
+    reference exactly at the start). The reference is fixed, so nothing is lost (TRL's ``precompute_ref_log_probs``).
+
+    Under torchrun the work is shared and the parts summed, so every rank holds every row's log-probs: with
+    ``split`` each rank computes its shard of every batch (the rows, and shapes, of its training forward),
+    otherwise batch i is computed whole on rank i mod world_size.
+    """
     def logps(prompts: list[list[int]], completions: list[list[int]]) -> Tensor:
         with torch.inference_mode():
             return reference.batch_logps(reference.collate(prompts, completions)).logps.float().cpu()
 
+    def mine(k: int, idx: Sequence[int]) -> list[int]:
+        if ranks.world_size == 1:
+            return list(idx)
+        if split:
+            return [idx[i] for i in Shard(len(idx), ranks.rank, ranks.world_size).rows().tolist()]
+        return list(idx) if k % ranks.world_size == ranks.rank else []
+
     n = len(data)
     if isinstance(data, Paired):
         chosen, rejected = torch.zeros(n), torch.zeros(n)
-        for idx in batches:
-            idx = list(idx)
-            prompts = _take(data.prompt_ids, idx)
-            both = logps(prompts + prompts, _take(data.chosen_ids, idx) + _take(data.rejected_ids, idx))
-            chosen[idx], rejected[idx] = both[: len(idx)], both[len(idx):]
-        data.ref_chosen, data.ref_rejected = chosen, rejected
+        for k, idx in enumerate(batches):
+            if idx := mine(k, idx):
+                prompts = _take(data.prompt_ids, idx)
+                both = logps(prompts + prompts, _take(data.chosen_ids, idx) + _take(data.rejected_ids, idx))
+                chosen[idx], rejected[idx] = both[: len(idx)], both[len(idx):]
+        data.ref_chosen, data.ref_rejected = ranks.sum(chosen), ranks.sum(rejected)
         return
     main, kl = torch.zeros(n), torch.zeros(n)
-    for idx in batches:
-        idx = list(idx)
-        prompts = _take(data.prompt_ids, idx)
-        main[idx] = logps(prompts, _take(data.completion_ids, idx))
-        if data.kl_completion_ids is not None:
-            kl[idx] = logps(prompts, _take(data.kl_completion_ids, idx))
-    data.ref_logps = main
-    data.ref_kl_logps = kl if data.kl_completion_ids is not None else None
+    for k, idx in enumerate(batches):
+        if idx := mine(k, idx):
+            prompts = _take(data.prompt_ids, idx)
+            main[idx] = logps(prompts, _take(data.completion_ids, idx))
+            if data.kl_completion_ids is not None:
+                kl[idx] = logps(prompts, _take(data.kl_completion_ids, idx))
+    data.ref_logps = ranks.sum(main)
+    data.ref_kl_logps = ranks.sum(kl) if data.kl_completion_ids is not None else None
+    data.fixed.clear()
 
 
 def _cached(values: Tensor | None, idx: Sequence[int]) -> Tensor | None:
     return None if values is None else values[list(idx)]
 
 
-def _reward_metrics(pol_c: Tensor, ref_c: Tensor, pol_r: Tensor, ref_r: Tensor, beta: float) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if pol_c.numel():
-        out["rewards/chosen"] = float(beta * (pol_c - ref_c).detach().mean())
-        out["logps/chosen"] = float(pol_c.detach().mean())
-    if pol_r.numel():
-        out["rewards/rejected"] = float(beta * (pol_r - ref_r).detach().mean())
-        out["logps/rejected"] = float(pol_r.detach().mean())
-    if pol_c.numel() and pol_r.numel():
+def _metrics(losses: Tensor, pol_c: Tensor, ref_c: Tensor, pol_r: Tensor, ref_r: Tensor, beta: float,
+             ranks: Ranks, kl: Tensor | None = None) -> dict[str, float]:
+    """TRL's metrics of a step over the global batch: the loss and, for the chosen (desirable) and rejected rows,
+    the mean implied reward and log-prob (and KTO's ``kl``, global already). One vector of sums and counts (summed
+    over the ranks), one host sync."""
+    def part(pol: Tensor, ref: Tensor) -> list[Tensor]:
+        pol, ref = pol.detach().double(), ref.detach().double()
+        return [beta * (pol - ref).sum(), pol.sum(), pol.new_tensor(float(pol.numel()))]
+
+    loss = losses.detach().double()
+    stats = torch.stack([loss.sum(), loss.new_tensor(float(loss.numel())), *part(pol_c, ref_c), *part(pol_r, ref_r)])
+    stats = ranks.sum(stats)
+    if kl is not None:
+        stats = torch.cat([stats, kl.detach().double().reshape(1)])
+    loss_sum, n, reward_c, logp_c, n_c, reward_r, logp_r, n_r, *z0 = stats.tolist()
+    out = {"loss": loss_sum / n}
+    if z0:
+        out["kl"] = z0[0]
+    if n_c:
+        out["rewards/chosen"], out["logps/chosen"] = reward_c / n_c, logp_c / n_c
+    if n_r:
+        out["rewards/rejected"], out["logps/rejected"] = reward_r / n_r, logp_r / n_r
+    if n_c and n_r:
         out["rewards/margins"] = out["rewards/chosen"] - out["rewards/rejected"]
     return out
 
 
-def _unpaired_metrics(pol: Tensor, ref: Tensor, desirable: Tensor, beta: float) -> dict[str, float]:
-    d = desirable.to(pol.device)
-    return _reward_metrics(pol[d], ref[d], pol[~d], ref[~d], beta)
+def _unpaired_metrics(losses: Tensor, pol: Tensor, ref: Tensor, desirable: Tensor, beta: float,
+                      ranks: Ranks, kl: Tensor | None = None) -> dict[str, float]:
+    return _metrics(losses, pol[desirable], ref[desirable], pol[~desirable], ref[~desirable], beta, ranks, kl)
 
 
 StepResult = tuple[Tensor, dict[str, float], Tensor]
 
 
-def kto_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams) -> StepResult:
+def kto_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams,
+             ranks: Ranks = ONE, total: int | None = None, kl_rows: Sequence[int] | None = None) -> StepResult:
     """KTO (Eq. 8) with the reference point estimated on mismatched pairs: each row's fixed pair
-    (:func:`fix_kl_pairs`) or, without them, the batch's completions rotated by one."""
+    (:func:`fix_kl_pairs`), the completions of ``kl_rows`` (one per row of ``idx``: under torchrun the global
+    batch's rotation, which may take a completion from another rank's rows) or the batch's completions rotated by
+    one. Under torchrun ``idx`` is this rank's shard of a global batch of ``total`` rows and z₀ is all-reduced: the
+    global batch's estimate (:func:`~workbench.methods.kto.losses.kto_reference_point`)."""
     idx = list(idx)
-    prompts, completions = _take(data.prompt_ids, idx), _take(data.completion_ids, idx)
-    if data.kl_completion_ids is not None:
-        kl_completions = _take(data.kl_completion_ids, idx)
+    if data.kl_completion_ids is not None:  # fixed pairs: the batch's tensors are built once (FixedBatch)
+        fixed = fixed_batch(policy, data, idx)
+        main, kl_main, cached, kl_cached, d = fixed.batch, fixed.kl_batch, fixed.ref, fixed.kl_ref, fixed.desirable
     else:
-        kl_completions = [completions[j] for j in L.mismatched_indices(len(idx)).tolist()]
-    pol, ref = _forward(policy, reference, prompts, completions, cached=_cached(data.ref_logps, idx))
+        prompts, completions = _take(data.prompt_ids, idx), _take(data.completion_ids, idx)
+        if kl_rows is not None:
+            kl_completions = _take(data.completion_ids, kl_rows)
+        else:
+            kl_completions = [completions[j] for j in L.mismatched_indices(len(idx)).tolist()]
+        main, kl_main = policy.collate(prompts, completions), policy.collate(prompts, kl_completions)
+        cached, kl_cached, d = _cached(data.ref_logps, idx), _cached(data.ref_kl_logps, idx), data.desirable[idx]
+    pol, ref = _forward(policy, reference, main, cached=cached)
     with torch.inference_mode():  # z0 is detached: no graph (and no backward) through the mismatched pairs
-        kl_pol, kl_ref = _forward(policy, reference, prompts, kl_completions, cached=_cached(data.ref_kl_logps, idx))
-        kl_pol_logps, kl_ref = kl_pol.logps.clone(), kl_ref.clone()
-    d = data.desirable[idx].to(pol.logps.device)
-    losses, kl = L.kto_loss(pol.logps, ref, d, kl_pol_logps, kl_ref, s.beta, s.desirable_weight, s.undesirable_weight)
-    metrics = {"loss": float(losses.detach().mean()), "kl": float(kl),
-               **_unpaired_metrics(pol.logps, ref, d, s.beta)}
-    return losses.mean(), metrics, losses.detach()
+        kl_pol, kl_ref = _forward(policy, reference, kl_main, cached=kl_cached)
+        z0 = L.kto_reference_point(kl_pol.logps, kl_ref, None if ranks.world_size == 1 else ranks.sum)
+    z0 = z0.clone()  # out of inference mode
+    d = d.to(pol.logps.device)
+    losses, kl = L.kto_loss(pol.logps, ref, d, None, None, s.beta, s.desirable_weight, s.undesirable_weight,
+                            reference_point=z0)
+    metrics = _unpaired_metrics(losses, pol.logps, ref, d, s.beta, ranks, kl=kl)
+    return batch_loss(losses, ranks, total), metrics, losses.detach()
 
 
-def kto_z0_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams) -> StepResult:
+def kto_z0_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams,
+                ranks: Ranks = ONE, total: int | None = None) -> StepResult:
     idx = list(idx)
-    pol, ref = _forward(policy, reference, _take(data.prompt_ids, idx), _take(data.completion_ids, idx),
-                        cached=_cached(data.ref_logps, idx))
-    d = data.desirable[idx].to(pol.logps.device)
+    if data.kl_completion_ids is not None:  # the fixed chunks of the reference cache: built once
+        fixed = fixed_batch(policy, data, idx)
+        pol, ref = _forward(policy, reference, fixed.batch, cached=fixed.ref)
+        d = fixed.desirable
+    else:
+        pol, ref = _forward(policy, reference, _take(data.prompt_ids, idx), _take(data.completion_ids, idx),
+                            cached=_cached(data.ref_logps, idx))
+        d = data.desirable[idx].to(pol.logps.device)
     losses = L.kto_z0_loss(pol.logps, ref, d, s.beta, s.desirable_weight, s.undesirable_weight)
-    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref, d, s.beta)}
-    return losses.mean(), metrics, losses.detach()
+    metrics = _unpaired_metrics(losses, pol.logps, ref, d, s.beta, ranks)
+    return batch_loss(losses, ranks, total), metrics, losses.detach()
 
 
 def sft_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams,
-             csft: bool = False) -> StepResult:
+             csft: bool = False, ranks: Ranks = ONE, total: int | None = None) -> StepResult:
     """SFT on the rows ``idx`` (the caller passes desirable rows only); CSFT on control-token prompts."""
     idx = list(idx)
     prompts = _take(data.csft_prompt_ids if csft else data.prompt_ids, idx)
@@ -224,30 +374,31 @@ def sft_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequenc
                         cached=None if csft else _cached(data.ref_logps, idx))
     losses = L.sft_loss(pol.logps, pol.lengths.to(pol.logps.dtype))
     d = data.desirable[idx].to(pol.logps.device)
-    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref, d, s.beta)}
-    return losses.mean(), metrics, losses.detach()
+    metrics = _unpaired_metrics(losses, pol.logps, ref, d, s.beta, ranks)
+    return batch_loss(losses, ranks, total), metrics, losses.detach()
 
 
 def ppo_offline_step(policy: CausalLM, reference: CausalLM, data: Unpaired, idx: Sequence[int], s: LossParams,
-                     value_head: nn.Module) -> StepResult:
+                     value_head: nn.Module, ranks: Ranks = ONE, total: int | None = None) -> StepResult:
     idx = list(idx)
     batch = policy.collate(_take(data.prompt_ids, idx), _take(data.completion_ids, idx))
     pol = policy.batch_logps(batch, return_hidden=True)
     with torch.inference_mode():  # per-token reference log-probs: not cached (the cache holds sums)
         ref = reference.batch_logps(batch)
-    ref_tokens = ref.token_logps.clone()
+    ref_tokens, ref_logps = ref.token_logps.clone(), ref.logps.clone()
     d = data.desirable[idx].to(pol.logps.device)
     values = value_head(pol.hidden.detach().float()).squeeze(-1)
     rewards = torch.where(d, 1.0, -1.0).to(values.dtype)
     losses = L.ppo_offline_loss(pol.token_logps, ref_tokens, values, rewards, pol.mask, s.ppo_clip,
                                 s.ppo_value_weight)
-    metrics = {"loss": float(losses.detach().mean()), **_unpaired_metrics(pol.logps, ref.logps.clone(), d, s.beta)}
-    return losses.mean(), metrics, losses.detach()
+    metrics = _unpaired_metrics(losses, pol.logps, ref_logps, d, s.beta, ranks)
+    return batch_loss(losses, ranks, total), metrics, losses.detach()
 
 
 def paired_step(method: str, policy: CausalLM, reference: CausalLM, data: Paired, idx: Sequence[int],
-                s: LossParams) -> StepResult:
-    """DPO, conservative DPO, IPO or SLiC on pairs ``idx`` (chosen and rejected in one forward)."""
+                s: LossParams, ranks: Ranks = ONE, total: int | None = None) -> StepResult:
+    """DPO, conservative DPO, IPO or SLiC on pairs ``idx`` (chosen and rejected in one forward: a pair stays on
+    one rank under torchrun)."""
     idx = list(idx)
     n = len(idx)
     prompts = _take(data.prompt_ids, idx)
@@ -265,22 +416,23 @@ def paired_step(method: str, policy: CausalLM, reference: CausalLM, data: Paired
         losses = L.slic_loss(pc, pr, s.slic_margin, s.slic_nll_weight, pol.lengths[:n].to(pc.dtype))
     else:
         raise ValueError(f"method = {method!r} is not a paired method ({sorted(PAIRED_METHODS)})")
-    metrics = {"loss": float(losses.detach().mean()), **_reward_metrics(pc, rc, pr, rr, s.beta)}
-    return losses.mean(), metrics, losses.detach()
+    return batch_loss(losses, ranks, total), _metrics(losses, pc, rc, pr, rr, s.beta, ranks), losses.detach()
 
 
 def method_step(method: str, policy: CausalLM, reference: CausalLM, unpaired: Unpaired, paired: Paired,
-                idx: Sequence[int], s: LossParams, value_head: nn.Module | None = None) -> StepResult:
-    """Dispatch one step of ``method`` (idx indexes pairs, desirable rows or all rows as the method needs)."""
+                idx: Sequence[int], s: LossParams, value_head: nn.Module | None = None, ranks: Ranks = ONE,
+                total: int | None = None, kl_rows: Sequence[int] | None = None) -> StepResult:
+    """Dispatch one step of ``method`` (idx indexes pairs, desirable rows or all rows as the method needs; under
+    torchrun this rank's shard of a global batch of ``total``)."""
     steps: dict[str, Callable[[], StepResult]] = {
-        "kto": lambda: kto_step(policy, reference, unpaired, idx, s),
-        "kto_z0": lambda: kto_z0_step(policy, reference, unpaired, idx, s),
-        "sft": lambda: sft_step(policy, reference, unpaired, idx, s),
-        "csft": lambda: sft_step(policy, reference, unpaired, idx, s, csft=True),
-        "ppo_offline": lambda: ppo_offline_step(policy, reference, unpaired, idx, s, value_head),
+        "kto": lambda: kto_step(policy, reference, unpaired, idx, s, ranks, total, kl_rows),
+        "kto_z0": lambda: kto_z0_step(policy, reference, unpaired, idx, s, ranks, total),
+        "sft": lambda: sft_step(policy, reference, unpaired, idx, s, ranks=ranks, total=total),
+        "csft": lambda: sft_step(policy, reference, unpaired, idx, s, csft=True, ranks=ranks, total=total),
+        "ppo_offline": lambda: ppo_offline_step(policy, reference, unpaired, idx, s, value_head, ranks, total),
     }
     if method in PAIRED_METHODS:
-        return paired_step(method, policy, reference, paired, idx, s)
+        return paired_step(method, policy, reference, paired, idx, s, ranks, total)
     if method not in steps:
         raise ValueError(f"method = {method!r}; known: {', '.join(METHODS)}")
     return steps[method]()
@@ -300,10 +452,16 @@ class Evaluation:
     log_ratio: list[float] = field(default_factory=list)
 
 
+#: prompts sampled together in an evaluation, each block from its own stream: the samples do not depend on how
+#: many processes share the blocks
+EVAL_BLOCK = 32
+
+
 @torch.no_grad()
 def evaluate(policy: CausalLM, reference: CausalLM, prompts: Sequence[str], policy_prompts: Sequence[str],
-             generator: torch.Generator, max_new_tokens: int, reward: Callable[[str, str], float | bool] | None,
-             threshold: float = 2, keep_rows: int = 16, source: str = "policy") -> Evaluation:
+             generator: torch.Generator | Callable[[int], torch.Generator], max_new_tokens: int,
+             reward: Callable[[str, str], float | bool] | None, threshold: float = 2, keep_rows: int = 16,
+             source: str = "policy", ranks: Ranks = ONE, block: int | None = None) -> Evaluation:
     """Sample from the policy, then the reward rate (share desirable) and the sampled KL(πθ‖πref) with its
     standard error.
 
@@ -311,47 +469,74 @@ def evaluate(policy: CausalLM, reference: CausalLM, prompts: Sequence[str], poli
     sequence-level KL: unbiased but, per sample, of either sign, so a small KL can come out negative; its standard
     error says by how much it can. ``reward(prompt, completion)`` returns a bool (the verdict) or a number
     (desirable when ≥ ``threshold``). ``policy_prompts`` may differ from ``prompts`` (CSFT's control token).
+
+    ``block``: prompts are sampled in blocks of that many, block b from the stream ``generator(b)``, and the blocks
+    are shared among the ranks (block b on rank b mod world_size: sampling, scoring and reward) and gathered; the
+    result is the same under any number of processes. ``None``: one block drawing from ``generator``.
     """
     from workbench.methods.kto.rewards import desirable as verdicts
 
-    samples = policy.sample(list(policy_prompts), max_new_tokens=max_new_tokens, generator=generator)
-    ref = reference.score(list(prompts), [x.text for x in samples], add_eos=[x.ended for x in samples])
-    log_ratio = torch.tensor([x.logp for x in samples], dtype=torch.float64) - ref.logps.double()
+    prompts, policy_prompts = list(prompts), list(policy_prompts)
+    size = max(1, len(prompts) if block is None else block)
+    mine = []
+    for b, start in enumerate(range(0, len(prompts), size)):
+        if b % ranks.world_size == ranks.rank:
+            gen = generator(b) if callable(generator) else generator
+            mine.append((b, _sample_block(policy, reference, prompts[start: start + size],
+                                          policy_prompts[start: start + size], gen, max_new_tokens, reward)))
+    samples = [row for _, part in sorted(p for parts in ranks.gather_objects(mine) for p in parts) for row in part]
+    texts, logps, scores = [x[0] for x in samples], [x[1] for x in samples], [x[3] for x in samples]
+    log_ratio = torch.tensor([x[2] for x in samples], dtype=torch.float64)
     kl = float(log_ratio.mean())
     kl_se = float(log_ratio.std(unbiased=True) / len(log_ratio) ** 0.5) if len(log_ratio) > 1 else float("nan")
-    scores = [reward(p, x.text) if reward is not None else float("nan") for p, x in zip(prompts, samples)]
     desirable = verdicts(scores, threshold) if reward is not None else [None] * len(samples)  # None: no reward
     rate = sum(desirable) / len(desirable) if reward is not None else float("nan")
-    rows = [{"source": source, "prompt": p, "completion": x.text,
-             "score": float(sc) if not isinstance(sc, bool) else sc, "desirable": dsr, "logp": round(x.logp, 3)}
-            for p, x, sc, dsr in list(zip(prompts, samples, scores, desirable))[:keep_rows]]
+    rows = [{"source": source, "prompt": p, "completion": text,
+             "score": float(sc) if not isinstance(sc, bool) else sc, "desirable": dsr, "logp": round(lp, 3)}
+            for p, text, lp, sc, dsr in list(zip(prompts, texts, logps, scores, desirable))[:keep_rows]]
     return Evaluation(rate, kl, kl_se, rows, list(desirable), log_ratio.tolist())
 
 
+def _sample_block(policy: CausalLM, reference: CausalLM, prompts: list[str], policy_prompts: list[str],
+                  generator: torch.Generator, max_new_tokens: int,
+                  reward: Callable[[str, str], float | bool] | None) -> list[tuple[str, float, float, float | bool]]:
+    """(completion, log πθ, log πθ − log πref, reward score) of one sample per prompt."""
+    samples = policy.sample(policy_prompts, max_new_tokens=max_new_tokens, generator=generator)
+    ref = reference.score(prompts, [x.text for x in samples], add_eos=[x.ended for x in samples])
+    log_ratio = (torch.tensor([x.logp for x in samples], dtype=torch.float64) - ref.logps.double()).tolist()
+    scores = [reward(p, x.text) if reward is not None else float("nan") for p, x in zip(prompts, samples)]
+    return [(x.text, x.logp, lr, sc) for x, lr, sc in zip(samples, log_ratio, scores)]
+
+
 @torch.no_grad()
-def heldout_rewards(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+def heldout_rewards(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64,
+                    ranks: Ranks = ONE) -> tuple[Tensor, Tensor]:
     """(policy log-probs, implied rewards β·(log πθ − log πref)) of every held-out row; ``data.ref_logps`` must hold
-    the reference's log-probs (:func:`precompute_reference`)."""
+    the reference's log-probs (:func:`precompute_reference`). Under torchrun batch i is scored on rank
+    i mod world_size and the parts summed."""
     if data.ref_logps is None:
         raise ValueError("heldout_metrics needs the reference's log-probs: call precompute_reference first")
     n = len(data)
     pol = torch.zeros(n)
     was = policy.training
     policy.eval()
-    for start in range(0, n, batch_size):
-        idx = list(range(start, min(n, start + batch_size)))
-        batch = policy.collate(_take(data.prompt_ids, idx), _take(data.completion_ids, idx))
-        pol[idx] = policy.batch_logps(batch).logps.float().cpu()
+    for k, start in enumerate(range(0, n, batch_size)):
+        if k % ranks.world_size == ranks.rank:
+            idx = list(range(start, min(n, start + batch_size)))
+            batch = policy.collate(_take(data.prompt_ids, idx), _take(data.completion_ids, idx))
+            pol[idx] = policy.batch_logps(batch).logps.float().cpu()
     policy.train(was)
+    pol = ranks.sum(pol)
     return pol, beta * (pol - data.ref_logps)
 
 
-def heldout_metrics(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64) -> dict[str, float]:
+def heldout_metrics(policy: CausalLM, data: Unpaired, beta: float, batch_size: int = 64,
+                    ranks: Ranks = ONE) -> dict[str, float]:
     """What alignment did to held-out feedback, without a reward function (TRL's names): the implied rewards
     β·log πθ/πref of desirable and undesirable completions, their margin, the implied reward accuracy (how often a
     desirable completion outranks an undesirable one of the same prompt; of any prompt when no prompt has both),
     and the policy's log-probs of each kind with their change from the reference."""
-    pol, reward = heldout_rewards(policy, data, beta, batch_size)
+    pol, reward = heldout_rewards(policy, data, beta, batch_size, ranks)
     d = data.desirable.cpu()
     out: dict[str, float] = {}
     for kind, mask in (("chosen", d), ("rejected", ~d)):

@@ -8,7 +8,9 @@
 - :class:`GRUVAE`: the LS4 factorisation (:class:`~workbench.methods.ls4.model.SequenceVAE`) with GRU stacks in place of
   the S4 stacks (the decoder reads [z_t, x_{t−1}] concatenated).
 
-Both offer ``loss``, ``sample``, ``extrapolate`` and ``reconstruct`` with the same signatures as :class:`LS4`.
+Both offer ``loss``, ``sample``, ``extrapolate`` and ``reconstruct`` with the same signatures as :class:`LS4` (a
+``shard`` included: noise drawn for the global batch, this rank's rows kept). The Latent ODE's rows are independent
+except under ``dopri5``, whose adaptive steps follow the error of the whole batch.
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
+
 from .losses import gaussian_kl, gaussian_nll, masked_sum, training_loss
-from .model import SequenceVAE, gaussian_head
+from .model import SequenceVAE, gaussian_head, local_rows, normal
 
 METHODS = ("rk4", "euler", "midpoint", "dopri5")
 
@@ -141,11 +145,12 @@ class LatentODE(nn.Module):
         return self.odeint(self.dynamics, z0, t).transpose(0, 1)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, time_mask: Tensor | None = None, t: Tensor | None = None,
-                generator: torch.Generator | None = None, sample: bool = True) -> dict[str, Tensor]:
+                generator: torch.Generator | None = None, sample: bool = True,
+                shard: Shard | None = None) -> dict[str, Tensor]:
         B, L, _ = x.shape
         t = self.times(L, x) if t is None else t.to(x)
         mu0, std0 = self.encode(x, mask, t)
-        eps = torch.randn(mu0.shape, generator=generator, dtype=mu0.dtype).to(mu0.device) if sample else 0.0
+        eps = normal(tuple(mu0.shape), generator, mu0, shard) if sample else 0.0
         z0 = mu0 + std0 * eps
         z = self.trajectory(z0, t)
         x_mean = self.decoder(z)
@@ -160,8 +165,8 @@ class LatentODE(nn.Module):
 
     def loss(self, x: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None,
              objective: str = "elbo", time_mask: Tensor | None = None, t: Tensor | None = None,
-             kl_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self(x, mask, time_mask, t, generator)
+             kl_weight: float = 1.0, shard: Shard | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self(x, mask, time_mask, t, generator, shard=shard)
         return training_loss(out, objective, self.z_dim, kl_weight), out
 
     def posterior(self, x: Tensor, mask: Tensor | None = None, t: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -178,30 +183,34 @@ class LatentODE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, length: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               t: Tensor | None = None, mode: str = "recurrent", obs_noise: bool = False) -> dict[str, Tensor]:
-        """z_0 ~ N(0, temperature² I), z(t) by the ODE solver, x_t = g(z_t) (+ σ-noise if ``obs_noise``)."""
+               t: Tensor | None = None, mode: str = "recurrent", obs_noise: bool = False,
+               shard: Shard | None = None) -> dict[str, Tensor]:
+        """z_0 ~ N(0, temperature² I), z(t) by the ODE solver, x_t = g(z_t) (+ σ-noise if ``obs_noise``); with
+        ``shard`` (of ``n`` rows) this rank's rows of the ``n`` series."""
         ref = self.decoder[0].weight
         t = self.times(length, ref) if t is None else t.to(ref)
-        z0 = temperature * torch.randn(n, self.z_dim, generator=generator, dtype=ref.dtype).to(ref.device)
+        z0 = temperature * normal((local_rows(n, shard), self.z_dim), generator, ref, shard)
         z = self.trajectory(z0, t)
         x = self.decoder(z)
         if obs_noise:
-            x = x + self.sigma * torch.randn(x.shape, generator=generator, dtype=ref.dtype).to(ref.device)
+            x = x + self.sigma * normal(tuple(x.shape), generator, ref, shard)
         return {"x": x, "z": z}
 
     @torch.no_grad()
     def extrapolate(self, x: Tensor, mask: Tensor | None, horizon: int, generator: torch.Generator | None = None,
                     temperature: float = 1.0, n_samples: int = 1, t: Tensor | None = None,
-                    obs_noise: bool = False) -> dict[str, Tensor]:
-        """Encode the prefix, draw z_0 ~ q(z_0 | prefix) (scale × ``temperature``), solve over prefix + horizon."""
+                    obs_noise: bool = False, shard: Shard | None = None) -> dict[str, Tensor]:
+        """Encode the prefix, draw z_0 ~ q(z_0 | prefix) (scale × ``temperature``), solve over prefix + horizon;
+        with ``shard`` (of the global B series) ``x`` holds this rank's series."""
         B, P, _ = x.shape
+        rows = None if shard is None else shard.repeat(n_samples)
         t = self.times(P + horizon, x) if t is None else t.to(x)
         mu0, std0 = self.encode(x, mask, t[:P])
         mu0, std0 = mu0.repeat(n_samples, 1), std0.repeat(n_samples, 1)
-        z0 = mu0 + temperature * std0 * torch.randn(mu0.shape, generator=generator, dtype=x.dtype).to(x.device)
+        z0 = mu0 + temperature * std0 * normal(tuple(mu0.shape), generator, x, rows)
         z = self.trajectory(z0, t)
         xf = self.decoder(z[:, P:])
         if obs_noise:
-            xf = xf + self.sigma * torch.randn(xf.shape, generator=generator, dtype=x.dtype).to(x.device)
+            xf = xf + self.sigma * normal(tuple(xf.shape), generator, x, rows)
         return {"x": xf.reshape(n_samples, B, horizon, self.x_dim),
                 "z": z.reshape(n_samples, B, P + horizon, self.z_dim)}

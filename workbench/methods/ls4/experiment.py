@@ -19,6 +19,16 @@
    source LS4 against the Latent ODE on each generation score (bootstrap intervals); on sharp-transition
    sources the jump distribution; LS4's own log-log slope of time per step against L log L, the Latent ODE /
    LS4 ratio at the longest L beside the paper's ×100, and the growth of that ratio with L.
+
+Under torchrun the run is data-parallel and gives one process's numbers (to floating-point rounding): each rank
+trains on its rows of every global batch (``ctx.batches``), the reparameterisation noise is drawn for the global batch
+from the same stream on every rank and sliced (``shard.take``), the loss is this rank's share of the global batch's
+(its denominators, the counts of steps and observed values, summed over the ranks) and the gradients are averaged
+(``ctx.average_gradients``) before the clip. Evaluation is sharded: generated series (every step's noise drawn for
+all of them), reconstructions, forecasts and the held-out ELBO per rank, gathered or summed; the score models
+train data-parallel the same way (:mod:`.metrics`). The timing of the claims is measured on rank 0 alone while the
+others wait (one process's time per step). Not under torchrun: the adaptive ``dopri5`` solver (its steps follow
+the whole batch's error).
 """
 from __future__ import annotations
 
@@ -32,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.core.context import RunContext
+from workbench.core.context import RunContext, Shard
 from workbench.core.errors import DataNotFound, SourceError
 from workbench.core.params import Config, ConfigError, LoopParams, OptimParams, Param, ParamGroup
 from workbench.core.registry import Experiment, register
@@ -43,7 +53,7 @@ from . import metrics as M
 from .baselines import METHODS as ODE_METHODS
 from .baselines import GRUVAE, LatentODE
 from .layers import param_groups
-from .losses import span_mask
+from .losses import span_mask, training_loss
 from .model import LS4
 
 MODELS = ("ls4", "latent_ode", "gru_vae")
@@ -244,7 +254,11 @@ def _lists(x: torch.Tensor) -> list:
 
 def _store_samples(ctx: RunContext, cfg: LS4Config, name: str, model: nn.Module, test: tsdata.TimeSeries,
                    step: int) -> None:
-    """What a live sample viewer draws: generated vs real series, the model to re-sample from, LS4 kernels."""
+    """What a live sample viewer draws: generated vs real series, the model to re-sample from, LS4 kernels (drawn on
+    rank 0 alone: only it stores them)."""
+    ctx.save_model(name, model, model.config)
+    if not ctx.is_main:
+        return
     k = min(cfg.n_show, len(test))
     model.eval()
     with torch.no_grad():
@@ -254,22 +268,48 @@ def _store_samples(ctx: RunContext, cfg: LS4Config, name: str, model: nn.Module,
                                      "prefix": prefix_length(cfg, test.length),
                                      "real": _lists(test.x[:k]), "real_mask": test.mask[:k].cpu().numpy().tolist(),
                                      "generated": _lists(gen)})
-    ctx.save_model(name, model, model.config)
     if isinstance(model, LS4):
         with torch.no_grad():
             kernels = {part: _lists(K[:4].abs()) for part, K in model.kernels(test.length).items()}
         ctx.artifact("kernels", {"step": step, "length": test.length, "kernels": kernels})
 
 
+def sum_over_ranks(ctx: RunContext | None, values: torch.Tensor, shard: Shard) -> torch.Tensor:
+    """Σ over the ranks of ``values`` computed on ``shard``'s rows (float64; ``values`` itself when not sharded)."""
+    if shard.world_size == 1 or ctx is None:
+        return values.detach().double()
+    return ctx.all_reduce_sum(values)
+
+
+def gather_rows(shard: Shard, local: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """The global tensor from every rank's rows along ``dim`` (:meth:`Shard.gather` on another axis)."""
+    if shard.world_size == 1:
+        return local
+    return shard.gather(local.transpose(0, dim).contiguous()).transpose(0, dim)
+
+
+def elbo_totals(ctx: RunContext | None, out: dict[str, torch.Tensor], shard: Shard) -> dict[str, torch.Tensor]:
+    """The global batch's sums of the ELBO's pieces (``nll``, ``kl``, ``steps``, ``observed``): one all-reduce."""
+    keys = ("nll", "kl", "steps", "observed")
+    sums = sum_over_ranks(ctx, torch.stack([out[k].detach().sum() for k in keys]), shard)
+    return dict(zip(keys, sums))
+
+
+def nelbo_per_step(totals: dict[str, torch.Tensor]) -> float:
+    return float((totals["nll"] + totals["kl"]) / totals["steps"].clamp_min(1))
+
+
 @torch.no_grad()
 def heldout_nelbo(model: nn.Module, test: tsdata.TimeSeries, device: torch.device, generator: torch.Generator,
-                  limit: int = 256) -> float:
-    """The negative ELBO per time step on (up to ``limit``) test series: an upper bound on the NLL per step."""
+                  limit: int = 256, ctx: RunContext | None = None) -> float:
+    """The negative ELBO per time step on (up to ``limit``) test series: an upper bound on the NLL per step
+    (sharded over the ranks with ``ctx``)."""
     model.eval()
-    x, m = test.x[:limit].to(device), test.mask[:limit].to(device)
-    out = model(x, m, generator=generator)
+    x, m = test.x[:limit], test.mask[:limit]
+    shard = Shard(len(x)) if ctx is None else ctx.rows(len(x))
+    out = model(shard.take(x).to(device), shard.take(m).to(device), generator=generator, shard=shard)
     model.train()
-    return float(out["neg_elbo_per_step"])
+    return nelbo_per_step(elbo_totals(ctx, out, shard))
 
 
 @torch.no_grad()
@@ -281,19 +321,21 @@ def score(cfg: LS4Config, ctx: RunContext, source: str, model: nn.Module, train:
     classifier's split and initialisation, the forecaster's), so differences between models are paired."""
     model.eval()
     L = train.length
-    gen = model.sample(cfg.n_eval, L, ctx.rng(f"eval/{source}/samples"), cfg.temperature)
-    x_gen = gen["x"].cpu()
+    shard = ctx.rows(cfg.n_eval)
+    gen = model.sample(cfg.n_eval, L, ctx.rng(f"eval/{source}/samples"), cfg.temperature, shard=shard)
+    x_gen, z_gen = shard.gather(gen["x"]).cpu(), shard.gather(gen["z"]).cpu()
     real, mask = train.x[: cfg.n_eval], train.mask[: cfg.n_eval]
     clf = M.classification_losses(real, M.hide_missing(x_gen, mask), ctx.rng(f"eval/{source}/classifier"),
-                                  steps=cfg.score_steps, init=ctx.seeded(f"eval/{source}/classifier"))
+                                  steps=cfg.score_steps, init=ctx.seeded(f"eval/{source}/classifier"), dp=ctx)
     pred = M.prediction_errors(real, x_gen, ctx.rng(f"eval/{source}/forecaster"), horizon=max(1, L // 8),
-                               steps=cfg.score_steps, mask=mask, init=ctx.seeded(f"eval/{source}/forecaster"))
+                               steps=cfg.score_steps, mask=mask, init=ctx.seeded(f"eval/{source}/forecaster"),
+                               dp=ctx)
     jumps = M.jump_stats(x_gen, threshold)
     row = {"marginal": M.marginal_score(train.x, x_gen, mask=train.mask), "classification": float(clf.mean()),
            "prediction": float(pred[torch.isfinite(pred)].mean()), "sharp_rate": jumps["sharp_rate"],
            "jump_p99": jumps["p99"], "jump_w1": M.jump_distance(train.x, x_gen)}
     model.train()
-    return row, {"generated": x_gen, "z": gen["z"].cpu(), "classification": clf, "prediction": pred}
+    return row, {"generated": x_gen, "z": z_gen, "classification": clf, "prediction": pred}
 
 
 @torch.no_grad()
@@ -303,30 +345,39 @@ def evaluate(cfg: LS4Config, ctx: RunContext, name: str, model: nn.Module, train
     conditional and latent views."""
     dev = ctx.device
     scores, measured = score(cfg, ctx, cfg.data, model, train, threshold)
-    x_gen = measured["generated"]
     model.eval()
     L = test.length
     row: dict[str, Any] = {"method": name, "label": LABELS[name], "params": n_params(model), **scores}
-    x, mask = test.x.to(dev), test.mask.to(dev)
-    hide = span_mask(tuple(x.shape), max(1, L // 4), ctx.rng("eval/spans")).to(dev)
-    recon = model.reconstruct(x, mask & hide)
-    row["interp_mse"] = M.masked_mse(recon.cpu(), test.x, (test.mask & ~hide.cpu()))
+    shard = ctx.rows(len(test))  # each rank reconstructs and forecasts its test series
+    x, mask = shard.take(test.x).to(dev), shard.take(test.mask).to(dev)
+    hide = span_mask(tuple(test.x.shape), max(1, L // 4), ctx.rng("eval/spans"))
+    recon = shard.gather(model.reconstruct(x, mask & shard.take(hide).to(dev))).cpu()
+    row["interp_mse"] = M.masked_mse(recon, test.x, (test.mask & ~hide))
     P = prefix_length(cfg, L)
-    fut = model.extrapolate(x[:, :P], mask[:, :P], L - P, ctx.rng("eval/forecast"), 1.0, cfg.n_forecast)["x"].cpu()
+    fut = model.extrapolate(x[:, :P], mask[:, :P], L - P, ctx.rng("eval/forecast"), 1.0, cfg.n_forecast,
+                            shard=shard)["x"]
+    fut = gather_rows(shard, fut, dim=1).cpu()
     row["extrap_mse"] = M.masked_mse(fut.mean(0), test.x[:, P:], test.mask[:, P:])
     row["crps"] = M.crps(fut, test.x[:, P:], test.mask[:, P:])
-    row["nll"] = heldout_nelbo(model, test, dev, ctx.rng("eval/nll"))
-    k = min(cfg.n_show, len(test))
+    row["nll"] = heldout_nelbo(model, test, dev, ctx.rng("eval/nll"), ctx=ctx)
+    if ctx.is_main:  # the views' artifacts: only rank 0 stores them
+        _store_views(ctx, cfg, name, model, test, P, fut, measured)
+    model.train()
+    return row, measured
+
+
+def _store_views(ctx: RunContext, cfg: LS4Config, name: str, model: nn.Module, test: tsdata.TimeSeries, P: int,
+                 fut: torch.Tensor, measured: dict[str, torch.Tensor]) -> None:
+    """The conditional, latent and generated-series artifacts of one evaluated model."""
+    dev, k, x_gen = ctx.device, min(cfg.n_show, len(test)), measured["generated"]
     ctx.artifact(f"conditional/{name}", {"method": name, "label": LABELS[name], "prefix": P, "channels": test.channels,
                                          "observed": _lists(test.x[:k, :P]), "truth": _lists(test.x[:k, P:]),
                                          "samples": _lists(fut[:, :k])})
-    mu, _ = model.posterior(x[:k], mask[:k])
+    mu, _ = model.posterior(test.x[:k].to(dev), test.mask[:k].to(dev))
     ctx.artifact(f"latents/{name}", {"method": name, "label": LABELS[name], "posterior_mean": _lists(mu),
                                      "prior_z": _lists(measured["z"][:k]), "x": _lists(test.x[:k]),
                                      "generated": _lists(x_gen[:k])})
     ctx.artifact(f"generated/{name}", x_gen[: 4 * cfg.n_show].numpy())
-    model.train()
-    return row, measured
 
 
 # -- run -------------------------------------------------------------------------------------------------------
@@ -365,7 +416,38 @@ def _phase(cfg: LS4Config, source: str, method: str) -> str:
     return f"train {LABELS[method]}" + ("" if source == cfg.data else f" on {source}")
 
 
+def check_ranks(cfg: LS4Config, world_size: int) -> None:
+    """Under torchrun every rank needs a row of every training batch, and the Latent ODE a fixed-grid solver (the
+    adaptive one's steps depend on the whole batch). (Evaluations with fewer rows than ranks run whole on each.)"""
+    if world_size == 1:
+        return
+    if cfg.batch_size < world_size:
+        raise ConfigError(f"parameter 'batch_size' = {cfg.batch_size} must be at least the number of processes "
+                          f"({world_size}) under torchrun", "batch_size")
+    if cfg.ode_method == "dopri5" and "latent_ode" in cfg.methods:
+        raise ConfigError("parameter 'ode_method' = 'dopri5' is not supported under torchrun (its adaptive steps "
+                          "follow the whole batch's error); allowed: rk4, euler, midpoint", "ode_method")
+
+
+def train_step(cfg: LS4Config, ctx: RunContext, model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+               mask: torch.Tensor, shard: Shard, generator: torch.Generator) -> dict[str, float]:
+    """One optimizer step on this rank's rows (``x``, ``mask``) of ``shard``'s global batch: the noise is the global
+    batch's, the loss this rank's share of the global loss, the gradients averaged over the ranks, then clipped.
+    Returns the global batch's loss and negative ELBO per step."""
+    out = model(x, mask, generator=generator, shard=shard)
+    totals = elbo_totals(ctx, out, shard)
+    share = training_loss(out, cfg.objective, model.z_dim, totals=totals)
+    opt.zero_grad(set_to_none=True)
+    (share * shard.world_size).backward()  # × ranks: average_gradients divides by them
+    ctx.average_gradients(model)
+    if cfg.grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return {"loss": float(training_loss(totals, cfg.objective, model.z_dim)), "nelbo": nelbo_per_step(totals)}
+
+
 def run(cfg: LS4Config, ctx: RunContext) -> dict[str, float]:
+    check_ranks(cfg, ctx.world_size)
     sources = cfg.sources()
     data = {s: load_data(cfg, ctx, s) for s in sources}
     dev = ctx.device
@@ -389,22 +471,19 @@ def run(cfg: LS4Config, ctx: RunContext) -> dict[str, float]:
     clock = ctx.state("train_seconds", {_key(cfg, s, m): 0.0 for s, m in models})  # kept across a resume
     for (s, m), model in models.items():
         key, (x_all, m_all) = _key(cfg, s, m), (data[s][0].x.to(dev), data[s][0].mask.to(dev))
-        gen = ctx.generator(f"train/{key}")
+        gen = ctx.generator(f"train/{key}")  # every rank draws the global batch's noise: the same state on all
+        shard = ctx.shard(streams[(s, m)].batch_size)
         for step in ctx.steps(cfg.steps, phase=_phase(cfg, s, m)):
             started = time.perf_counter()
             idx = next(streams[(s, m)]).to(dev)
-            loss, out = model.loss(x_all[idx], m_all[idx], gen, cfg.objective)
-            opts[(s, m)].zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opts[(s, m)].step()
+            got = train_step(cfg, ctx, model, opts[(s, m)], x_all[idx], m_all[idx], shard, gen)
             done = step + 1
             clock[key] += time.perf_counter() - started
-            ctx.log(done, **{f"{key}/train/loss": loss.item(), f"{key}/train/nelbo": out["neg_elbo_per_step"].item(),
+            ctx.log(done, **{f"{key}/train/loss": got["loss"], f"{key}/train/nelbo": got["nelbo"],
                              f"{key}/train/seconds": clock[key]})
             if done % cfg.eval_every == 0 or done == cfg.steps:
-                ctx.log(done, **{f"{key}/test/nelbo": heldout_nelbo(model, data[s][1], dev, ctx.rng("nelbo", done))})
+                nelbo = heldout_nelbo(model, data[s][1], dev, ctx.rng("nelbo", done), ctx=ctx)
+                ctx.log(done, **{f"{key}/test/nelbo": nelbo})
             if s == cfg.data and (done % cfg.sample_every == 0 or done == cfg.steps):
                 _store_samples(ctx, cfg, m, model, test, done)
         if s != cfg.data:
@@ -456,13 +535,13 @@ def run(cfg: LS4Config, ctx: RunContext) -> dict[str, float]:
     ctx.artifact("metrics_by_source", by_source)
 
     timing: list[dict[str, Any]] = []
-    if cfg.timing_repeats:
+    if cfg.timing_repeats and ctx.is_main:  # one process's time per step; the other ranks wait (at the next sum)
         timing = measure_step_times({m: model for (s, m), model in models.items() if s == cfg.data}, cfg.lengths(),
                                     cfg.timing_batch, cfg.timing_repeats, train.dim, dev, ctx.rng("timing"))
         ctx.artifact("timing", timing)
         for t in timing:
             summary[f"timing/{t['method']}/L{t['length']}"] = t["seconds_per_step"]
-    fits = {(s, m): heldout_nelbo(model, data[s][1], dev, ctx.rng(f"claims/{s}/nelbo"))
+    fits = {(s, m): heldout_nelbo(model, data[s][1], dev, ctx.rng(f"claims/{s}/nelbo"), ctx=ctx)
             for (s, m), model in models.items() if m in ARMS}
     for claim in claims(cfg, ctx, data, measured, timing, fits):
         ctx.claim(claim)
@@ -541,4 +620,13 @@ EXPERIMENT = register(Experiment(
            "z_dim": 16, "n_eval": 1024, "score_steps": 2000, "timing_lengths": "128,512,2048,8192",
            "timing_repeats": 5},
     key_metrics=("*/train/nelbo", "*/test/nelbo"),
+    # under torchrun: missing values and the per-element objective (each rank's count of observed values differs)
+    # and 7 rows per batch and 7 scored samples (uneven shards)
+    ddp_smoke={"missing_rate": 0.25, "objective": "reweighted", "batch_size": 7, "n_eval": 7},
+    distributed=True,  # data-parallel training and sharded evaluation (see the module docstring)
+    distributed_note="data-parallel: batches sharded, the reparameterisation and sampling noise drawn for the global "
+                     "batch and sliced, loss denominators summed over the ranks, gradients averaged; generation, "
+                     "reconstruction, forecasts, the held-out ELBO and the score models sharded and gathered: one "
+                     "process's figures to floating-point rounding. batch_size must be at least the number of "
+                     "processes; no dopri5. The timing claim is measured on rank 0 alone",
 ))

@@ -56,15 +56,23 @@ def elbo_terms(x: Tensor, x_mean: Tensor, sigma: Tensor | float, mu_q: Tensor, s
             "neg_elbo_per_step": (nll + kl).sum() / steps.sum().clamp_min(1)}
 
 
-def training_loss(terms: dict[str, Tensor], objective: str = "elbo", z_dim: int = 1, kl_weight: float = 1.0) -> Tensor:
+def training_loss(terms: dict[str, Tensor], objective: str = "elbo", z_dim: int = 1, kl_weight: float = 1.0,
+                  totals: dict[str, Tensor] | None = None) -> Tensor:
     """The loss minimised: ``elbo`` = (Σ nll + β Σ kl) / Σ steps (the negative ELBO per step for β = 1);
     ``reweighted`` = Σ nll / Σ observed + β Σ kl / (Σ steps · z_dim), each term averaged over its own elements
-    (the per-element form of the LS4 reference training code)."""
+    (the per-element form of the LS4 reference training code). ``totals`` (data parallelism: the global batch's
+    ``steps`` and ``observed``) replace the denominators, so the result is this rank's share of the global loss
+    (the ranks' shares sum to it)."""
+    den = terms if totals is None else totals
+    nll, kl = terms["nll"].sum(), terms["kl"].sum()
+
+    def total(key: str, scale: int = 1) -> Tensor:
+        return (den[key].sum() * scale).to(nll.dtype).clamp_min(1)
+
     if objective == "elbo":
-        return (terms["nll"].sum() + kl_weight * terms["kl"].sum()) / terms["steps"].sum().clamp_min(1)
+        return (nll + kl_weight * kl) / total("steps")
     if objective == "reweighted":
-        return (terms["nll"].sum() / terms["observed"].sum().clamp_min(1)
-                + kl_weight * terms["kl"].sum() / (terms["steps"].sum() * z_dim).clamp_min(1))
+        return nll / total("observed") + kl_weight * kl / total("steps", z_dim)
     raise ValueError(f"objective must be 'elbo' or 'reweighted', got {objective!r}")
 
 

@@ -12,18 +12,47 @@ evaluation), forecasting errors and the sharp-transition statistics.
 - The score models are initialised inside an ``init`` context (``ctx.seeded(name)`` in a run), never by seeding
   torch's global generator here.
 - :func:`masked_mse`, :func:`crps` (empirical CRPS of a sample ensemble), :func:`jump_stats` (step-to-step jumps).
+- Data parallelism (``dp``: the run context under torchrun): the score models' minibatches are drawn for the global
+  batch on every rank and sharded, gradients averaged; their held-out predictions are sharded and gathered. The
+  same numbers as one process, to floating-point rounding.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from typing import Callable, ContextManager, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
+
 from .layers import S4Block
+
+
+class DataParallel(Protocol):
+    """What the score models need to train data-parallel (:class:`~workbench.core.context.RunContext` has it)."""
+
+    world_size: int
+
+    def shard(self, total: int) -> Shard: ...
+
+    def average_gradients(self, *modules: nn.Module) -> None: ...
+
+
+def _sharded(dp: DataParallel | None, total: int) -> Shard | None:
+    """This rank's shard of ``total`` rows; None (every rank computes all of them) in one process or when there
+    are fewer rows than ranks."""
+    if dp is None or dp.world_size == 1 or total < dp.world_size:
+        return None
+    return dp.shard(total)
+
+
+def rowwise(fn: Callable[[Tensor], Tensor], x: Tensor, dp: DataParallel | None = None) -> Tensor:
+    """``fn`` (independent per row) of ``x``: each rank computes its shard of the rows, gathered in order."""
+    shard = _sharded(dp, len(x))
+    return fn(x) if shard is None else shard.gather(fn(shard.take(x)))
 
 
 def _np(x: Tensor | np.ndarray) -> np.ndarray:
@@ -66,17 +95,28 @@ class S4Head(nn.Module):
         return self.out(h.mean(1) if self.pool else h)
 
 
-def _fit(model: nn.Module, loss_fn, n: int, steps: int, batch: int, lr: float, generator: torch.Generator) -> None:
+def _fit(model: nn.Module, loss_fn, n: int, steps: int, batch: int, lr: float, generator: torch.Generator,
+         dp: DataParallel | None = None) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     with torch.enable_grad():
-        _loop(opt, loss_fn, n, steps, batch, generator)
+        _loop(model, opt, loss_fn, n, steps, batch, generator, dp)
 
 
-def _loop(opt: torch.optim.Optimizer, loss_fn, n: int, steps: int, batch: int, generator: torch.Generator) -> None:
+def _loop(model: nn.Module, opt: torch.optim.Optimizer, loss_fn, n: int, steps: int, batch: int,
+          generator: torch.Generator, dp: DataParallel | None = None) -> None:
+    """``steps`` Adam steps on minibatches of ``min(batch, n)`` indices drawn with replacement; ``loss_fn(idx)`` is
+    the mean over rows. Under ``dp`` each rank takes its rows of the global minibatch, its loss weighted by its
+    share of the rows (× ranks: the gradients are averaged)."""
     for _ in range(steps):
         idx = torch.randint(0, n, (min(batch, n),), generator=generator)
+        shard = _sharded(dp, len(idx))
         opt.zero_grad(set_to_none=True)
-        loss_fn(idx).backward()
+        if shard is None:
+            loss_fn(idx).backward()
+        else:
+            mine = shard.take(idx)
+            (loss_fn(mine) * (len(mine) * shard.world_size / len(idx))).backward()
+            dp.average_gradients(model)
         opt.step()
 
 
@@ -88,11 +128,11 @@ def _head(d_in: int, d_out: int, hidden: int, pool: bool, init: ContextManager |
 
 def classification_losses(real: Tensor, generated: Tensor, generator: torch.Generator, steps: int = 200,
                           batch: int = 64, lr: float = 1e-2, hidden: int = 16, test_fraction: float = 0.2,
-                          init: ContextManager | None = None) -> Tensor:
+                          init: ContextManager | None = None, dp: DataParallel | None = None) -> Tensor:
     """Per-example held-out binary cross-entropy of a one-layer S4D classifier (generated = 1, real = 0), trained
     for ``steps`` Adam steps on a shuffled 80 % of an equal number of each (the split drawn from ``generator``,
     the classifier initialised inside ``init``). The same generator state and ``init`` give every generator under
-    comparison the same split and the same initial classifier (common random numbers)."""
+    comparison the same split and the same initial classifier (common random numbers). ``dp``: data-parallel."""
     n = min(len(real), len(generated))
     X = torch.cat([generated[:n], real[:n]]).float().cpu()
     Y = torch.cat([torch.ones(n), torch.zeros(n)])
@@ -101,9 +141,10 @@ def classification_losses(real: Tensor, generated: Tensor, generator: torch.Gene
     tr, te = perm[:cut], perm[cut:] if cut < 2 * n else perm[:1]
     clf = _head(X.shape[-1], 1, hidden, True, init)
     _fit(clf, lambda i: F.binary_cross_entropy_with_logits(clf(X[tr[i]])[:, 0], Y[tr[i]]), len(tr), steps, batch,
-         lr, generator)
+         lr, generator, dp)
     with torch.no_grad():
-        return F.binary_cross_entropy_with_logits(clf(X[te])[:, 0], Y[te], reduction="none").double()
+        logits = rowwise(lambda x: clf(x)[:, 0], X[te], dp)
+        return F.binary_cross_entropy_with_logits(logits, Y[te], reduction="none").double()
 
 
 def classification_score(real: Tensor, generated: Tensor, generator: torch.Generator, steps: int = 200,
@@ -117,10 +158,12 @@ def classification_score(real: Tensor, generated: Tensor, generator: torch.Gener
 
 def prediction_errors(real: Tensor, generated: Tensor, generator: torch.Generator, horizon: int = 10,
                       steps: int = 200, batch: int = 64, lr: float = 1e-2, hidden: int = 16,
-                      mask: Tensor | None = None, init: ContextManager | None = None) -> Tensor:
+                      mask: Tensor | None = None, init: ContextManager | None = None,
+                      dp: DataParallel | None = None) -> Tensor:
     """Train-on-generated, test-on-real (per real series): a one-layer S4D forecaster predicts x_{t+1} from x_≤t,
     trained on the generated series (squared error on the last ``horizon`` steps), tested on each real series
-    (mean squared error over its observed entries in those steps; ``mask`` marks them, NaN if none)."""
+    (mean squared error over its observed entries in those steps; ``mask`` marks them, NaN if none). ``dp``:
+    data-parallel."""
     G, R = generated.float().cpu(), real.float().cpu()
     h = max(1, min(horizon, G.shape[1] - 1))
     net = _head(G.shape[-1], G.shape[-1], hidden, False, init)
@@ -128,9 +171,9 @@ def prediction_errors(real: Tensor, generated: Tensor, generator: torch.Generato
     def sq(x: Tensor) -> Tensor:
         return (net(x[:, :-1])[:, -h:] - x[:, 1:][:, -h:]) ** 2
 
-    _fit(net, lambda i: sq(G[i]).mean(), len(G), steps, batch, lr, generator)
+    _fit(net, lambda i: sq(G[i]).mean(), len(G), steps, batch, lr, generator, dp)
     with torch.no_grad():
-        err = sq(R).double()
+        err = rowwise(sq, R, dp).double()
     m = torch.ones_like(err) if mask is None else mask[:, 1:][:, -h:].to(err.dtype).cpu()
     count = m.sum((1, 2))
     return torch.where(count > 0, (err * m).sum((1, 2)) / count.clamp(min=1), torch.full_like(count, float("nan")))

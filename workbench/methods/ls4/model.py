@@ -10,6 +10,9 @@
 
 Training uses convolution mode for all three; ``sample``/``extrapolate`` use the recurrent step mode (``mode="conv"``
 re-runs the convolution on the growing prefix instead: the same numbers, O(L²) work, the benchmark's baseline).
+Data parallelism: given a ``shard`` (:class:`~workbench.core.context.Shard` of the global batch), every noise draw is
+made for the global batch from the same generator and this rank's rows are kept (:func:`normal`), so the ranks'
+union is one process's draw.
 :class:`SequenceVAE` is the shared skeleton; the GRU VAE baseline swaps the stacks (``baselines.GRUVAE``).
 """
 from __future__ import annotations
@@ -21,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench.core.context import Shard
+
 from .layers import S4Stack, stepping
 from .losses import elbo_terms, training_loss
 
@@ -31,6 +36,19 @@ def time_features(t: Tensor, dim: int) -> Tensor:
     k = torch.arange((dim + 1) // 2, dtype=t.dtype, device=t.device)
     angles = t[..., None] * math.pi * 2.0 ** k
     return torch.cat([torch.sin(angles), torch.cos(angles)], -1)[..., :dim]
+
+
+def normal(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor,
+           shard: Shard | None = None) -> Tensor:
+    """N(0, 1) noise of ``shape`` (rows first) drawn on the CPU generator, on ``like``'s dtype and device; with
+    ``shard``, drawn for the global batch (``shard.size`` rows) and this rank's rows kept."""
+    if shard is None:
+        return torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device)
+    full = torch.randn((shard.size, *shape[1:]), generator=generator, dtype=like.dtype)
+    mine = shard.take(full)
+    if mine.shape[0] != shape[0]:
+        raise ValueError(f"this rank holds {shape[0]} rows, its shard of {shard.size} has {mine.shape[0]}")
+    return mine.to(like.device)
 
 
 def gaussian_head(out: Tensor, min_std: float) -> tuple[Tensor, Tensor]:
@@ -114,10 +132,12 @@ class SequenceVAE(nn.Module):
         return self.decoder(self._cat(z, self._tf(t, z.shape[0], z.shape[1], z)), aux)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, time_mask: Tensor | None = None, t: Tensor | None = None,
-                generator: torch.Generator | None = None, sample: bool = True) -> dict[str, Tensor]:
-        """One-sample negative-ELBO terms of a batch (see :func:`losses.elbo_terms`) and what produced them."""
+                generator: torch.Generator | None = None, sample: bool = True,
+                shard: Shard | None = None) -> dict[str, Tensor]:
+        """One-sample negative-ELBO terms of a batch (see :func:`losses.elbo_terms`) and what produced them; ``x``
+        is this rank's rows of ``shard``'s global batch when one is given."""
         mu_q, std_q = self.posterior(x, mask, t)
-        eps = torch.randn(mu_q.shape, generator=generator, dtype=mu_q.dtype).to(mu_q.device) if sample else 0.0
+        eps = normal(tuple(mu_q.shape), generator, mu_q, shard) if sample else 0.0
         z = mu_q + std_q * eps
         mu_p, std_p = self.prior_params(z, t)
         x_mean = self.decode(z, x, mask, t)
@@ -126,8 +146,8 @@ class SequenceVAE(nn.Module):
 
     def loss(self, x: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None,
              objective: str = "elbo", time_mask: Tensor | None = None, t: Tensor | None = None,
-             kl_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self(x, mask, time_mask, t, generator)
+             kl_weight: float = 1.0, shard: Shard | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self(x, mask, time_mask, t, generator, shard=shard)
         return training_loss(out, objective, self.z_dim, kl_weight), out
 
     @torch.no_grad()
@@ -142,7 +162,7 @@ class SequenceVAE(nn.Module):
 
     def _generate(self, steps: int, generator: torch.Generator | None, temperature: float, prior_state: Any,
                   dec_state: Any, z_prev: Tensor, x_prev: Tensor, tf: Tensor | None, offset: int,
-                  obs_noise: bool) -> tuple[Tensor, Tensor]:
+                  obs_noise: bool, shard: Shard | None = None) -> tuple[Tensor, Tensor]:
         """``steps`` recurrent steps from the given states: z_t ~ p(z_t | z_<t) (scale × temperature), then
         x_t = decoder mean (+ σ-noise) fed back (LS4 §3, generation)."""
         ref = self.z_start
@@ -151,10 +171,10 @@ class SequenceVAE(nn.Module):
             ti = self._step_t(tf, offset + i)
             out, prior_state = self.prior.step(self._cat(z_prev, ti), prior_state)
             mu, std = gaussian_head(out, self.min_std)
-            z = mu + temperature * std * torch.randn(mu.shape, generator=generator, dtype=ref.dtype).to(ref.device)
+            z = mu + temperature * std * normal(tuple(mu.shape), generator, ref, shard)
             x, dec_state = self.decoder.step(self._cat(z, ti), dec_state, x_prev if self.decoder_x else None)
             if obs_noise:
-                x = x + self.sigma * torch.randn(x.shape, generator=generator, dtype=ref.dtype).to(ref.device)
+                x = x + self.sigma * normal(tuple(x.shape), generator, ref, shard)
             zs.append(z)
             xs.append(x)
             z_prev, x_prev = z, torch.cat([x, torch.ones_like(x)], -1)
@@ -162,25 +182,28 @@ class SequenceVAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, length: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               t: Tensor | None = None, mode: str = "recurrent", obs_noise: bool = False) -> dict[str, Tensor]:
+               t: Tensor | None = None, mode: str = "recurrent", obs_noise: bool = False,
+               shard: Shard | None = None) -> dict[str, Tensor]:
         """Generate ``n`` series of ``length`` steps: z_t ~ p(z_t | z_<t) with its scale × ``temperature``, then the
         decoder mean (plus σ-noise if ``obs_noise``) fed back as x_t. ``mode``: ``recurrent`` (step mode, O(L))
-        or ``conv`` (the convolution re-run on the prefix at every step, O(L²); the same numbers)."""
+        or ``conv`` (the convolution re-run on the prefix at every step, O(L²); the same numbers). With ``shard``
+        (of ``n`` rows) only this rank's rows of the ``n`` series are generated."""
         ref = self.z_start
+        n = local_rows(n, shard)
         tf = self._tf(t, n, length, ref)
         z0 = self.z_start.expand(n, self.z_dim)
         x0 = torch.cat([self.x_start, torch.ones_like(self.x_start)]).expand(n, 2 * self.x_dim)
         if mode == "conv":
-            return self._sample_conv(n, length, generator, temperature, tf, obs_noise)
+            return self._sample_conv(n, length, generator, temperature, tf, obs_noise, shard)
         if mode != "recurrent":
             raise ValueError(f"mode must be 'recurrent' or 'conv', got {mode!r}")
         with stepping(self):
             x, z = self._generate(length, generator, temperature, self.prior.default_state(n, ref.device),
-                                  self.decoder.default_state(n, ref.device), z0, x0, tf, 0, obs_noise)
+                                  self.decoder.default_state(n, ref.device), z0, x0, tf, 0, obs_noise, shard)
         return {"x": x, "z": z}
 
     def _sample_conv(self, n: int, length: int, generator: torch.Generator | None, temperature: float,
-                     tf: Tensor | None, obs_noise: bool) -> dict[str, Tensor]:
+                     tf: Tensor | None, obs_noise: bool, shard: Shard | None = None) -> dict[str, Tensor]:
         ref = self.z_start
         zs = torch.zeros(n, 0, self.z_dim, dtype=ref.dtype, device=ref.device)
         xs = torch.zeros(n, 0, self.x_dim, dtype=ref.dtype, device=ref.device)
@@ -188,31 +211,33 @@ class SequenceVAE(nn.Module):
             z_in = torch.cat([self.z_start.expand(n, 1, self.z_dim), zs], 1)
             sub = None if tf is None else tf[:, : i + 1]
             mu, std = gaussian_head(self.prior(self._cat(z_in, sub))[:, -1], self.min_std)
-            z = mu + temperature * std * torch.randn(mu.shape, generator=generator, dtype=ref.dtype).to(ref.device)
+            z = mu + temperature * std * normal(tuple(mu.shape), generator, ref, shard)
             zs = torch.cat([zs, z[:, None]], 1)
             aux = self._x_input(torch.cat([xs, xs.new_zeros(n, 1, self.x_dim)], 1),
                                 torch.ones(n, i + 1, self.x_dim, dtype=ref.dtype, device=ref.device))
             x = self.decoder(self._cat(zs, sub), aux if self.decoder_x else None)[:, -1]
             if obs_noise:
-                x = x + self.sigma * torch.randn(x.shape, generator=generator, dtype=ref.dtype).to(ref.device)
+                x = x + self.sigma * normal(tuple(x.shape), generator, ref, shard)
             xs = torch.cat([xs, x[:, None]], 1)
         return {"x": xs, "z": zs}
 
     @torch.no_grad()
     def extrapolate(self, x: Tensor, mask: Tensor | None, horizon: int, generator: torch.Generator | None = None,
                     temperature: float = 1.0, n_samples: int = 1, t: Tensor | None = None,
-                    obs_noise: bool = False) -> dict[str, Tensor]:
+                    obs_noise: bool = False, shard: Shard | None = None) -> dict[str, Tensor]:
         """Conditional generation: encode the observed prefix x (B, P, C), run the prior and the decoder over it
         (step mode) to their states, then sample ``horizon`` further steps. ``t``: times (P + horizon,) or None (the
-        regular grid). Returns ``x`` (n_samples, B, horizon, C) and ``z`` (n_samples, B, P + horizon, Z)."""
+        regular grid). Returns ``x`` (n_samples, B, horizon, C) and ``z`` (n_samples, B, P + horizon, Z). With
+        ``shard`` (of the global B series), ``x`` holds this rank's series and the draws are the global batch's."""
         B, P = x.shape[:2]
         S = n_samples
+        rows = None if shard is None else shard.repeat(S)  # the S copies of the batch, sample-major
         xr = x.repeat(S, 1, 1)
         mr = None if mask is None else mask.repeat(S, 1, 1)
         ref = self.z_start
         tf = self._tf(t, B * S, P + horizon, ref)
         mu_q, std_q = self.posterior(xr, mr, None if t is None else t[..., :P])
-        z_post = mu_q + std_q * torch.randn(mu_q.shape, generator=generator, dtype=ref.dtype).to(ref.device)
+        z_post = mu_q + std_q * normal(tuple(mu_q.shape), generator, ref, rows)
         xo, m = self._observed(xr, mr)
         x_in = self._x_input(xo, m)
         with stepping(self):
@@ -225,9 +250,18 @@ class SequenceVAE(nn.Module):
                 _, ds = self.decoder.step(self._cat(z_post[:, i], ti), ds, x_in[:, i] if self.decoder_x else None)
                 z_prev = z_post[:, i]
             x_prev = torch.cat([xo[:, -1], m[:, -1]], -1)
-            xf, zf = self._generate(horizon, generator, temperature, ps, ds, z_prev, x_prev, tf, P, obs_noise)
+            xf, zf = self._generate(horizon, generator, temperature, ps, ds, z_prev, x_prev, tf, P, obs_noise, rows)
         return {"x": xf.reshape(S, B, horizon, self.x_dim),
                 "z": torch.cat([z_post, zf], 1).reshape(S, B, P + horizon, self.z_dim)}
+
+
+def local_rows(n: int, shard: Shard | None) -> int:
+    """This rank's number of rows of a global batch of ``n`` (``n`` without a shard)."""
+    if shard is None:
+        return n
+    if shard.total != n:
+        raise ValueError(f"the shard covers {shard.total} rows, the batch has {n}")
+    return len(shard.rows())
 
 
 class LS4(SequenceVAE):

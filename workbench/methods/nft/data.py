@@ -2,11 +2,17 @@
 
 Both are pure functions of the config (their random streams are named generators of the run, seeded from
 ``seed``), so a resumed run rebuilds or reloads exactly the zoo and the SIRENs of the original run.
+
+Under torchrun both are built data-parallel over networks: each rank trains its share of the zoo's networks
+(every random draw still made for the whole zoo and sliced) and fits its share of the SIRENs, and the results
+are gathered, so every rank holds the set one process builds. The ranks agree on using the cache (all hit, or
+all build) because the build has collectives.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -40,25 +46,44 @@ def cached(ctx: RunContext, name: str, key: dict[str, Any], build: Callable[[], 
     """``build()`` once per ``key``: kept in memory for this process and in ``ctx.cache_dir(name)``."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     mem = f"{name}/{digest}"
-    if mem in _MEMORY:
-        return _MEMORY[mem]
-    path = None
-    if hasattr(ctx, "cache_dir"):
+    path, value, hit = None, None, mem in _MEMORY
+    if hit:
+        value = _MEMORY[mem]
+    elif hasattr(ctx, "cache_dir"):
         path = ctx.cache_dir(name) / f"{digest}.pt"
         if path.exists():
             try:
-                value = load(path)
-                _remember(mem, value)
-                return value
+                value, hit = load(path), True
             except Exception:  # noqa: BLE001 - a broken cache file is rebuilt
                 path.unlink(missing_ok=True)
+    if _all_ranks(ctx, hit):
+        _remember(mem, value)
+        return value  # type: ignore[return-value]
     value = build()
-    if path is not None:
-        tmp = path.with_suffix(f".tmp{torch.randint(0, 10**9, (1,)).item()}")
+    if path is None and hasattr(ctx, "cache_dir"):
+        path = ctx.cache_dir(name) / f"{digest}.pt"
+    if path is not None and getattr(ctx, "is_main", True):  # one writer
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         save(value, tmp)
         tmp.replace(path)
     _remember(mem, value)
     return value
+
+
+def _all_ranks(ctx: RunContext, flag: bool) -> bool:
+    """``flag`` on every rank (itself in a one-process run)."""
+    if getattr(ctx, "world_size", 1) == 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor(int(flag))
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t)
+
+
+def _shard(ctx: RunContext, n: int) -> Any:
+    """This rank's share of ``n`` networks under torchrun, else None."""
+    return ctx.shard(n) if getattr(ctx, "world_size", 1) > 1 else None
 
 
 def _remember(key: str, value: Any) -> None:
@@ -82,21 +107,23 @@ def build_zoo(cfg: "NFTConfig", ctx: RunContext) -> Zoo:
         return cached(ctx, "nft-zoo", zoo_key(cfg), lambda: load_small_cnn_zoo(cfg.zoo_path, limit=cfg.zoo_size),
                       Zoo.save, Zoo.load)
 
-    def build() -> Zoo:
-        from workbench.lib import data
+    return cached(ctx, "nft-zoo", zoo_key(cfg), lambda: train_config_zoo(cfg, ctx), Zoo.save, Zoo.load)
 
-        x, y = data.tensors(cfg.zoo_dataset, "train", seed=cfg.seed)
-        xt, yt = data.tensors(cfg.zoo_dataset, "test", seed=cfg.seed)
-        x, y = x[: cfg.zoo_images], y[: cfg.zoo_images]
-        xt, yt = xt[: max(cfg.zoo_images // 2, 500)], yt[: max(cfg.zoo_images // 2, 500)]
-        k = data.num_classes(cfg.zoo_dataset)
-        hidden = (cfg.zoo_width,) * cfg.zoo_depth
-        dims = (x[0].numel(),) + hidden + (k,) if cfg.zoo_arch == "mlp" else (x.shape[1],) + hidden + (k,)
-        arch = ZooArch(cfg.zoo_arch, dims, tuple(x.shape[1:]))
-        return train_zoo(arch, x, y, xt, yt, n=cfg.zoo_size, steps=cfg.zoo_steps, batch_size=cfg.zoo_batch,
-                         generator=ctx.generator("zoo"))
 
-    return cached(ctx, "nft-zoo", zoo_key(cfg), build, Zoo.save, Zoo.load)
+def train_config_zoo(cfg: "NFTConfig", ctx: RunContext) -> Zoo:
+    """Train the zoo ``cfg`` describes, without the cache (under torchrun: data-parallel over networks)."""
+    from workbench.lib import data
+
+    x, y = data.tensors(cfg.zoo_dataset, "train", seed=cfg.seed)
+    xt, yt = data.tensors(cfg.zoo_dataset, "test", seed=cfg.seed)
+    x, y = x[: cfg.zoo_images], y[: cfg.zoo_images]
+    xt, yt = xt[: max(cfg.zoo_images // 2, 500)], yt[: max(cfg.zoo_images // 2, 500)]
+    k = data.num_classes(cfg.zoo_dataset)
+    hidden = (cfg.zoo_width,) * cfg.zoo_depth
+    dims = (x[0].numel(),) + hidden + (k,) if cfg.zoo_arch == "mlp" else (x.shape[1],) + hidden + (k,)
+    arch = ZooArch(cfg.zoo_arch, dims, tuple(x.shape[1:]))
+    return train_zoo(arch, x, y, xt, yt, n=cfg.zoo_size, steps=cfg.zoo_steps, batch_size=cfg.zoo_batch,
+                     generator=ctx.generator("zoo"), shard=_shard(ctx, cfg.zoo_size))
 
 
 # -- the SIRENs ---------------------------------------------------------------------------------------------
@@ -139,8 +166,8 @@ def build_inrs(cfg: "NFTConfig", ctx: RunContext) -> InrData:
         x, y, xt, yt = x[: cfg.inr_train], y[: cfg.inr_train], xt[: cfg.inr_test], yt[: cfg.inr_test]
         spec = siren_spec(x.shape[1], hidden=cfg.siren_hidden)
         init = siren_init(spec, ctx.generator("siren_init"))
-        train, mse_tr = fit_sirens(x, init, cfg.siren_steps, cfg.siren_lr)
-        test, mse_te = fit_sirens(xt, init, cfg.siren_steps, cfg.siren_lr)
+        train, mse_tr = _fit(ctx, x, init, cfg)
+        test, mse_te = _fit(ctx, xt, init, cfg)
         if cfg.permute_inrs:
             gen = ctx.generator("siren_permutations")
             train = train.permute_all(train.random_permutations(gen))
@@ -149,6 +176,16 @@ def build_inrs(cfg: "NFTConfig", ctx: RunContext) -> InrData:
 
     return cached(ctx, "nft-sirens", inr_key(cfg), build, lambda v, p: torch.save(v.to_dict(), p),
                   lambda p: InrData.from_dict(torch.load(p, weights_only=False)))
+
+
+def _fit(ctx: RunContext, images: Tensor, init: WeightSpace, cfg: "NFTConfig") -> tuple[WeightSpace, Tensor]:
+    """:func:`fit_sirens` on every image; under torchrun each rank fits its share and the SIRENs are gathered
+    (each SIREN's fit depends on its image and the shared initialisation only)."""
+    shard = _shard(ctx, images.shape[0])
+    if shard is None:
+        return fit_sirens(images, init, cfg.siren_steps, cfg.siren_lr)
+    ws, mse = fit_sirens(shard.take(images), init, cfg.siren_steps, cfg.siren_lr)
+    return ws.map(shard.gather), shard.gather(mse)
 
 
 def mean_psnr(mse: Tensor) -> float:

@@ -105,6 +105,9 @@ def preflight(cfg: NFTConfig) -> None:
 
 
 def run(cfg: NFTConfig, ctx: RunContext) -> dict[str, float]:
+    if cfg.batch_size % ctx.world_size:
+        raise ConfigError(f"parameter 'batch_size' = {cfg.batch_size} does not split evenly among {ctx.world_size} "
+                          f"processes; allowed: a multiple of {ctx.world_size}", "batch_size")
     results = ctx.state("results", {"acc": {}, "inr": {}, "inr2array": {}, "demo": {}, "inr_data": {}})
     demo_done = False
     if "accuracy" in cfg.tasks:
@@ -355,6 +358,19 @@ EXPERIMENT = register(Experiment[NFTConfig](
            "siren_steps": 1000, "inr_steps": 20000, "ae_steps": 20000, "latent_steps": 5000, "d_model": 64,
            "heads": 4, "depth": 4, "channels": 64, "eval_every": 500},
     key_metrics=("acc/*/test/kendall_tau", "inr/*/test/accuracy", "inr2array/recon/*/loss"),
-    distributed_note="the models train on mini-batches of whole networks in one process; sharding the zoo and the "
-                     "SIRENs across ranks is not implemented",
+    distributed=True,
+    distributed_note="data-parallel over networks. The zoo: each rank trains its share of the networks, every random "
+                     "draw (hyperparameters, initial weights, label noise, mini-batch indices) made for the whole zoo "
+                     "on every rank and sliced, the networks gathered: the one-process zoo. The SIRENs: each rank "
+                     "fits its share, gathered. Every predictor (NFT, NP, HNP, statistics, flat MLP, Inr2Array and "
+                     "its latent classifier): each rank takes its shard of the same global batch of networks "
+                     "(batch_size a multiple of the ranks), gradients averaged before clipping, the heads' feature "
+                     "standardisers normalising with the global batch's statistics (all-reduced, differentiable): "
+                     "the one-process step up to round-off. Evaluations sharded by network and gathered or reduced. "
+                     "Round-off grows in one place: AdamW turns round-off-sized gradients in directions the feature "
+                     "standardiser ignores (a shift of every pooled feature) into steps of about lr, and the running "
+                     "mean carries them into evaluation; on 4 held-out networks with R² near -80 (smoke) that moved "
+                     "test R² by 1e-3 relative at lr 1e-3, by 7e-5 at lr 1e-4 (it scales with lr): ddp_smoke uses "
+                     "lr 5e-5",
+    ddp_smoke={"lr": 5e-5},
 ))

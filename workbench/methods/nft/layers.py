@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -277,12 +277,33 @@ class FeatureStandardizer(nn.BatchNorm1d):
     Pooled weight-space features of networks fitted from one shared initialisation differ little from network to
     network next to their common value; unstandardised, the head cannot use them (measured on the demo SIRENs:
     NP at chance on its training set). A per-feature affine map at evaluation keeps the model invariant.
-    A training batch of one network uses the running statistics."""
+    A training batch of one network uses the running statistics.
+
+    Data-parallel training sets ``reduce`` (a differentiable sum over the ranks, e.g.
+    ``torch.distributed.nn.functional.all_reduce``): the statistics are then those of the global batch, every
+    rank's shard of it contributing, and the gradient flows through them to every rank's rows."""
 
     def __init__(self, features: int) -> None:
         super().__init__(features, affine=False)
+        self.reduce: Callable[[Tensor], Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.training and self.reduce is not None:
+            return self._global(x, self.reduce)
         if self.training and x.shape[0] == 1:
             return torch.nn.functional.batch_norm(x, self.running_mean, self.running_var, eps=self.eps)
         return super().forward(x)
+
+    def _global(self, x: Tensor, reduce: Callable[[Tensor], Tensor]) -> Tensor:
+        """Batch normalisation with the mean and (biased) variance of the rows of every rank."""
+        n = float(reduce(x.new_tensor([float(x.shape[0])])).item())
+        if n == 1:
+            return torch.nn.functional.batch_norm(x, self.running_mean, self.running_var, eps=self.eps)
+        mean = reduce(x.sum(0)) / n
+        var = reduce((x - mean).square().sum(0)) / n
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)
+        return (x - mean) / torch.sqrt(var + self.eps)

@@ -7,12 +7,19 @@
 
 A phase records its results in ``ctx.state`` only when it actually ran: on resume, phases finished before the
 checkpoint yield no steps and their results come back from the checkpoint instead.
+
+Under torchrun every model trains data-parallel: each rank takes its shard of the same global batch of networks
+(``ctx.batches``), the gradients are averaged before clipping, and the feature standardisers of the invariant
+heads normalise with the global batch's statistics (all-reduced, differentiable), so a step is the one-process
+step of the global batch. Evaluations are sharded by network and gathered (:func:`predict`).
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,6 +31,7 @@ from workbench.lib.weightspace import NetworkSpec, WeightSpace, Zoo, render_imag
 
 from .data import InrData
 from .inr2array import Inr2Array, LatentClassifier, build_inr2array
+from .layers import FeatureStandardizer
 from .metrics import kendall_tau, r2_score
 from .model import NFTInvariant, build_model, build_saved, count_parameters, token_labels
 
@@ -48,8 +56,18 @@ def make_model(cfg: "NFTConfig", ctx: RunContext, kind: str, spec: NetworkSpec, 
         return build_saved(**plain), plain
 
 
+def eval_shard(ctx: RunContext, n: int) -> Any:
+    """The shard of an evaluation over ``n`` networks under torchrun (None: one process, or fewer networks
+    than ranks, evaluated whole on every rank)."""
+    return ctx.shard(n) if 1 < ctx.world_size <= n else None
+
+
 @torch.no_grad()
-def predict(model: Callable[[WeightSpace], Tensor], ws: WeightSpace, chunk: int = 128) -> Tensor:
+def predict(model: Callable[[WeightSpace], Tensor], ws: WeightSpace, chunk: int = 128, shard: Any = None) -> Tensor:
+    """``model`` on every network of ``ws`` in evaluation mode, ``chunk`` at a time; with ``shard`` (see
+    :func:`eval_shard`) this rank's networks only, gathered in order."""
+    if shard is not None:
+        return shard.gather(predict(model, ws[shard.rows()], chunk))
     was = getattr(model, "training", False)
     if isinstance(model, nn.Module):
         model.eval()
@@ -65,6 +83,58 @@ def _cosine(total: int) -> Callable[[int], float]:
     return lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce (sum) whose backward all-reduces the gradient: each rank's loss depends on every rank's input."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
+        import torch.distributed as dist
+
+        out = x.detach().clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        import torch.distributed as dist
+
+        out = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+
+def sum_over_ranks(x: Tensor) -> Tensor:
+    """The sum of ``x`` over the ranks, differentiable (a candidate for the run context)."""
+    return _SumOverRanks.apply(x)
+
+
+def global_batch(ctx: RunContext, cfg: "NFTConfig", n: int) -> int:
+    """The global batch of networks drawn from ``n``; under torchrun it must split evenly among the ranks (each
+    rank's mean loss then weighs its rows as the global mean does)."""
+    size = min(cfg.batch_size, n)
+    if size % ctx.world_size:
+        from workbench.core.params import ConfigError
+
+        raise ConfigError(f"parameter 'batch_size' = {cfg.batch_size}: a global batch of {size} networks does not "
+                          f"split evenly among {ctx.world_size} processes; allowed: a multiple of {ctx.world_size} "
+                          f"(and at most {n - n % ctx.world_size}, the training networks)", "batch_size")
+    return size
+
+
+@contextlib.contextmanager
+def data_parallel(ctx: RunContext, model: nn.Module) -> Iterator[None]:
+    """Under torchrun, the feature standardisers of ``model`` use the global batch's statistics while training."""
+    norms = [m for m in model.modules() if isinstance(m, FeatureStandardizer)]
+    if ctx.world_size > 1:
+        for m in norms:
+            m.reduce = sum_over_ranks
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.reduce = None
+
+
 def train_phase(ctx: RunContext, cfg: "NFTConfig", key: str, model: nn.Module, ws: WeightSpace,
                 loss_fn: Callable[[nn.Module, WeightSpace, Tensor], Tensor], idx_targets: Tensor | None,
                 steps: int, evaluate: Callable[[int], dict[str, float]], lr: float | None = None) -> bool:
@@ -73,23 +143,25 @@ def train_phase(ctx: RunContext, cfg: "NFTConfig", key: str, model: nn.Module, w
     Returns whether any step ran (False when a resumed run skips a finished phase)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(steps))
-    batches = ctx.batches(ws.batch_size, min(cfg.batch_size, ws.batch_size), name=f"batches/{key}")
+    batches = ctx.batches(ws.batch_size, global_batch(ctx, cfg, ws.batch_size), name=f"batches/{key}")
     ctx.track(**{f"model/{key}": model, f"opt/{key}": opt, f"sched/{key}": sched})
     ran = False
-    for step in ctx.steps(steps, phase=key):
-        ran = True
-        model.train()
-        idx = next(batches)
-        target = idx_targets[idx] if idx_targets is not None else None
-        loss = loss_fn(model, ws[idx], target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        ctx.log(step + 1, **{f"{key}/train/loss": float(loss.detach())})
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == steps:
-            ctx.log(step + 1, **evaluate(step + 1))
+    with data_parallel(ctx, model):
+        for step in ctx.steps(steps, phase=key):
+            ran = True
+            model.train()
+            idx = next(batches)  # this rank's shard of the global batch
+            target = idx_targets[idx] if idx_targets is not None else None
+            loss = loss_fn(model, ws[idx], target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            ctx.average_gradients(model)
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            ctx.log(step + 1, **{f"{key}/train/loss": float(ctx.all_reduce_mean(loss))})
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == steps:
+                ctx.log(step + 1, **evaluate(step + 1))
     return ran
 
 
@@ -108,6 +180,7 @@ def accuracy_task(cfg: "NFTConfig", ctx: RunContext, zoo: Zoo, results: dict) ->
     mu, sd = float(y_tr.mean()), float(y_tr.std().clamp_min(1e-6))
     z_tr = (y_tr - mu) / sd
     spec = zoo.weights.spec
+    test_shard = eval_shard(ctx, len(te))
     _zoo_artifacts(ctx, zoo, tr, te)
     out: dict[str, nn.Module] = {}
     for kind in cfg.models:
@@ -119,12 +192,12 @@ def accuracy_task(cfg: "NFTConfig", ctx: RunContext, zoo: Zoo, results: dict) ->
             return F.mse_loss(m(ws)[:, 0], target)
 
         def evaluate(step: int, model: nn.Module = model, key: str = key) -> dict[str, float]:
-            pred = predict(model, ws_te)[:, 0] * sd + mu
+            pred = predict(model, ws_te, shard=test_shard)[:, 0] * sd + mu
             return {f"{key}/test/kendall_tau": kendall_tau(y_te, pred), f"{key}/test/r2": r2_score(y_te, pred)}
 
         t0 = time.perf_counter()
         if train_phase(ctx, cfg, key, model, ws_tr, loss_fn, z_tr, cfg.steps, evaluate):
-            pred = predict(model, ws_te)[:, 0] * sd + mu
+            pred = predict(model, ws_te, shard=test_shard)[:, 0] * sd + mu
             results["acc"][kind] = {"kendall_tau": kendall_tau(y_te, pred), "r2": r2_score(y_te, pred),
                                     "parameters": count_parameters(model), "seconds": time.perf_counter() - t0,
                                     "network": te.tolist(), "true": y_te.tolist(), "predicted": pred.tolist()}
@@ -178,6 +251,7 @@ def attention_artifact(model: NFTInvariant, ws: WeightSpace, values: Tensor, ind
 # -- (b) INR classification ----------------------------------------------------------------------------------
 def inr_task(cfg: "NFTConfig", ctx: RunContext, inr: InrData, results: dict) -> dict[str, nn.Module]:
     spec, k = inr.train.spec, int(max(inr.train_labels.max(), inr.test_labels.max())) + 1
+    on_test, on_train = eval_shard(ctx, inr.test.batch_size), eval_shard(ctx, inr.train.batch_size)
     out: dict[str, nn.Module] = {}
     for kind in cfg.models:
         key = f"inr/{kind}"
@@ -188,14 +262,14 @@ def inr_task(cfg: "NFTConfig", ctx: RunContext, inr: InrData, results: dict) -> 
             return F.cross_entropy(m(ws), target)
 
         def evaluate(step: int, model: nn.Module = model, key: str = key) -> dict[str, float]:
-            acc = (predict(model, inr.test).argmax(1) == inr.test_labels).float().mean()
+            acc = (predict(model, inr.test, shard=on_test).argmax(1) == inr.test_labels).float().mean()
             return {f"{key}/test/accuracy": float(acc)}
 
         t0 = time.perf_counter()
         if train_phase(ctx, cfg, key, model, inr.train, loss_fn, inr.train_labels, cfg.inr_steps, evaluate):
-            pred = predict(model, inr.test).argmax(1)
+            pred = predict(model, inr.test, shard=on_test).argmax(1)
             results["inr"][kind] = {"accuracy": float((pred == inr.test_labels).float().mean()),
-                                    "train_accuracy": float((predict(model, inr.train).argmax(1)
+                                    "train_accuracy": float((predict(model, inr.train, shard=on_train).argmax(1)
                                                              == inr.train_labels).float().mean()),
                                     "parameters": count_parameters(model), "seconds": time.perf_counter() - t0,
                                     "n_test": int(inr.test_labels.numel()),
@@ -237,13 +311,19 @@ def inr2array_task(cfg: "NFTConfig", ctx: RunContext, inr: InrData, results: dic
     def recon_loss(m: nn.Module, ws: WeightSpace, _: Any) -> Tensor:
         return m.loss(ws)
 
+    on_test = eval_shard(ctx, inr.test.batch_size)
+
     @torch.no_grad()
     def test_loss(model: Inr2Array = ae) -> float:
+        """Mean reconstruction loss over the test SIRENs (each rank sums its shard's; the sums are reduced)."""
         was = model.training
         model.eval()
-        total = sum(float(model.loss(inr.test[s:s + 128])) * min(128, inr.test.batch_size - s)
-                    for s in range(0, inr.test.batch_size, 128))
+        mine = inr.test if on_test is None else inr.test[on_test.rows()]
+        total = sum(float(model.loss(mine[s:s + 128])) * min(128, mine.batch_size - s)
+                    for s in range(0, mine.batch_size, 128))
         model.train(was)
+        if on_test is not None:
+            total = float(ctx.all_reduce_mean(total)) * ctx.world_size
         return total / inr.test.batch_size
 
     t0 = time.perf_counter()
@@ -270,12 +350,12 @@ def inr2array_task(cfg: "NFTConfig", ctx: RunContext, inr: InrData, results: dic
     def encode_all() -> None:
         if not latents:
             ae.eval()
-            latents["train"] = predict(ae.encode, inr.train)
-            latents["test"] = predict(ae.encode, inr.test)
+            latents["train"] = predict(ae.encode, inr.train, shard=eval_shard(ctx, inr.train.batch_size))
+            latents["test"] = predict(ae.encode, inr.test, shard=on_test)
 
     opt = torch.optim.AdamW(clf.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg.latent_steps))
-    batches = ctx.batches(inr.train.batch_size, min(cfg.batch_size, inr.train.batch_size), name="batches/inr2array")
+    batches = ctx.batches(inr.train.batch_size, global_batch(ctx, cfg, inr.train.batch_size), name="batches/inr2array")
     ctx.track(**{"model/inr2array/classifier": clf, "opt/inr2array/classifier": opt,
                  "sched/inr2array/classifier": sched})
     ran = False
@@ -288,10 +368,11 @@ def inr2array_task(cfg: "NFTConfig", ctx: RunContext, inr: InrData, results: dic
         loss = F.cross_entropy(clf(latents["train"][idx]), inr.train_labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        ctx.average_gradients(clf)
         nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
         opt.step()
         sched.step()
-        ctx.log(step + 1, **{"inr2array/classifier/train/loss": float(loss.detach())})
+        ctx.log(step + 1, **{"inr2array/classifier/train/loss": float(ctx.all_reduce_mean(loss))})
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.latent_steps:
             ctx.log(step + 1, **{"inr/inr2array/test/accuracy": _latent_accuracy(clf, latents["test"], inr.test_labels)})
     if ran:
