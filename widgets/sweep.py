@@ -379,7 +379,8 @@ def sweep_report(sweep_id: str, store: Any = None, out: str | Path | None = None
     cell = nbformat.v4.new_code_cell("", outputs=[nbformat.from_dict(o) for o in outputs])
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# Sweep {sweep_id}"), cell],
                                   metadata={"title": f"Sweep {sweep_id}"})
-    path = Path(out) if out else Path("reports") / f"sweep-{sweep_id}.html"
+    name = sweep_id if sweep_id.startswith("sweep-") else f"sweep-{sweep_id}"  # generated ids start with it
+    path = Path(out) if out else Path("reports") / f"{name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(to_html(nb, no_input=True), encoding="utf-8")

@@ -91,8 +91,9 @@ def test_cli_writes_the_report_through_the_entry_point(told, tmp_path, monkeypat
     store, sweep_id, _ = told
     monkeypatch.setattr(cli, "_report_writer", lambda: sweep_report)
     monkeypatch.chdir(tmp_path)
-    assert cli.write_report(sweep_id, store) == f"report: reports/sweep-{sweep_id}.html"
-    assert f"Sweep {sweep_id}" in (tmp_path / "reports" / f"sweep-{sweep_id}.html").read_text()
+    assert sweep_id.startswith("sweep-")  # a generated id: the file is named after it, without a second "sweep-"
+    assert cli.write_report(sweep_id, store) == f"report: reports/{sweep_id}.html"
+    assert f"Sweep {sweep_id}" in (tmp_path / "reports" / f"{sweep_id}.html").read_text()
     monkeypatch.setattr(cli, "_report_writer", lambda: None)
     assert cli.write_report(sweep_id, store).startswith("no report written: no writer registered under the "
                                                         "workbench.reports entry point")
