@@ -125,10 +125,14 @@ def log_ticks(values: Iterable[float] | None = None) -> dict[str, Any]:
     if hi - lo >= 2:
         out["dtick"] = max(1, math.ceil((hi - lo) / 8))
         return out
-    ticks = [m * 10.0 ** k for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)]
-    inside = [t for t in ticks if min(vals) / 1.25 <= t <= max(vals) * 1.25]
-    if len(inside) >= 2:
-        out.update(tickmode="array", tickvals=inside, ticktext=[f"{t:.10g}" for t in inside])
+    for mantissas in ((1, 2, 5), range(1, 10)):  # 1-2-5, or every integer mantissa over a narrow span
+        ticks = [m * 10.0 ** k for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in mantissas]
+        inside = [t for t in ticks if min(vals) / 1.25 <= t <= max(vals) * 1.25]
+        if len(inside) >= 2:
+            break
+    else:  # under a factor of about 1.5: the two ends, to two significant digits
+        inside = sorted({float(f"{v:.2g}") for v in (min(vals), max(vals))})
+    out.update(tickmode="array", tickvals=inside, ticktext=[f"{t:.10g}" for t in inside])
     return out
 
 

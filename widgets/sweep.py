@@ -207,17 +207,27 @@ def sweep_view(sweep_id: str, store: Any = None, refresh_ms: int = 2000, run_lin
     opened = pn.Column(sizing_mode="stretch_width", css_classes=["wb-sweep-opened"])
     summary = pn.pane.HTML("", sizing_mode="stretch_width")
 
-    def refresh() -> None:
+    drawn: list[Any] = [None]  # the trials frame last drawn
+
+    def refresh() -> bool:
+        """Redraw what changed (nothing when no trial did: no redraw moves the page under the user's pointer);
+        returns whether a trial still runs."""
         frame = sweep_table(sweep_id, store)
-        if not frame.equals(table.value):
-            table.value = frame
+        running = bool(len(frame)) and bool((frame["state"] == "RUNNING").any())
+        if drawn[0] is not None and frame.equals(drawn[0]):
+            return running
+        drawn[0] = frame
+        table.value = frame
         summary.object = summary_html(sweep_id, store)
         for key, fig in sweep_figures(sweep_id, store).items():
             panes[key].object = fig
-        if len(frame) and not (frame["state"] == "RUNNING").any():
+        if len(frame) and not running:
             stop.disabled = True  # nothing left to stop (a resumed sweep is a new page)
-            if callback is not None:
-                callback.stop()
+        return running
+
+    def tick() -> None:
+        if not refresh() and callback is not None:
+            callback.stop()
 
     def on_select(event: Any) -> None:
         rows = list(event.new or [])
@@ -238,8 +248,9 @@ def sweep_view(sweep_id: str, store: Any = None, refresh_ms: int = 2000, run_lin
     stop.on_click(on_stop)
     table.param.watch(on_select, "selection")
     callback = None
-    refresh()
-    callback = pn.state.add_periodic_callback(refresh, period=refresh_ms) if _live() else None
+    running = refresh()
+    if _live() and (running or not len(drawn[0])):  # a finished sweep is drawn once
+        callback = pn.state.add_periodic_callback(tick, period=refresh_ms)
     layout = pn.Column(pn.pane.Markdown(f"### Sweep {sweep_id}"), summary, stop, panes["history"], panes["parallel"],
                        pn.Row(panes["importance"], panes["slice"]), table, hint, opened, sizing_mode="stretch_width")
     layout.table, layout.opened = table, opened  # for the app and tests: the trials table and the opened run
