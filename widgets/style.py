@@ -116,7 +116,8 @@ def rgba(hex_colour: str, alpha: float) -> str:
 def log_ticks(values: Iterable[float] | None = None) -> dict[str, Any]:
     """Axis settings for a log axis: ticks as plain decimals or 10^k (``exponentformat="power"``, never µ/n/p).
     Over two decades or more: one tick per decade (or every few decades), labelled 10^k; over less: ticks at
-    1, 2 and 5 × 10^k labelled as plain decimals (0.02, 0.05, 0.1), never a bare "2" or "5"."""
+    1, 2 and 5 × 10^k within the data's span (else at every integer mantissa, else at the span's two ends)
+    labelled as plain decimals (0.02, 0.05, 0.1), never a bare "2" or "5"."""
     out: dict[str, Any] = {"type": "log", "exponentformat": "power", "minexponent": 3}
     vals = [float(v) for v in (values if values is not None else []) if _positive(v)]
     if not vals:
@@ -125,14 +126,15 @@ def log_ticks(values: Iterable[float] | None = None) -> dict[str, Any]:
     if hi - lo >= 2:
         out["dtick"] = max(1, math.ceil((hi - lo) / 8))
         return out
+    # ticks inside the data's span (plotly's autorange pads it only a little: a tick beyond it is not drawn)
     for mantissas in ((1, 2, 5), range(1, 10)):  # 1-2-5, or every integer mantissa over a narrow span
         ticks = [m * 10.0 ** k for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in mantissas]
-        inside = [t for t in ticks if min(vals) / 1.25 <= t <= max(vals) * 1.25]
+        inside = [t for t in ticks if min(vals) / 1.01 <= t <= max(vals) * 1.01]
         if len(inside) >= 2:
-            break
-    else:  # under a factor of about 1.5: the two ends, to two significant digits
-        inside = sorted({float(f"{v:.2g}") for v in (min(vals), max(vals))})
-    out.update(tickmode="array", tickvals=inside, ticktext=[f"{t:.10g}" for t in inside])
+            out.update(tickmode="array", tickvals=inside, ticktext=[f"{t:.10g}" for t in inside])
+            return out
+    ends = sorted({min(vals), max(vals)})  # a narrow span: its ends, to two significant digits
+    out.update(tickmode="array", tickvals=ends, ticktext=[f"{t:.2g}" for t in ends])
     return out
 
 

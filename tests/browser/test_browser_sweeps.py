@@ -3,6 +3,7 @@ Ray), its page shows the sweep's title, every figure titled and the trials table
 console stays clean."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -127,6 +128,12 @@ def test_sweep_report_offline(page, tmp_path):
     for title in TITLES.values():
         assert any(t and t.startswith(title) and sweep_id in t for t in titles), (title, titles)
     assert page.locator(".main-svg .gtitle").count() >= len(TITLES)  # the titles drawn, not only in the layout
+    # every parameter's axis of the slice plot labelled (lr spans under a decade: a log axis plotly leaves bare)
+    ticks = plots.evaluate_all("""els => els.filter(el => (el.layout.title.text || '').startsWith(%s))
+        .map(el => [...el.querySelectorAll('.cartesianlayer .subplot')].map(
+            sp => [...sp.querySelectorAll('.xaxislayer-above text')].filter(t => t.textContent).length))"""
+                               % json.dumps(TITLES["slice"]))
+    assert len(ticks) == 1 and len(ticks[0]) == 2 and min(ticks[0]) >= 2, ticks
     rows = page.locator("table.wb-sweep-trials tbody tr")
     assert rows.count() == 4 and all(r in page.inner_text("table.wb-sweep-trials") for r in run_ids)
     page.screenshot(path=str(tmp_path / "sweep-report.png"), full_page=True)
