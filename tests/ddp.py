@@ -39,6 +39,9 @@ EXTRA: dict[str, tuple[str, dict[str, Any]]] = {
     # KTO with the reference run every step: a row's mismatched completion (z₀'s pairs) may sit on the other rank
     "kto/live": ("kto", {"method": "kto", "reference_cache": False}),
 }
+#: runs stopped through the store at a step and resumed under the same launch (label of :func:`jobs` → the step
+#: the stop is asked at): checkpointed every 5 steps, so the stop's own checkpoint is the one resumed from
+STOP_RESUME: dict[str, int] = {"classify": 7, "nfm": 2}
 #: the driver's unit checks (tests/contract/ddp_driver.py UNITS, or "module:function" of a method's tests)
 UNITS = ["losses", "inputs", "selection", "tests.kto.ddp_units:unit_z0", "tests.kto.ddp_units:unit_step"]
 #: metrics that measure time, not the computation (they differ between any two runs)
@@ -102,17 +105,24 @@ class Launch:
         return self._one[label]
 
 
-def launch(home: Path) -> Launch:
-    """Run the driver under torchrun with 2 processes; the store lives under ``home``."""
+def torchrun(home: Path, spec: dict[str, Any], timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the driver with ``spec`` under torchrun with 2 processes; the store lives in ``home/store``, the
+    driver's JSON goes to ``home/two.json``."""
     env = {**os.environ, "WORKBENCH_HOME": str(home / "store"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         env.pop(key, None)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(DRIVER), str(home / "two.json"), str(home / "store"), json.dumps(spec)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def launch(home: Path) -> Launch:
+    """The suite's launch: every job, the stop/resume runs, the refusals and the unit checks."""
     spec = {"runs": {label: {"experiment": name, **overrides} for label, (name, overrides) in jobs().items()},
+            "stop_resume": {label: {"experiment": jobs()[label][0], **jobs()[label][1], "checkpoint_every": 5,
+                                    "stop_at": at} for label, at in STOP_RESUME.items()},
             "refuse": refusing(), "units": UNITS}
-    out = home / "two.json"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(DRIVER), str(out), str(home / "store"), json.dumps(spec)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = torchrun(home, spec)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return Launch(json.loads(out.read_text()), Store(home / "store"))
+    return Launch(json.loads((home / "two.json").read_text()), Store(home / "store"))

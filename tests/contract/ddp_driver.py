@@ -1,24 +1,35 @@
 """Run under ``torchrun`` once for the whole suite (``tests.ddp``), or plainly as one process.
 
 ``python ddp_driver.py OUT HOME SPEC``: SPEC is JSON ``{"runs": {label: {"experiment": name, **overrides}},
-"refuse": [names], "units": [check, ...]}``. Each labelled run is its experiment's ``ddp_smoke`` setting plus the
-overrides, in smoke mode, stored under HOME; each experiment in ``refuse`` must refuse a multi-process launch
-before anything runs; each unit check (a name in :data:`UNITS`, or ``"module:function"`` of a method's test
-package) compares, on every rank, the sharded computation of a global batch with the one-process computation of
-the same batch. Rank 0 writes ``{"runs": {label: {run_id, status, error} | {refused: message}}, "units": {check:
-[worst value over the ranks]}}`` to OUT.
+"stop_resume": {label: {"experiment": name, "stop_at": k, **overrides}}, "refuse": [names], "units": [check, ...],
+"kill": {"experiment": name, "rank": r, "at": k, **overrides}}``, every key optional. Each labelled run is its
+experiment's ``ddp_smoke`` setting plus the overrides, in smoke mode, stored under HOME; a ``stop_resume`` run is
+asked to stop through the store once ``k`` steps are done (rank 0's writer sees the request, the engine passes it
+on to rank 1), then resumed to its end from its checkpoint; each experiment in ``refuse`` must refuse a
+multi-process launch before anything runs; each unit check (a name in :data:`UNITS`, or ``"module:function"`` of a
+method's test package) compares, on every rank, the sharded computation of a global batch with the one-process
+computation of the same batch. Rank 0 writes ``{"runs": {label: {run_id, status, error} | {refused: message}},
+"stop_resume": {label: {run_id, stopped, resumed: {status, error, ranks: [status per rank]}, stopped_at: time,
+checkpoint_step}}, "units": {check: [worst value over the ranks]}}`` to OUT. A ``kill`` run (a launch of its own)
+kills rank ``r`` with SIGKILL once ``k`` steps are done, after writing the time to HOME/killed_at; the store keeps
+how the run ended.
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 import workbench
-from workbench.core.context import Shard
+import workbench.store.store as store_module
+from workbench.core.context import Control, Shard
 from workbench.core.params import ConfigError
 from workbench.store.store import Store
 
@@ -133,6 +144,80 @@ def _unit(name: str):
     return getattr(importlib.import_module(module), function)
 
 
+class StopThroughStore(Control):
+    """Rank 0's control of a ``stop_resume`` run: once ``at`` steps are done it asks the store to stop the run (what
+    ``workbench runs stop`` does) and waits until the run's writer has passed the request on to it."""
+
+    def __init__(self, at: int, store: Store) -> None:
+        super().__init__()
+        self.at, self.store, self.asked = at, store, False
+
+    @property
+    def stop_requested(self) -> bool:  # type: ignore[override]
+        if self.steps_done >= self.at and not self.asked:
+            self.asked = True
+            self.store.request_stop(self.run_id)
+            self._stop.wait(30)
+        return super().stop_requested
+
+
+class KillAt(Control):
+    """The control of the rank a ``kill`` run kills: once ``at`` steps are done it writes the time to ``note``
+    and kills its own process with SIGKILL (no cleanup, as a crash or the OOM killer)."""
+
+    def __init__(self, at: int, note: Path) -> None:
+        super().__init__()
+        self.at, self.note = at, note
+
+    @property
+    def stop_requested(self) -> bool:  # type: ignore[override]
+        if self.steps_done >= self.at:
+            self.note.write_text(repr(time.time()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().stop_requested
+
+
+def _everyone(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order."""
+    if not dist.is_initialized():
+        return [value]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def stop_resume(job: dict[str, Any], store: Store | None, home: str) -> dict[str, Any]:
+    """Run ``job`` until it is stopped through the store at step ``stop_at``, then resume it to its end."""
+    job = dict(job)
+    name, at = job.pop("experiment"), job.pop("stop_at")
+    cfg = {**workbench.get(name).ddp_smoke, **job}
+    control = StopThroughStore(at, store) if store is not None else None
+    beat, store_module.HEARTBEAT_EVERY = store_module.HEARTBEAT_EVERY, 0.05  # the writer sees the request at once
+    try:
+        part = workbench.run(name, cfg, smoke=True, progress=False, store=store, control=control)
+    finally:
+        store_module.HEARTBEAT_EVERY = beat
+    stopped_at = time.time()
+    ranks = _everyone((part.run_id, part.status))
+    run_id = ranks[0][0]
+    ckpt = store.artifact_row(run_id, "checkpoint") if store is not None else None
+    resumed = workbench.run(name, None, resume=run_id, progress=False, store=store or Store(home))
+    return {"run_id": run_id, "stopped": {"status": part.status, "error": part.error, "ranks": [r[1] for r in ranks]},
+            "resumed": {"status": resumed.status, "error": resumed.error, "ranks": _everyone(resumed.status)},
+            "stopped_at": stopped_at, "checkpoint_step": ckpt and ckpt["meta"].get("next_step")}
+
+
+def kill(job: dict[str, Any], store: Store | None, home: str) -> dict[str, Any]:
+    """Run ``job`` and kill rank ``rank`` once ``at`` steps are done: how the run ended on a rank that lived
+    (torchrun may end that rank too, once its run is recorded: the store tells how it ended)."""
+    job = dict(job)
+    name, victim, at = job.pop("experiment"), job.pop("rank"), job.pop("at")
+    control = KillAt(at, Path(home) / "killed_at") if int(os.environ.get("RANK", "0")) == victim else None
+    res = workbench.run(name, {**workbench.get(name).ddp_smoke, **job}, smoke=True, progress=False, store=store,
+                        control=control)
+    return {"run_id": res.run_id, "status": res.status, "error": res.error}
+
+
 def main() -> None:
     out, home, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     rank = int(os.environ.get("RANK", "0"))
@@ -149,6 +234,10 @@ def main() -> None:
         name = job.pop("experiment")
         res = workbench.run(name, {**workbench.get(name).ddp_smoke, **job}, smoke=True, progress=False, store=store)
         results["runs"][label] = {"run_id": res.run_id, "status": res.status, "error": res.error}
+    for label, job in spec.get("stop_resume", {}).items():
+        results.setdefault("stop_resume", {})[label] = stop_resume(job, store, home)
+    if spec.get("kill"):
+        results["kill"] = kill(spec["kill"], store, home)
     if spec.get("units"):
         rank, world = _group()
         for unit in spec["units"]:
@@ -159,10 +248,10 @@ def main() -> None:
     if rank == 0:
         with open(out, "w") as fh:
             json.dump(results, fh)
-    if dist.is_initialized():  # leave together: a rank exiting while the other still talks to it aborts
-        dist.barrier()
+    if dist.is_initialized() and not spec.get("kill"):  # leave together: a rank exiting while the other still
+        dist.barrier()                                    # talks to it aborts (after a kill, no other is left)
         dist.destroy_process_group()
-    if rank > 0:  # as `workbench run` does: no C++ static destructors in a worker
+    if rank > 0 or spec.get("kill"):  # as `workbench run` does: no C++ static destructors in a worker
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -228,8 +228,9 @@ def test_two_processes_match_one_or_refuse(name, ddp):
 
 def test_the_launch_wrote_one_run_per_distributed_experiment(ddp):
     """Rank 1 writes nothing: the store holds exactly one two-rank run per run the launch made."""
-    from tests.ddp import jobs
+    from tests.ddp import STOP_RESUME, jobs
 
     two = [r for r in ddp.store.runs() if r["world_size"] == 2]
-    assert sorted(r["method"] for r in two) == sorted(name for name, _ in jobs().values())
+    made = [name for name, _ in jobs().values()] + [jobs()[label][0] for label in STOP_RESUME]
+    assert sorted(r["method"] for r in two) == sorted(made)
     assert {n for n in NAMES if workbench.get(n).distributed} <= {name for name, _ in jobs().values()}

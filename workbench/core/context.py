@@ -509,7 +509,7 @@ class RunContext:
         draw_at = clock() + PROGRESS_REFRESH_S
         try:
             for step in range(start, total):
-                if ctl.stop_requested or ctl.paused:
+                if ctl.stop_requested or ctl.paused or self.world_size > 1:
                     self._halt(phase, step)
                 ctl.step = step
                 yield step
@@ -524,12 +524,28 @@ class RunContext:
                 bar.close()
 
     def _halt(self, phase: str, step: int) -> None:
-        """A stop or pause was requested before ``step``: wait while paused, stop (checkpointing first) if asked."""
+        """Before ``step`` (every step under torchrun): wait while paused, stop (checkpointing first) if asked."""
         ctl = self.control
         while ctl.paused and not ctl.stop_requested:
             ctl._running.wait(0.1)
-        if ctl.stop_requested:
+        if self._stop_agreed():
             self._stopping(phase, step)
+
+    def _stop_agreed(self) -> bool:
+        """Whether a stop was requested, on any rank. A request reaches one rank (the store's through rank 0's
+        writer, a widget's, a signal's), but every rank must leave ``ctx.steps`` at the same step, or the others
+        wait in their next collective for good: under torchrun the ranks agree on it with one all-reduce of a flag
+        per step, and a rank told by another records why."""
+        asked = self.control.stop_requested
+        if self.world_size == 1:
+            return asked
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(asked)], device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and not asked:
+            self.control.stop("stop requested on another rank")
+        return bool(flag.item())
 
     def _stopping(self, phase: str, step: int) -> None:
         if self.cfg.checkpoint_every:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from workbench.core.registry import Experiment, get
 from workbench.store.store import Store, StoreUnavailable
 
 __all__ = ["run", "Control", "RunResult", "RunContext", "RunStopped", "NonFiniteLoss", "seed_everything",
-           "resolve_device"]
+           "resolve_device", "Terminated"]
 
 
 @dataclass
@@ -52,6 +55,46 @@ class _NullWriter:
     def log(self, step: int, metrics: dict[str, float]) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
+
+
+class Terminated(BaseException):
+    """SIGTERM reached a process of a torchrun launch while its method ran: the run ends ``failed``."""
+
+
+class _SigtermGuard:
+    """Under torchrun, a SIGTERM ends the run on the record first, then the process.
+
+    torchrun's agent sends SIGTERM to every process of the launch as soon as one of them exits or fails (a rank
+    killed mid-run), and SIGKILL 30 s later; by default the signal would end rank 0 before it records anything (the
+    store later calls the run ``crashed``, its last metrics lost). While the method runs the guard raises
+    :class:`Terminated` (one line: where the run was, and why torchrun ends it); once ``recording`` is set it only
+    notes the signal. On leaving it puts the previous handler back and delivers a noted signal again, so the
+    process still ends as torchrun asked, within its grace period. Inactive in a one-process run or off the main
+    thread (only the main thread may set a handler).
+    """
+
+    def __init__(self, active: bool, control: Control):
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.control, self.received, self.recording = control, False, False
+        self._previous: Any = signal.SIG_DFL
+
+    def __enter__(self) -> "_SigtermGuard":
+        if self.active:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first, self.received = not self.received, True
+        if first and not self.recording:
+            ctl = self.control
+            raise Terminated(f"terminated (SIGTERM) at {ctl.phase or 'setup'} step {ctl.step}: torchrun ends every "
+                             "process of the launch once one of them exits or fails")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            signal.signal(signal.SIGTERM, self._previous if self._previous is not None else signal.SIG_DFL)
+            if self.received:
+                signal.raise_signal(signal.SIGTERM)
 
 
 def seed_everything(seed: int) -> None:
@@ -178,39 +221,46 @@ def run(experiment: str | Experiment, config: dict[str, Any] | Config | None = N
                      control=control, rank=rank, world_size=world, smoke=smoke, resume_state=resume_state,
                      progress=progress, cache_root=(store.home if store is not None else runs_api.default_home())
                      / "cache")
-    status, error, trace, summary = "completed", None, None, {}
-    lost: StoreUnavailable | None = None  # the store stayed unreachable past its retry_for
-    try:
-        summary = dict(exp.run(cfg, ctx) or {})
-    except RunStopped as stop:
-        status, error = "stopped", str(stop)
-    except StoreUnavailable as err:  # a checkpoint, artifact or claim could not be written: stop, spill
-        status, error, lost = "stopped", str(err), err
-    except KeyboardInterrupt:
-        status, error = "stopped", "interrupted (KeyboardInterrupt)"
-    except NonFiniteLoss as bad:
-        status, error = "failed", f"non-finite loss: {bad}"
-    except Exception as err:  # recorded, not lost: one line to act on, the whole traceback in the record
-        status, error, trace = "failed", one_line(err), traceback.format_exc()
-        if getattr(err, "details", ""):
-            trace += "\n" + err.details
-    finally:
+    with _SigtermGuard(world > 1, control) as guard:  # a torchrun launch tearing down: recorded first
+        status, error, trace, summary = "completed", None, None, {}
+        lost: StoreUnavailable | None = None  # the store stayed unreachable past its retry_for
         try:
-            writer.close()
-        except StoreUnavailable as err:
-            lost = lost or err
-        torch.set_num_threads(threads_before)
-    summary = summary or dict(ctx.last)
-    if rank == 0 and lost is None:  # the store answers (again): what it missed goes there, no spill
-        try:
-            store.recommit_kept(run_id)
-            store.finish(run_id, status, error, summary, traceback=trace)
-        except StoreUnavailable as err:
-            lost = err
-    if rank == 0 and lost is not None:
-        status, error, trace = _spill(store, run_id, exp.name, cfg, device, world, smoke, status, error, summary,
-                                      trace, writer, lost)
-    return RunResult(run_id, status, summary, error, trace)
+            try:
+                summary = dict(exp.run(cfg, ctx) or {})
+            finally:
+                guard.recording = True  # from here a SIGTERM waits until the run's end is recorded
+        except RunStopped as stop:
+            status, error = "stopped", str(stop)
+        except StoreUnavailable as err:  # a checkpoint, artifact or claim could not be written: stop, spill
+            status, error, lost = "stopped", str(err), err
+        except Terminated as term:
+            status, error = "failed", str(term)
+        except KeyboardInterrupt:
+            status, error = "stopped", "interrupted (KeyboardInterrupt)"
+        except NonFiniteLoss as bad:
+            status, error = "failed", f"non-finite loss: {bad}"
+        except Exception as err:  # recorded, not lost: one line to act on, the whole traceback in the record
+            reason = (world > 1 and peer_lost(err, control)) or one_line(err)
+            status, error, trace = "failed", reason, traceback.format_exc()
+            if getattr(err, "details", ""):
+                trace += "\n" + err.details
+        finally:
+            try:
+                writer.close()
+            except StoreUnavailable as err:
+                lost = lost or err
+            torch.set_num_threads(threads_before)
+        summary = summary or dict(ctx.last)
+        if rank == 0 and lost is None:  # the store answers (again): what it missed goes there, no spill
+            try:
+                store.recommit_kept(run_id)
+                store.finish(run_id, status, error, summary, traceback=trace)
+            except StoreUnavailable as err:
+                lost = err
+        if rank == 0 and lost is not None:
+            status, error, trace = _spill(store, run_id, exp.name, cfg, device, world, smoke, status, error, summary,
+                                          trace, writer, lost)
+        return RunResult(run_id, status, summary, error, trace)
 
 
 def _spill(store: Store, run_id: str, method: str, cfg: Config, device: torch.device, world: int, smoke: bool,
@@ -230,6 +280,20 @@ def _spill(store: Store, run_id: str, method: str, cfg: Config, device: torch.de
               "summary": summary, "traceback": trace, "ended_at": time.time()}
     path = write_spill(store, record, writer.held())
     return status, f"{error}; its unsaved rows are in {path} (load them: workbench runs import {path})", trace
+
+
+#: what a collective (gloo, NCCL) raises when another process of the launch went away
+_PEER_GONE = re.compile(r"connection (closed|reset) by peer|remote worker crash|broken pipe", re.IGNORECASE)
+
+
+def peer_lost(err: BaseException, control: Control) -> str | None:
+    """The one-line reason of a run that failed because another process of its torchrun launch exited or
+    crashed (a collective's error says so, in a long line), else ``None``."""
+    if not _PEER_GONE.search(str(err)):
+        return None
+    first = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0]  # no "[file:line]"
+    return (f"another process of the torchrun launch exited or crashed (at {control.phase or 'setup'} step "
+            f"{control.step}): {first}")
 
 
 def one_line(err: BaseException, limit: int = 400) -> str:
