@@ -216,9 +216,11 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-#: The child's command: a Ctrl-C while it imports ends it quietly (the demo reads no row: "stopped").
-_CHILD = ("import sys\ntry:\n    from widgets.demo import _child_main\n    _child_main()\n"
-          "except KeyboardInterrupt:\n    sys.exit(130)\n")
+#: The child's command: SIGINT raises KeyboardInterrupt even where the demo's own process ignores it (a process
+#: started with ``&`` by a non-interactive shell ignores SIGINT, and its children inherit that), so the demo's
+#: Ctrl-C stops every child; a Ctrl-C while it imports ends it quietly (the demo reads no row: "stopped").
+_CHILD = ("import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\ntry:\n"
+          "    from widgets.demo import _child_main\n    _child_main()\nexcept KeyboardInterrupt:\n    sys.exit(130)\n")
 
 
 def _child_main() -> None:

@@ -164,10 +164,15 @@ def test_ctrl_c_stops_the_children_and_writes_what_ended(doubles, tmp_path, caps
                 os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        run_demo(["wbtiny_quick", "wbtiny_slow", "wbtiny_broken", "wbtiny_late"], smoke=True, out=tmp_path / "d.html",
-                 jobs=2, expected={"wbtiny_quick": 1.0, "wbtiny_slow": 50.0, "wbtiny_broken": 10.0, "wbtiny_late": 5.0},
-                 on_write=interrupt_once_the_quick_one_ends)
+    # the demo started as `workbench demo &` from a script: SIGINT ignored, and the children would inherit that
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_demo(["wbtiny_quick", "wbtiny_slow", "wbtiny_broken", "wbtiny_late"], smoke=True,
+                     out=tmp_path / "d.html", jobs=2, on_write=interrupt_once_the_quick_one_ends,
+                     expected={"wbtiny_quick": 1.0, "wbtiny_slow": 50.0, "wbtiny_broken": 10.0, "wbtiny_late": 5.0})
+    finally:
+        signal.signal(signal.SIGINT, before)
     final = (tmp_path / "d.html").read_text()
     assert final == pages[-1] and "http-equiv" not in final and "status <b>running" not in final
     assert "status <b>completed</b>" in _section(final, "wbtiny_quick")
