@@ -1,7 +1,7 @@
 """Data-parallel scaling on this machine: steps per second of every distributed experiment with 1 and 2 gloo
 processes (CPU), and the share of the run's wall time spent in collectives.
 
-    python benchmarks/ddp.py [--names nfm sdebnn ...] [--nproc 1 2] [--set NAME:key=value ...]
+    python benchmarks/ddp.py [--names nfm sdebnn ...] [--nproc 1 2] [--set NAME:key=value ...] [--device cuda]
 
 Each experiment runs a small setting (:data:`SETTINGS`: its ``ddp_smoke`` overrides plus more steps and rare
 evaluations) through the engine, once as a plain process and once per ``--nproc`` under ``torchrun --standalone``
@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--names", nargs="*", default=None, help="experiments (default: every distributed one)")
     parser.add_argument("--nproc", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME:KEY=VALUE", help="setting overrides")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cpu: gloo; cuda: NCCL, one GPU per process (make gpu-check's multi-GPU section)")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -117,7 +119,7 @@ def main() -> None:
     import workbench
 
     names = args.names or [n for n, e in workbench.experiments().items() if e.distributed]
-    settings = {n: dict(SETTINGS.get(n, {})) for n in names}
+    settings = {n: {**SETTINGS.get(n, {}), "device": args.device} for n in names}
     for item in args.set:
         target, kv = item.split(":", 1)
         key, value = kv.split("=", 1)

@@ -7,8 +7,11 @@ its loop (phase, step, total: ``workbench.core.context.Control``), and prints th
 phase it reached and the projected wall time of the whole run: the phases that finished within the budget as
 measured, the phase it was in at ``(total - step) x step time``, marked ``>=`` when later phases were not reached
 (their lengths are known only once the run gets there). The whole script is sized to finish in under 10 minutes
-(10 experiments x (smoke + budget); a preset whose first step takes longer than the budget plus a minute is
-killed and reported so). ``--device cpu`` runs the same on the CPU (what the test suite does).
+(10 experiments x (smoke + budget), plus about 4 minutes for section 3 on a multi-GPU machine; a preset whose first step takes longer than the budget plus a minute is
+killed and reported so). Section 3, on a machine with several GPUs (``--multi G``: by default every visible GPU
+when there are two or more), runs ``benchmarks/ddp.py`` on them: each distributed experiment's small setting with
+1 and G processes under torchrun (NCCL, one GPU each), steps/s, the speed-up and the share of time in collectives.
+``--device cpu`` runs the same on the CPU (what the test suite does; section 3 then uses gloo).
 Exit status 1 when a smoke check fails; a paper preset that cannot start (its data missing offline) is reported,
 not failed.
 """
@@ -18,10 +21,12 @@ import argparse
 import math
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="wb-gpu-check-"))
 
@@ -134,7 +139,6 @@ def project_in_process(name: str, device: str, budget: float, grace: float = 60.
     """:func:`project` in a fresh process (its own peak memory), killed when a step boundary never comes within
     ``budget + grace`` seconds: the projection is then at least that long for the first step."""
     import json
-    import subprocess
 
     cmd = [sys.executable, __file__, "--device", device, "--budget", str(budget), "--project-one", name]
     try:
@@ -166,6 +170,8 @@ def main() -> int:
     parser.add_argument("--project", action="store_true", help="section 2: project each paper preset's wall time")
     parser.add_argument("--budget", type=float, default=40.0,
                         help="seconds each paper preset runs for its projection (default 40)")
+    parser.add_argument("--multi", type=int, default=None, metavar="G",
+                        help="section 3: scaling with G processes against 1 (default: the visible GPUs when >= 2)")
     parser.add_argument("--project-one", metavar="NAME", help=argparse.SUPPRESS)  # one projection, as JSON
     args = parser.parse_args()
     if args.project_one:
@@ -179,6 +185,11 @@ def main() -> int:
     if not 1 <= args.budget <= 600:
         print(f"gpu-check: parameter 'budget' = {args.budget} is outside the allowed range [1, 600] s",
               file=sys.stderr)
+        return 2
+    if args.multi is not None and not (2 <= args.multi <= max(2, torch.cuda.device_count() if args.device == "cuda"
+                                                           else 64)):
+        print(f"gpu-check: parameter 'multi' = {args.multi} is outside the allowed range: 2 to the number of "
+              f"{'visible GPUs' if args.device == 'cuda' else 'processes wanted (at most 64)'}", file=sys.stderr)
         return 2
     names = args.only or list(workbench.experiments())
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
@@ -198,6 +209,14 @@ def main() -> int:
             shown = ("≥ " if p["lower bound"] and math.isfinite(p["projected"]) else "") + _hours(p["projected"])
             print(f"{name:22s} {p['status']:12s} {p['seconds']:8.1f} {p['peak MiB']:9.1f} {shown:>12s}  "
                   + ("; ".join(p["phases"]) or (p["error"][0] if p["error"] else "")), flush=True)
+    multi = args.multi if args.multi is not None else (torch.cuda.device_count() if args.device == "cuda" else 0)
+    if multi >= 2:
+        ddp_names = [n for n in names if workbench.get(n).distributed]
+        print(f"\n== section 3: {multi} processes against 1 on {device_name} (benchmarks/ddp.py)", flush=True)
+        subprocess.run([sys.executable, str(Path(__file__).with_name("ddp.py")), "--device", args.device,
+                        "--nproc", "1", str(multi), "--names", *ddp_names], check=False)
+    elif args.device == "cuda":
+        print(f"\n== section 3 skipped: {torch.cuda.device_count()} GPU visible (needs 2 or more)")
     return 0 if all(r["ok"] for r in rows) else 1
 
 

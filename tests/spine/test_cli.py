@@ -54,11 +54,18 @@ def test_python_dash_m_workbench_works():
 def test_gpu_check_script_runs_on_cpu():
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, str(root / "benchmarks/gpu_check.py"), "--device", "cpu", "--only",
-                          "classify"], capture_output=True, text=True, timeout=300, cwd=root)
+                          "classify", "--multi", "2"], capture_output=True, text=True, timeout=300, cwd=root)
     if "unknown experiment" in out.stderr:
         pytest.skip("classify not registered yet")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "classify" in out.stdout and "completed" in out.stdout
+    # section 3 (the multi-GPU one, here 2 gloo processes): a row per process count, each with its steps/s
+    multi = out.stdout.split("== section 3: 2 processes against 1")[1]
+    rows = [line.split() for line in multi.splitlines() if line.startswith("classify")]
+    assert [r[1] for r in rows] == ["1", "2"] and all(float(r[4]) > 0 for r in rows), multi
+    bad = subprocess.run([sys.executable, str(root / "benchmarks/gpu_check.py"), "--device", "cpu", "--multi", "1"],
+                         capture_output=True, text=True, timeout=60, cwd=root)
+    assert bad.returncode == 2 and "'multi' = 1" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 # -- workbench claims -----------------------------------------------------------------------------------------
