@@ -480,6 +480,7 @@ def run_demo(only: Iterable[str] | None = None, smoke: bool = False, out: str | 
         if row["status"] == "failed":
             demo.say("failed", row["method"], f": {row['error']}")
     with _sigterm_as_ctrl_c():  # the children run in sessions of their own: a SIGTERM must reach them through us
+        # (and SIGINT is handled here even where it was ignored, so no child starts with it ignored)
         finished = demo.run(todo, known)
     if not finished:
         raise KeyboardInterrupt
@@ -488,7 +489,9 @@ def run_demo(only: Iterable[str] | None = None, smoke: bool = False, out: str | 
 
 @contextlib.contextmanager
 def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """In the main thread, a SIGTERM is handled as Ctrl-C is (the running experiments stopped, the report written)."""
+    """In the main thread, a SIGTERM is handled as Ctrl-C is (the running experiments stopped, the report written),
+    and so is a SIGINT where this process was started ignoring it (``workbench demo &`` from a script): an ignored
+    signal stays ignored across ``exec``, a handled one does not, so the children start with SIGINT's default."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -497,7 +500,12 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
