@@ -40,8 +40,9 @@ EXTRA: dict[str, tuple[str, dict[str, Any]]] = {
     "kto/live": ("kto", {"method": "kto", "reference_cache": False}),
 }
 #: runs stopped through the store at a step and resumed under the same launch (label of :func:`jobs` → the step
-#: the stop is asked at): checkpointed every 5 steps, so the stop's own checkpoint is the one resumed from
-STOP_RESUME: dict[str, int] = {"classify": 7, "nfm": 2}
+#: the stop is asked at, counted over the run's phases): every distributed experiment, checkpointed every 5 steps
+STOP_RESUME: dict[str, int] = {"classify": 7, "nfm": 2, "noisymix": 2, "robustness_compare": 2, "goldilocks": 3,
+                               "kto": 3, "sdebnn": 3, "ls4": 3, "cascades": 3, "nft": 3}
 #: the driver's unit checks (tests/contract/ddp_driver.py UNITS, or "module:function" of a method's tests)
 UNITS = ["losses", "inputs", "selection", "tests.kto.ddp_units:unit_z0", "tests.kto.ddp_units:unit_step"]
 #: metrics that measure time, not the computation (they differ between any two runs)
