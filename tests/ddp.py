@@ -74,11 +74,21 @@ def config(label: str) -> dict[str, Any]:
     return {**workbench.get(name).ddp_smoke, **overrides}
 
 
-def metric_table(run_id: str, store: Store) -> dict[tuple[str, int], float | None]:
+def metric_table(run_id: str, store: Store | None = None) -> dict[tuple[str, int], float | None]:
     """(name, step) → value, timing metrics left out; NaN compared as a value (None)."""
     df = runs.metrics(run_id, store=store)
     return {(r.name, int(r.step)): (None if math.isnan(r.value) else r.value) for r in df.itertuples()
             if not TIMING.search(r.name)}
+
+
+def assert_same_metrics(have: dict, want: dict, rel: float = 1e-4, abs_: float = 1e-5) -> None:
+    """``have`` (a :func:`metric_table`) holds the metrics ``want`` holds, each within ``rel`` / ``abs_`` (a NaN
+    only where ``want`` has one); the two-rank against one-process tolerance by default."""
+    import pytest
+
+    assert set(have) == set(want) and want, set(want) ^ set(have)
+    for key, value in want.items():
+        assert have[key] == (value if value is None else pytest.approx(value, rel=rel, abs=abs_)), key
 
 
 @dataclass

@@ -13,8 +13,6 @@ For every registered experiment, in smoke mode:
 from __future__ import annotations
 
 import json
-import math
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +24,7 @@ from workbench import runs
 from workbench.core.params import ConfigError
 from workbench.store.store import Store
 from tests.common import StopAfter, smoke_group, smoke_run
+from tests.ddp import assert_same_metrics, metric_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,17 +36,6 @@ def _not_a_test_double(exp) -> bool:
 
 
 NAMES = sorted(n for n, e in workbench.experiments().items() if _not_a_test_double(e))
-#: metrics that measure time, not the computation (they differ between any two runs)
-TIMING = re.compile(r"(second|time|wall|elapsed|per_s\b|/speed|throughput)")
-
-
-def metric_table(run_id: str, store: Store | None = None) -> dict[tuple[str, int], float]:
-    """(name, step) → value, timing metrics left out; NaN compared as a value."""
-    df = runs.metrics(run_id, store=store)
-    return {(r.name, int(r.step)): (None if math.isnan(r.value) else r.value) for r in df.itertuples()
-            if not TIMING.search(r.name)}
-
-
 #: each experiment's contract tests form one xdist group with its method's tests that share its smoke run
 PER_NAME = [pytest.param(name, marks=smoke_group(name)) for name in NAMES]
 
@@ -169,9 +157,7 @@ def test_stop_and_resume_against_an_explicit_store_equals_the_uninterrupted_run(
     assert len(runs.list()) == default_before, "a run landed in the default store"
     assert [r["id"] for r in store.runs()] == [part.run_id]
     want, got = metric_table(res.run_id), metric_table(part.run_id, store)
-    assert set(got) == set(want), f"metrics differ: missing {set(want) - set(got)}, extra {set(got) - set(want)}"
-    for key, value in want.items():
-        assert got[key] == (value if value is None else pytest.approx(value, rel=1e-5, abs=1e-6)), key
+    assert_same_metrics(got, want, rel=1e-5, abs_=1e-6)
 
 
 @pytest.mark.parametrize("name", PER_NAME)
@@ -216,9 +202,7 @@ def test_two_processes_match_one_or_refuse(name, ddp):
     assert one.status == "completed", one.error
     assert ddp.store.get(got["run_id"])["world_size"] == 2 and ddp.store.get(one.run_id)["world_size"] == 1
     want, two = metric_table(one.run_id, ddp.store), metric_table(got["run_id"], ddp.store)
-    assert set(two) == set(want) and want, name
-    for key, value in want.items():
-        assert two[key] == (value if value is None else pytest.approx(value, rel=1e-4, abs=1e-5)), (name, key)
+    assert_same_metrics(two, want)
     losses = {v for k, v in want.items() if k[0].endswith("loss") and v is not None}
     assert len(losses) > 1, name  # the run trained: not a comparison of constants
     # the claims, computed alike on every rank, are recorded once (by rank 0)

@@ -39,16 +39,10 @@ def assert_written_once(df) -> None:
     assert dup.empty, f"metric rows written twice: {dup[['name', 'step']].values.tolist()}"
 
 
-def assert_same_metrics(got: dict, want: dict, rel: float, abs_: float) -> None:
-    assert set(got) == set(want) and want, (set(want) ^ set(got))
-    for key, value in want.items():
-        assert got[key] == (value if value is None else pytest.approx(value, rel=rel, abs=abs_)), key
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("label", sorted(__import__("tests.ddp", fromlist=["STOP_RESUME"]).STOP_RESUME))
 def test_stopped_through_the_store_and_resumed_under_two_processes_equals_the_uninterrupted_run(label, ddp):
-    from tests.ddp import STOP_RESUME, metric_table
+    from tests.ddp import STOP_RESUME, assert_same_metrics, metric_table
 
     got = ddp.two["stop_resume"][label]
     at = STOP_RESUME[label]
