@@ -71,3 +71,41 @@ def test_bad_arguments():
         build_model("mlp", (2,), 2).features(torch.zeros(1, 2), 9)
     with pytest.raises(ValueError, match="stages downsample"):
         build_model("resnet", (1, 8, 8), 10, blocks=(1, 1, 1, 1, 1, 1))
+
+
+def test_conv_models_are_channels_last_and_the_projection_is_the_strided_one_by_one_convolution():
+    from workbench.lib.nn.models import PreActBlock
+
+    for arch in ("cnn", "resnet"):
+        model = build_model(arch, (1, 28, 28), 10, width=8)
+        convs = [p for p in model.parameters() if p.dim() == 4]
+        assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    torch.manual_seed(0)
+    block = PreActBlock(4, 8, stride=2).eval()
+    x = torch.randn(3, 4, 7, 7)
+    out = torch.relu(block.bn1(x))  # the block's own path, with the projection as a stride-2 convolution
+    ref = block.conv2(torch.relu(block.bn2(block.conv1(out)))) + torch.nn.functional.conv2d(out, block.shortcut.weight, stride=2)
+    assert block(x).shape == (3, 8, 4, 4)
+    assert torch.allclose(block(x), ref, atol=1e-6)
+
+
+def test_channels_last_training_at_every_batch_size():
+    """torch 2.13's CPU backward of a strided 1×1 channels-last convolution corrupts memory at odd batch sizes (a
+    crash, or a silent one): every shared conv model trains at odd and even batch sizes, in a process of its own so
+    a crash fails this test instead of the worker."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\nfrom workbench.lib.nn import build_model\n"
+        "for arch in ('cnn', 'resnet'):\n"
+        "    for shape in ((1, 8, 8), (1, 28, 28), (3, 32, 32)):\n"
+        "        for bs in (1, 2, 3, 5, 7, 31, 127):\n"
+        "            kw = {'blocks': (1, 1, 1)} if arch == 'resnet' else {}\n"
+        "            m = build_model(arch, shape, 7, width=8, **kw)\n"
+        "            for _ in range(2):\n"
+        "                (m(torch.rand(bs, *shape)) ** 2).sum().backward()\n"
+        "print('trained')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]
