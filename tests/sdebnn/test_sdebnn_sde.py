@@ -185,3 +185,21 @@ def test_adjoint_gradients_match_direct_backpropagation():
         grads.append(torch.cat([p.grad.flatten() for p in sde.parameters()]))
     torch.testing.assert_close(grads[0], grads[1], atol=2e-3, rtol=2e-2)
     assert math.isfinite(float(grads[0].norm())) and float(grads[0].norm()) > 0
+
+
+def test_the_detached_drift_is_the_drift_with_stopped_parameter_gradients():
+    """ConcatSquashMLP(detached=True), the STL term's g(t, w; stop_grad φ), equals torch.func.functional_call with
+    detached parameters: the same value, the same gradient to w, and no gradient to φ."""
+    from workbench.methods.sdebnn.sde import ConcatSquashMLP
+
+    torch.manual_seed(0)
+    net = ConcatSquashMLP([5, 7, 5], zero_last=False)
+    w = torch.randn(3, 5, requires_grad=True)
+    t = torch.tensor(0.3)
+    ref = torch.func.functional_call(net, {k: p.detach() for k, p in net.named_parameters()}, (t, w))
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), w)
+    out = net(t, w, detached=True)
+    assert torch.allclose(out, ref, atol=1e-6) and torch.allclose(out, net(t, w), atol=1e-6)
+    out.square().sum().backward()
+    assert torch.allclose(w.grad, g_ref, atol=1e-6)
+    assert all(p.grad is None for p in net.parameters())

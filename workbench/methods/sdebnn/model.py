@@ -275,8 +275,7 @@ class SDEBNN(nn.Module):
 
     def detached_offset(self, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """g(t, w; stop_grad φ): the drift network with detached parameters (the martingale term of (STL))."""
-        net = self.sde.net
-        return torch.func.functional_call(net, {k: p.detach() for k, p in net.named_parameters()}, (t, w))
+        return self.sde.net(t, w, detached=True)
 
     def initial_weights(self, samples: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """w(0) for S paths and its KL: the point estimate (KL 0), or μ + s·ε with KL(N(μ, s²) ‖ N(0, p²))."""

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 import torchsde
+import torch.nn.functional as F
 from torch import nn
 
 Drift = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,9 +38,15 @@ class ConcatSquashLinear(nn.Module):
         self.gate = nn.Linear(1, d_out)
         self.shift = nn.Linear(1, d_out, bias=False)
 
-    def forward(self, t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, t: torch.Tensor | float, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """``detached``: the same value with the parameters' gradients stopped (x keeps its graph)."""
         tt = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(1, 1)
-        return self.linear(x) * torch.sigmoid(self.gate(tt)) + self.shift(tt)
+        if not detached:
+            return self.linear(x) * torch.sigmoid(self.gate(tt)) + self.shift(tt)
+        lin, gate = self.linear, self.gate
+        return (F.linear(x, lin.weight.detach(), lin.bias.detach())
+                * torch.sigmoid(F.linear(tt, gate.weight.detach(), gate.bias.detach()))
+                + F.linear(tt, self.shift.weight.detach()))
 
     def zero_(self) -> "ConcatSquashLinear":
         """Make the layer output exactly 0 for every (t, x)."""
@@ -61,9 +68,10 @@ class ConcatSquashMLP(nn.Module):
         if zero_last:
             self.layers[-1].zero_()
 
-    def forward(self, t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, t: torch.Tensor | float, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """g(t, x); ``detached``: with stop-gradient on the parameters (the STL term), no gradient to φ."""
         for i, layer in enumerate(self.layers):
-            x = layer(t, x)
+            x = layer(t, x, detached)
             if i < len(self.layers) - 1:
                 x = nn.functional.softplus(x)
         return x
