@@ -39,12 +39,12 @@ REFRESH_S = 10
 QUICK_FIRST_S = 60.0
 #: Seconds a running experiment gets to record itself as stopped after Ctrl-C before its process is terminated.
 STOP_GRACE_S = 30.0
-#: Wall seconds of each built-in experiment's demo setting, two at once on a busy 2-core machine (load average
-#: about 5; measured 2026-12-07 for classify, nft, sdebnn, goldilocks at least; the others scaled from the claims
-#: table): the order's fallback when the store holds no earlier run of the same setting.
+#: Wall seconds of each built-in experiment's demo setting, two at once on a 2-core machine (the fresh-clone
+#: ``make demo`` of 2026-12-08, one thread each): the order's fallback and the queue's hint when the store holds
+#: no earlier run of the same setting.
 DEMO_SECONDS: dict[str, float] = {
-    "goldilocks": 1800, "nft": 775, "nfm": 650, "sdebnn": 545, "noisymix": 435, "cascades": 390, "ls4": 245,
-    "robustness_compare": 225, "kto": 85, "classify": 48,
+    "goldilocks": 447, "cascades": 274, "nfm": 181, "nft": 146, "ls4": 111, "sdebnn": 107, "robustness_compare": 64,
+    "noisymix": 58, "kto": 29, "classify": 8,
 }
 
 
