@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-import torchsde
 import torch.nn.functional as F
+import torchsde
 from torch import nn
 
 Drift = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -41,12 +41,10 @@ class ConcatSquashLinear(nn.Module):
     def forward(self, t: torch.Tensor | float, x: torch.Tensor, detached: bool = False) -> torch.Tensor:
         """``detached``: the same value with the parameters' gradients stopped (x keeps its graph)."""
         tt = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(1, 1)
-        if not detached:
-            return self.linear(x) * torch.sigmoid(self.gate(tt)) + self.shift(tt)
+        p = (lambda w: w.detach()) if detached else (lambda w: w)  # noqa: E731
         lin, gate = self.linear, self.gate
-        return (F.linear(x, lin.weight.detach(), lin.bias.detach())
-                * torch.sigmoid(F.linear(tt, gate.weight.detach(), gate.bias.detach()))
-                + F.linear(tt, self.shift.weight.detach()))
+        return (F.linear(x, p(lin.weight), p(lin.bias)) * torch.sigmoid(F.linear(tt, p(gate.weight), p(gate.bias)))
+                + F.linear(tt, p(self.shift.weight)))
 
     def zero_(self) -> "ConcatSquashLinear":
         """Make the layer output exactly 0 for every (t, x)."""
