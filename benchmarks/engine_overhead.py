@@ -1,18 +1,19 @@
 """Engine overhead: the same training work in a bare PyTorch loop and through ``workbench.run``.
 
 Work per step (the classify default's shape): an MLP 64→256→256→10 on a batch of 128, SGD with
-momentum, the loss logged every step. Three loops alternate in every round (their order rotates): the bare loop,
-the engine with its progress bar and the engine without it. Reported per loop: the median over rounds of the
-wall-clock time per step and of the process CPU time per step (every thread: the store's writer thread
-included; steadier than wall-clock on a shared machine), and the engine's ratios to the bare loop (goal ≤ 1.01
-with the bar on). The load average is printed beside the figures.
+momentum, the loss logged every step. Four loops alternate in every round (their order rotates): the bare loop,
+the engine with its progress bar, the engine without it, and the bare loop again (an A/A control: its ratio to the
+first is the resolution of the measurement). Every loop steps the same model and data (created once). Reported
+per loop: the median over rounds of the wall-clock time per step and of the process CPU time per step (every
+thread: the store's writer thread included), and the ratios to the bare loop (goal ≤ 1.01 with the bar on). The
+load average is printed beside the figures.
 
 On a loaded machine a 1% difference drowns in the noise of the step itself, so the engine's own cost is also
 measured alone: an empty step (the loss a constant) through the engine against a bare loop that appends it to a
 list, in process CPU time (``--empty-steps``); that cost divided by the bare MLP step's CPU time is the overhead
 the engine adds to it, whatever the step.
 
-    python benchmarks/engine_overhead.py [--steps 2000] [--repeats 7] [--empty-steps 50000]
+    python benchmarks/engine_overhead.py [--steps 1000] [--repeats 24] [--empty-steps 50000]
 """
 from __future__ import annotations
 
@@ -50,9 +51,21 @@ def step(model, opt, x, y, idx) -> torch.Tensor:
     return loss
 
 
+_WORK: list = []
+
+
+def shared_work():
+    """One model, optimizer and dataset for every loop of the benchmark: each loop steps the same tensors at the
+    same addresses, so a round's time differs between loops by the loop's own cost, not by where a fresh model
+    happened to be allocated (that alone moved a loop's time by up to ±10% between rounds)."""
+    if not _WORK:
+        _WORK.extend(make_work(0))
+    return _WORK
+
+
 def bare_times(steps: int) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) per step of the bare loop."""
-    x, y, model, opt = make_work(0)
+    x, y, model, opt = shared_work()
     batches = IndexBatches(len(x), 128, seed=0)
     log = []
     start, cpu = time.perf_counter(), time.process_time()
@@ -72,7 +85,7 @@ class BenchConfig(Config):
 
 
 def engine_run(cfg: BenchConfig, ctx) -> dict:
-    x, y, model, opt = make_work(0)
+    x, y, model, opt = shared_work()
     ctx.track(model=model, opt=opt)
     batches = ctx.batches(len(x), 128)
     start, cpu = time.perf_counter(), time.process_time()
@@ -122,20 +135,21 @@ def engined(steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=24)
     parser.add_argument("--empty-steps", type=int, default=50_000, help="steps of the empty-step rounds (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     loops = {"bare PyTorch loop": bare_times, "engine, progress bar": lambda n: engined_times(n, True),
-             "engine, no bar": lambda n: engined_times(n, False)}
+             "engine, no bar": lambda n: engined_times(n, False),
+             "bare loop again": bare_times}  # the same loop twice: its ratio is the measurement's own noise
     for fn in loops.values():  # warm up
         fn(200)
     load0 = os.getloadavg()[0]
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
     names = list(loops)
     for r in range(args.repeats):  # rotate who goes first: drifting load hits every loop alike
-        for name in names[r % 3:] + names[: r % 3]:
+        for name in names[r % len(names):] + names[: r % len(names)]:
             times[name].append(loops[name](args.steps))
     load1 = os.getloadavg()[0]
     print(f"\n{args.repeats} rounds × {args.steps} steps, one torch thread; load average (1 min) {load0:.2f} before, "

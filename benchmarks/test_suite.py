@@ -38,7 +38,7 @@ if OUT:
         cpu, wall = _cpu(), time.time()
         yield
         with open(OUT, "a") as fh:
-            fh.write(json.dumps({"id": item.nodeid, "cpu": _cpu() - cpu, "wall": time.time() - wall,
+            fh.write(json.dumps({"id": item.nodeid, "cpu": _cpu() - cpu, "wall": time.time() - wall, "start": wall,
                                  "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")}) + "\n")
 
     def pytest_unconfigure(config):

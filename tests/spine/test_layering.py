@@ -23,6 +23,13 @@ def test_import_workbench_is_light():
     code = "import sys, workbench; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    # registering every experiment (each CLI command, each demo child) imports torch, not the heavy libraries
+    # only some runs use: Hugging Face datasets (pyarrow, pandas) and scipy cost about a second together
+    code = ("import sys, workbench; workbench.experiments()\n"
+            "heavy = sorted({n.split('.')[0] for n in sys.modules} & {'datasets', 'pyarrow', 'scipy', 'torchdiffeq'})\n"
+            "assert not heavy, heavy")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
 
 def _imports(path):

@@ -35,7 +35,6 @@ from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 __all__ = [
     "CORRUPTIONS",
@@ -66,6 +65,7 @@ def _scale(x: Array) -> float:
 
 
 def _blur(x: Array, sigma: float) -> Array:
+    from scipy import ndimage  # imported on use: about 0.15 s that registering the experiments need not pay
     if sigma <= 0:
         return x.copy()
     return ndimage.gaussian_filter(x, sigma=(0, 0, sigma, sigma), mode="nearest", truncate=4.0)
@@ -78,6 +78,7 @@ def _grey(x: Array) -> Array:
 
 
 def _conv_per_image(x: Array, kernels: list[Array]) -> Array:
+    from scipy import ndimage
     out = np.empty_like(x)
     for i, k in enumerate(kernels):
         out[i] = ndimage.convolve(x[i], k[None], mode="nearest")
@@ -86,6 +87,7 @@ def _conv_per_image(x: Array, kernels: list[Array]) -> Array:
 
 def _disk(radius: float, alias_blur: float) -> Array:
     """Anti-aliased disk (area coverage by 8×8 supersampling) blurred by ``alias_blur``; sums to 1."""
+    from scipy import ndimage
     half = int(math.ceil(radius + 3 * alias_blur)) + 1
     if radius < 0.25:  # below a quarter pixel the disk is a single pixel
         k = np.zeros((2 * half + 1, 2 * half + 1))
@@ -266,6 +268,7 @@ def defocus_blur(x: Array, severity: int, rng: np.random.Generator) -> Array:
     """Disk kernel blurred by a Gaussian (CIFAR-10-C's (radius, alias blur)). Because the binary disk cannot be
     rescaled below a pixel, we use an anti-aliased disk whose variance matches CIFAR-10-C's binary disk
     (radius 2·sqrt(var)), both scaled by the spatial factor."""
+    from scipy import ndimage
     radius, alias = [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)][severity - 1]
     s = _scale(x)
     k = _disk(2 * math.sqrt(_binary_disk_variance(radius)) * s, alias * s)
@@ -327,6 +330,7 @@ def fog(x: Array, severity: int, rng: np.random.Generator) -> Array:
 
 def _frost_texture(n: int, h: int, w: int, rng: np.random.Generator) -> Array:
     """Procedural frost: many short bright random strokes (ice needles) over a rough plasma haze, in [0, 1]."""
+    from scipy import ndimage
     size = 2 ** int(math.ceil(math.log2(max(h, w, 2))))
     haze = plasma_fractal(n, size, 1.6, rng)[:, :h, :w]
     needles = np.zeros((n, h, w))
@@ -422,6 +426,7 @@ def elastic_transform(x: Array, severity: int, rng: np.random.Generator) -> Arra
     field (scale c0, smoothness c1); all constants are fractions of the image size as in the original. Because
     CIFAR-10-C's severities swap affine strength for elastic strength, both displacements are multiplied by
     0.6, 0.8, 1, 1.3, 2.2 so that the distortion grows with severity."""
+    from scipy import ndimage
     c = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)][severity - 1]
     n, ch, h, w = x.shape
     size = float(h)

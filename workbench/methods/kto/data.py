@@ -11,14 +11,23 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
-from typing import Iterator, TypeVar
+from typing import TYPE_CHECKING, Iterator, TypeVar
 
 import torch
-from datasets import Dataset, load_dataset
+
+if TYPE_CHECKING:  # ``datasets`` (pyarrow, pandas) costs about half a second to import: only where rows are built
+    from datasets import Dataset
 
 PAIRED_COLUMNS = ("prompt", "chosen", "rejected")
 UNPAIRED_COLUMNS = ("prompt", "completion", "label")
 T = TypeVar("T")
+
+
+def from_rows(rows: dict[str, list]) -> Dataset:
+    """A ``datasets.Dataset`` of columns ``rows`` (imported here, not when the experiment registers)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict(rows)
 
 
 def load_feedback(source: str, split: str = "train") -> Dataset:
@@ -27,6 +36,8 @@ def load_feedback(source: str, split: str = "train") -> Dataset:
     Raises :class:`~workbench.core.errors.DataNotFound` (no such file, and no hub dataset of that name here) or
     :class:`~workbench.core.errors.DataCorrupt` (unreadable file, wrong type, missing columns), each one line.
     """
+    from datasets import load_dataset
+
     from workbench.core.errors import DataCorrupt, DataNotFound
 
     formats = ".jsonl, .json, .parquet or .csv"
@@ -114,7 +125,7 @@ def paired_to_unpaired(ds: Dataset) -> Dataset:
         prompts += [row["prompt"], row["prompt"]]
         completions += [row["chosen"], row["rejected"]]
         labels += [True, False]
-    return Dataset.from_dict({"prompt": prompts, "completion": completions, "label": labels})
+    return from_rows({"prompt": prompts, "completion": completions, "label": labels})
 
 
 def unpaired_to_paired(ds: Dataset, generator: torch.Generator) -> Dataset:
@@ -130,7 +141,7 @@ def unpaired_to_paired(ds: Dataset, generator: torch.Generator) -> Dataset:
             rows["prompt"].append(prompt)
             rows["chosen"].append(c)
             rows["rejected"].append(r)
-    return Dataset.from_dict(rows)
+    return from_rows(rows)
 
 
 def _shuffled(items: list[T], generator: torch.Generator) -> list[T]:

@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from datasets import Dataset
 
 from workbench.core.batches import IndexBatches
 from workbench.core.claims import Claim
@@ -200,7 +199,7 @@ def toy_feedback(cfg: KTOConfig, ctx: RunContext, reference: CausalLM) -> tuple[
     prompts = W.prompts(cfg.align_samples)
     samples = reference.sample(prompts, max_new_tokens=cfg.max_new_tokens, generator=ctx.rng("align-data"))
     labels = [W.is_desirable(s.text, cfg.threshold) for s in samples]
-    raw = Dataset.from_dict({"prompt": prompts, "completion": [s.text for s in samples], "label": labels})
+    raw = D.from_rows({"prompt": prompts, "completion": [s.text for s in samples], "label": labels})
     return _split_heldout(raw, cfg.heldout, ctx.rng("heldout-split"))
 
 
@@ -282,13 +281,13 @@ class Aligner:
     def prepare(self) -> None:
         """Tokenise the (possibly restored) data, fix KTO's mismatched pairs and cache the reference's log-probs."""
         cfg, store, prepared = self.cfg, self.store, self.prepared
-        raw, pairs = Dataset.from_dict(store["raw"]), Dataset.from_dict(store["pairs"])
-        base = Dataset.from_dict(store["unpaired"])
+        raw, pairs = D.from_rows(store["raw"]), D.from_rows(store["pairs"])
+        base = D.from_rows(store["unpaired"])
         if len(pairs) < 2 and any(m in PAIRED_METHODS for m in self.methods):
             raise ValueError(f"only {len(pairs)} desirable/undesirable pairs could be formed; raise align_samples "
                              "or change threshold")
         if len(pairs) == 0:  # keep the tokenised structure valid for unpaired-only runs
-            pairs = Dataset.from_dict({"prompt": [], "chosen": [], "rejected": []})
+            pairs = D.from_rows({"prompt": [], "chosen": [], "rejected": []})
         chosen = D.subsample(base, cfg.desirable_share, cfg.undesirable_share, generator=self.ctx.rng("subsample"))
         dropped = D.subsample(base, max(0.01, 1 - cfg.drop_share), 1.0, generator=self.ctx.rng("subsample/drop"))
         prepared["paired"] = tokenise_paired(self.policy, pairs["prompt"], pairs["chosen"], pairs["rejected"])
@@ -297,7 +296,7 @@ class Aligner:
             prepared[key + "/counts"] = D.counts(ds)
         if cfg.reference_cache:  # fixed mismatched pairs per batch, reference log-probs computed once
             self._cache_reference()
-        held = Dataset.from_dict(store["heldout"])
+        held = D.from_rows(store["heldout"])
         if len(held):
             prepared["heldout"] = tokenise_unpaired(self.policy, held["prompt"], held["completion"], held["label"])
             precompute_reference(self.reference, prepared["heldout"], _spans(len(held), 64), self.ranks)

@@ -25,7 +25,6 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-import torchdiffeq
 import torchsde
 from torch import nn
 
@@ -319,6 +318,8 @@ class SDEBNN(nn.Module):
         return (out, kl, ys) if return_states else (out, kl)
 
     def _solve_ode(self, y0: torch.Tensor, ts: torch.Tensor, batch: int) -> torch.Tensor:
+        import torchdiffeq  # (it imports scipy.integrate: only where σ = 0 is solved)
+
         func = _JointODE(self, batch)
         method = "dopri5" if self.adaptive else {"euler": "euler", "midpoint": "midpoint"}.get(self.method, "rk4")
         options = None if self.adaptive else {"step_size": self.dt}
@@ -333,6 +334,8 @@ class SDEBNN(nn.Module):
         w0, _ = self.initial_weights(samples, generator)
         sde = WeightSDE(self.dim, self.sigma, drift=lambda t, w: torch.zeros_like(w)) if prior else self.sde
         if self.sigma == 0:
+            import torchdiffeq
+
             return torchdiffeq.odeint(sde.f, w0, ts, method="euler", options={"step_size": self.dt})
         bm = brownian(samples, self.dim, float(ts[0]), float(ts[-1]), entropy=entropy, dt=self.dt, dtype=w0.dtype,
                       device=w0.device)
