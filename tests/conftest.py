@@ -63,7 +63,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 # -- pytest-xdist: `make test` runs the suite on every core (-n auto --dist loadgroup) --------------------------------
 #: Fixtures wider than a function that each xdist worker may build its own of: cheap next to the tests that use them,
 #: and safe to run twice at once (their own temporary directory, a free port or a Unix socket, nothing at a fixed path).
-PER_WORKER = frozenset({"browser", "pg", "lab", "wide_page", "reloader"})
+#: Not ``lab``: a JupyterLab server and its kernels cost more than its four tests gain from two workers, so they
+#: share one server on one worker.
+PER_WORKER = frozenset({"browser", "pg", "wide_page", "reloader"})
 
 
 def _sharing_keys(item) -> list[str]:
