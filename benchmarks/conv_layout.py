@@ -8,6 +8,9 @@
 interleaved round by round (a busy machine slows both alike), median over rounds. The inputs stay NCHW, as the
 data sets hand them over: the weights alone decide the layout. The two layouts' logits are compared too (they
 differ only by float rounding).
+
+A second table times an evaluation pass over 4,096 images in batches of 64 to 1,024 rows (``inference_rows``: the
+evaluations' default, 128 on a CPU), interleaved, and checks that every batch size gives the same logits.
 """
 from __future__ import annotations
 
@@ -87,6 +90,31 @@ def main() -> None:
             batch = bs_train if what == "train" else bs_eval
             print(f"{name + f' b{batch}':<19} {what:<6} {a:>9.1f} {b:>9.1f} {a / b:>7.2f}x "
                   + (f"{diff:>13.1e}" if what == "eval" else ""))
+    eval_batches(args, dev)
+
+
+def eval_batches(args: argparse.Namespace, dev: torch.device, rows: tuple[int, ...] = (64, 128, 256, 512, 1024)
+                 ) -> None:
+    """One evaluation pass over 4,096 images in batches of each size in ``rows`` (ms per pass, median of rounds)."""
+    from workbench.lib.metrics import predict
+    from workbench.lib.nn import build_model, inference_rows
+
+    print(f"\nevaluation of 4,096 images by rows per forward pass (default here: {inference_rows(dev)}); median ms "
+          "per pass, × the default's time")
+    print(f"{'model':<19} " + " ".join(f"{r:>12}" for r in rows) + "  same logits")
+    x = torch.rand(4096, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(dev)
+    for arch, kw, _, _ in SHAPES:
+        model = build_model(arch, (1, 28, 28), 10, **kw).to(dev)
+        name = f"{arch} w{kw['width']}" + (f" ×{len(kw['blocks'])}" if "blocks" in kw else "")
+        outs = {r: predict(model, x, r) for r in rows}  # (also the warm-up)
+        same = all(torch.equal(outs[r], outs[rows[0]]) for r in rows)
+        times: dict[int, list[float]] = {r: [] for r in rows}
+        for _ in range(args.rounds):
+            for r in rows:
+                times[r].append(_timed(lambda: predict(model, x, r), dev))
+        med = {r: statistics.median(t) for r, t in times.items()}
+        base = med[inference_rows(dev)] if inference_rows(dev) in med else med[rows[0]]
+        print(f"{name:<19} " + " ".join(f"{med[r]:>6.0f} {med[r] / base:>4.2f}x" for r in rows) + f"  {same}")
 
 
 if __name__ == "__main__":

@@ -109,3 +109,22 @@ def test_channels_last_training_at_every_batch_size():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("arch, in_shape", [("mlp", (1, 28, 28)), ("cnn", (1, 28, 28)), ("resnet", (3, 32, 32))])
+def test_evaluation_in_small_batches_gives_the_same_outputs(arch, in_shape):
+    """``inference_rows``: 128 rows per pass on a CPU (faster: activations stay in cache), 1024 on a GPU. A row's
+    outputs in eval mode do not depend on the batch around it, so the evaluations' figures do not change."""
+    from workbench.lib.metrics import predict
+    from workbench.lib.nn import inference_rows
+
+    assert inference_rows("cpu") == 128 and inference_rows(torch.device("cuda", 0)) == 1024
+    torch.manual_seed(0)
+    model = build_model(arch, in_shape, 10, width=8, **({"blocks": (1, 1)} if arch == "resnet" else {}))
+    model.train()
+    model(torch.randn(16, *in_shape))  # BatchNorm running statistics away from their initial values
+    x = torch.randn(300, *in_shape)
+    whole = predict(model, x, batch_size=300)
+    assert model.training  # the mode is restored
+    assert torch.equal(predict(model, x), whole)  # 128, 128, 44 rows
+    assert torch.equal(predict(model, x, batch_size=7), whole)

@@ -109,12 +109,18 @@ class Evaluation:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 512, device: torch.device | str | None = None) -> torch.Tensor:
-    """Logits of ``model`` on X in eval mode (the model's train/eval mode is restored), float32 on CPU."""
-    if batch_size < 1:
+def predict(model: nn.Module, X: torch.Tensor, batch_size: int | None = None, device: torch.device | str | None = None
+            ) -> torch.Tensor:
+    """Logits of ``model`` on X in eval mode (the model's train/eval mode is restored), float32 on CPU, in batches of
+    ``batch_size`` rows (default :func:`~workbench.lib.nn.inference_rows`)."""
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size = {batch_size!r} is out of range; allowed >= 1")
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    if batch_size is None:
+        from workbench.lib.nn import inference_rows
+
+        batch_size = inference_rows(device)
     was_training = model.training
     model.eval()
     try:
@@ -125,7 +131,8 @@ def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 512, device: to
 
 
 def evaluate(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 512, device: torch.device | str | None = None
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int | None = None,
+    device: torch.device | str | None = None
 ) -> Evaluation:
     """Run ``model`` over (X, y) in eval mode; returns an :class:`Evaluation` (logits, probs, labels, .accuracy, .ece)."""
     logits = predict(model, X, batch_size, device)

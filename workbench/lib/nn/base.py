@@ -5,6 +5,16 @@ import torch
 from torch import nn
 
 
+def inference_rows(device: torch.device | str) -> int:
+    """Rows per forward pass where a model is only evaluated (accuracy, predictions, per-point losses).
+
+    On a CPU a small batch keeps each layer's activations in cache and spares the allocator page faults: the shared
+    CNNs and ResNets evaluate 1.7-1.9x faster at 128 rows than at 1,024 and up to 1.65x faster than at 512
+    (``python benchmarks/conv_layout.py``); a row's outputs do not depend on the batch it is in (bit-identical,
+    tested). A GPU wants large batches."""
+    return 128 if torch.device(device).type == "cpu" else 1024
+
+
 class StagedClassifier(nn.Module):
     """A classifier cut into ``stages`` (an ``nn.ModuleList``) and a ``head``.
 

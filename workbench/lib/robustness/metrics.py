@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from workbench.lib.robustness.corruptions import STANDARD, corrupt
+from workbench.lib.nn import inference_rows
 
 __all__ = [
     "predict",
@@ -39,11 +40,14 @@ Row = dict[str, object]
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: Tensor, batch_size: int = 512, device: torch.device | str | None = None) -> Tensor:
-    """Softmax probabilities of ``model`` on ``x`` (eval mode, batched; restores the training flag)."""
+def predict(model: nn.Module, x: Tensor, batch_size: int | None = None, device: torch.device | str | None = None
+            ) -> Tensor:
+    """Softmax probabilities of ``model`` on ``x`` (eval mode, batched: default
+    :func:`~workbench.lib.nn.inference_rows`; restores the training flag)."""
     was_training = model.training
     model.eval()
     dev = device or next(model.parameters()).device
+    batch_size = batch_size or inference_rows(dev)
     out = []
     for i in range(0, len(x), batch_size):
         out.append(torch.softmax(model(torch.as_tensor(x[i : i + batch_size]).to(dev)).float(), -1).cpu())

@@ -113,7 +113,7 @@ def run(cfg: ClassifyConfig, ctx: RunContext) -> dict[str, Any]:
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
     def evaluate(step: int) -> metrics.Evaluation:
-        ev = metrics.evaluate(net, X_test, y_test, batch_size=1024, device=device)
+        ev = metrics.evaluate(net, X_test, y_test, device=device)
         ctx.log(step, **{"test/accuracy": ev.accuracy, "test/ece": ev.ece, "test/nll": ev.nll})
         return ev
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from workbench.lib.metrics import expected_calibration_error, reliability
+from workbench.lib.nn import inference_rows
 
 from .scores import per_point_loss
 
@@ -123,10 +124,12 @@ class ProbeSet:
 
 
 @torch.no_grad()
-def _loss_and_confidence(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> tuple[Tensor, Tensor]:
+def _loss_and_confidence(model: nn.Module, x: Tensor, y: Tensor, batch_size: int | None = None
+                         ) -> tuple[Tensor, Tensor]:
     """Per-point loss and max softmax probability in eval mode (the model's mode restored), on CPU."""
     was = model.training
     model.eval()
+    batch_size = batch_size or inference_rows(x.device)
     losses, confs = [], []
     try:
         for s in range(0, int(y.shape[0]), batch_size):

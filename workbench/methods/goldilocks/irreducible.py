@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from workbench.lib.nn import inference_rows
+
 from .scores import per_point_loss
 
 
@@ -53,18 +55,19 @@ def split_holdout(n: int, holdout_fraction: float, generator: torch.Generator) -
 
 
 @torch.no_grad()
-def per_point_losses(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> Tensor:
+def per_point_losses(model: nn.Module, x: Tensor, y: Tensor, batch_size: int | None = None) -> Tensor:
     """Cross-entropy of every point under ``model`` in eval mode (float32, on CPU), in input order."""
     return predict_points(model, x, y, batch_size)[0]
 
 
 @torch.no_grad()
-def predict_points(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> tuple[Tensor, Tensor]:
+def predict_points(model: nn.Module, x: Tensor, y: Tensor, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
     """(cross-entropy of every point, softmax probabilities N×C) under ``model`` in eval mode, float32 on CPU,
-    in batches of ``batch_size`` (the model's mode is restored)."""
+    in batches of ``batch_size`` (default :func:`~workbench.lib.nn.inference_rows`; the model's mode is restored)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    batch_size = batch_size or inference_rows(device)
     losses, probs = [], []
     try:
         for start in range(0, y.shape[0], batch_size):
@@ -102,7 +105,7 @@ class IrreducibleLossTable:
         self._on: Tensor | None = None
 
     @classmethod
-    def compute(cls, model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> "IrreducibleLossTable":
+    def compute(cls, model: nn.Module, x: Tensor, y: Tensor, batch_size: int | None = None) -> "IrreducibleLossTable":
         return cls(per_point_losses(model, x, y, batch_size))
 
     def __len__(self) -> int:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.core.context import RunContext
-from workbench.lib.nn import build_model
+from workbench.lib.nn import build_model, inference_rows
 
 from .diagnostics import ProbeSet, probe_metrics
 from .irreducible import IrreducibleLossTable
@@ -232,11 +232,13 @@ def _live_losses(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def accuracy_on(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> float:
-    """Accuracy of ``model`` (eval mode, restored after) on (x, y), in batches; the count stays on the device."""
+def accuracy_on(model: nn.Module, x: Tensor, y: Tensor, batch_size: int | None = None) -> float:
+    """Accuracy of ``model`` (eval mode, restored after) on (x, y), in batches (default
+    :func:`~workbench.lib.nn.inference_rows`); the count stays on the device."""
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
+    batch_size = batch_size or inference_rows(dev)
     hits = torch.zeros((), dtype=torch.long, device=dev)
     try:
         for s in range(0, int(y.shape[0]), batch_size):
