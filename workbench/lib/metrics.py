@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from workbench.lib.nn import inference_rows
+
 
 def _as_tensor(x: object) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
@@ -117,10 +119,7 @@ def predict(model: nn.Module, X: torch.Tensor, batch_size: int | None = None, de
         raise ValueError(f"batch_size = {batch_size!r} is out of range; allowed >= 1")
     if device is None:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    if batch_size is None:
-        from workbench.lib.nn import inference_rows
-
-        batch_size = inference_rows(device)
+    batch_size = batch_size or inference_rows(device)
     was_training = model.training
     model.eval()
     try:

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from workbench.lib.robustness.corruptions import STANDARD, corrupt
 from workbench.lib.nn import inference_rows
+from workbench.lib.robustness.corruptions import STANDARD, corrupt
 
 __all__ = [
     "predict",
