@@ -12,13 +12,24 @@ def open_notebook(page, base: str, name: str) -> None:
     page.set_default_timeout(90_000)
     page.goto(f"{base}/lab/tree/{name}?token={TOKEN}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
+    # a fresh JupyterLab may ask which kernel to start: whichever comes first, that dialog or the kernel ready (waiting
+    # for a dialog that never came cost 10 s per notebook)
+    page.wait_for_function(f"() => ({KERNEL_READY_JS})() || !!document.querySelector('.jp-Dialog')", polling=200,
+                           timeout=120_000)
     select = page.locator(".jp-Dialog button", has_text="Select")
-    try:  # a fresh JupyterLab may ask which kernel to start
-        select.wait_for(timeout=10_000)
-        select.click()
-    except Exception:  # noqa: BLE001 - no dialog: the kernel started by itself
-        pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    if select.count():
+        select.first.click()
+    page.wait_for_function(KERNEL_READY_JS, polling=200, timeout=120_000)
+
+
+#: The notebook's kernel has started and is idle: the execution indicator also says idle before any kernel is
+#: attached, while the toolbar still reads "No Kernel".
+KERNEL_READY_JS = """() => {
+  const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  const names = [...document.querySelectorAll('.jp-Toolbar-kernelName')].map(e => e.textContent.trim());
+  return !!status && status.getAttribute('data-status') === 'idle' && names.length > 0
+    && names.every(n => n && n !== 'No Kernel');
+}"""
 
 
 def run_cell_containing(page, text: str):
