@@ -48,6 +48,26 @@ def test_digits_schema_and_tensors():
     assert data.tensors("digits", "train") [0] is X  # cached per process
 
 
+def test_digits_read_from_sklearns_file_equal_load_digits_without_importing_sklearn():
+    """The bundled file read directly gives scikit-learn's own arrays, and a process that loads digits does not
+    import ``sklearn`` (about a second per process: each demo child, each notebook kernel)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from workbench.lib.data.sources import _sklearn_digits
+
+    x, y = _sklearn_digits()["train"]
+    bunch = load_digits()
+    assert np.array_equal(x, (bunch.images.astype(np.float32) / np.float32(16.0))[:, None])
+    assert np.array_equal(y, bunch.target.astype(np.int64)) and x.flags["C_CONTIGUOUS"]
+    code = ("import sys\nfrom workbench.lib import data\nX, y = data.tensors('digits', 'train')\n"
+            "assert len(X) > 1000 and 'sklearn' not in sys.modules, sorted(m for m in sys.modules if 'sklearn' in m)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_digits_splits_partition_and_are_stratified():
     n_total = 1797
     Xtr, ytr = data.tensors("digits", "train", seed=3)

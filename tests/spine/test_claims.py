@@ -241,3 +241,18 @@ def test_a_legacy_claim_keeps_its_measured_value():
     assert legacy["measured"] == "0.25" and legacy["detail"] == "by 4x" and legacy["holds"] is True
     assert legacy["effect"] is None and legacy["seeds"] is None
     assert Claim("s", "", "", None, "r", "fails", measured="3 vs 4").to_record()["measured"] == "3 vs 4"
+
+
+def test_t_quantile_is_scipys_t_ppf_and_the_tables():
+    """Student's t quantile from ``scipy.special.stdtrit`` (no ``scipy.stats`` import per run): scipy.stats' own
+    numbers bit for bit, and the printed tables (t_{9, 0.975} = 2.2622, t_{1, 0.95} = 6.3138, t_{30, 0.995} = 2.7500)."""
+    from scipy.stats import t
+
+    from workbench.core.claims import t_quantile
+
+    for level in (0.8, 0.9, 0.95, 0.99):
+        for dof in (1, 2, 3, 5, 9, 30, 1000):
+            assert t_quantile(level, dof) == float(t.ppf((1 + level) / 2, dof))
+    assert t_quantile(0.95, 9) == pytest.approx(2.2622, abs=5e-5)
+    assert t_quantile(0.90, 1) == pytest.approx(6.3138, abs=5e-5)
+    assert t_quantile(0.99, 30) == pytest.approx(2.7500, abs=5e-5)

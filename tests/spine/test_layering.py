@@ -32,6 +32,21 @@ def test_import_workbench_is_light():
     assert out.returncode == 0, out.stderr
 
 
+def test_a_run_imports_no_library_it_does_not_use(tmp_path):
+    """A smoke run of classify (digits, its claim's bootstrap interval, the store) imports neither scikit-learn (the
+    digits file is read directly), scipy.stats (the t quantile comes from scipy.special) nor pandas (the store's
+    DataFrames are built on use): about 2 s less for each process that runs an experiment (demo children, kernels)."""
+    import os
+
+    code = ("import sys, workbench\nres = workbench.run('classify', smoke=True, progress=False)\n"
+            "assert res.status == 'completed', res.error\n"
+            "heavy = sorted(({n.split('.')[0] for n in sys.modules} & {'sklearn', 'pandas'}) | "
+            "({'scipy.stats'} & set(sys.modules)))\nassert not heavy, heavy")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "WORKBENCH_HOME": str(tmp_path / "home")})
+    assert out.returncode == 0, out.stderr
+
+
 def _imports(path):
     """Absolute ``workbench.*`` modules a source file imports (relative imports resolved), at any depth."""
     import ast

@@ -87,7 +87,7 @@ class Effect:
         mean = float(x.mean())
         if n == 1:
             return cls(mean, -math.inf, math.inf, kind, 1, 0, how or "one seed: no interval", level)
-        half = _t(level, n - 1) * float(x.std(unbiased=True)) / math.sqrt(n)
+        half = t_quantile(level, n - 1) * float(x.std(unbiased=True)) / math.sqrt(n)
         return cls(mean, mean - half, mean + half, kind, n, 0, how or f"t interval over {n} seeds", level)
 
     @classmethod
@@ -292,15 +292,18 @@ def _z(level: float) -> float:
     return float(torch.special.ndtri(torch.tensor((1 + level) / 2, dtype=torch.float64)))
 
 
-def _t(level: float, dof: int) -> float:
-    from scipy.stats import t
+def t_quantile(level: float, dof: int) -> float:
+    """The two-sided ``level`` quantile of Student's t with ``dof`` degrees of freedom (``scipy.stats.t.ppf``'s own
+    routine, ``scipy.special.stdtrit``: the same numbers without importing ``scipy.stats``, about 0.4 s per process)."""
+    from scipy.special import stdtrit
 
-    return float(t.ppf((1 + level) / 2, dof))
+    return float(stdtrit(dof, (1 + level) / 2))
+
 
 
 def _expanded_alpha(level: float, n: int) -> float:
     """The lower quantile the expanded percentile bootstrap reads: Φ(−√(n/(n−1))·t_{n−1, (1+level)/2})."""
-    x = -math.sqrt(n / (n - 1)) * _t(level, n - 1)
+    x = -math.sqrt(n / (n - 1)) * t_quantile(level, n - 1)
     return float(torch.special.ndtr(torch.tensor(x, dtype=torch.float64)))
 
 

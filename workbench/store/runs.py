@@ -17,11 +17,10 @@ import builtins
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
-
 from workbench.store.store import Store, default_home
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover  (pandas is imported on use: every run opens its store through this module)
+    import pandas as pd
     import torch
 
 _STORES: dict[str, Store] = {}
@@ -51,6 +50,8 @@ def store(home: str | Path | None = None) -> Store:
 
 def list(method: str | None = None, status: str | None = None, store: Store | None = None) -> pd.DataFrame:  # noqa: A001
     """Runs as a DataFrame (newest last), filtered by method and status."""
+    import pandas as pd
+
     rows = (store or _default()).runs(method=method, status=status)
     cols = ["id", "method", "status", "seed", "device", "created_at", "ended_at", "error", "config", "summary"]
     df = pd.DataFrame(rows, columns=None if rows else cols)
@@ -69,6 +70,8 @@ def get(run_id: str, store: Store | None = None) -> dict[str, Any]:
 def metrics(run_id: str, names: Iterable[str] | None = None, since: int | None = None,
             store: Store | None = None) -> pd.DataFrame:
     """Metrics in logging order as a long DataFrame (id, step, name, value, time); ``since`` a row id."""
+    import pandas as pd
+
     st = store or _default()
     rows = st.metrics(st.get(run_id)["id"], names=names, since=since)
     return pd.DataFrame([tuple(r) for r in rows], columns=["id", "step", "name", "value", "time"])
@@ -82,6 +85,8 @@ def wide(run_id: str, names: Iterable[str] | None = None, store: Store | None = 
 
 def compare(run_ids: Iterable[str], names: Iterable[str] | None = None, store: Store | None = None) -> pd.DataFrame:
     """Long DataFrame of several runs' metrics with a ``run`` column, for overlaying."""
+    import pandas as pd
+
     frames = [metrics(r, names, store=store).assign(run=get(r, store)["id"]) for r in run_ids]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["id", "step", "name", "value", "time", "run"])

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from workbench.core.claims import Claim, Effect, exceeds, superior
+from workbench.core.claims import Claim, Effect, exceeds, superior, t_quantile
 
 from . import metrics as M
 
@@ -125,9 +125,7 @@ def loglog_slope(lengths: Sequence[float], seconds: Sequence[float], level: floa
     slope, intercept = np.polyfit(x, y, 1)
     resid = y - (slope * x + intercept)
     se = math.sqrt(float(resid @ resid) / (n - 2) / float(((x - x.mean()) ** 2).sum()))
-    from scipy.stats import t
-
-    half = float(t.ppf((1 + level) / 2, n - 2)) * se
+    half = t_quantile(level, n - 2) * se
     return Effect(float(slope), float(slope - half), float(slope + half), "value", 1, n,
                   f"least-squares t interval over {n} timings ({len(set(x.tolist()))} lengths × rounds)", level)
 
