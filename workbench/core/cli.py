@@ -607,12 +607,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     """The ``workbench`` command (and ``python -m workbench``): :func:`main`, then exit with its code.
 
-    A torchrun worker other than rank 0 (which owns the store) has left the process group by then and has nothing
-    left to write: it exits without running C++ static destructors, where gloo's threads occasionally abort the
-    process at teardown ("terminate called without an active exception": SIGABRT after the Python code finished,
-    which torchrun reports as a failed job)."""
+    Under torchrun every rank has left the process group by then, and rank 0 (which owns the store) has committed
+    and closed each run's writer: each exits without running C++ static destructors, where gloo's threads
+    occasionally abort the process at teardown ("terminate called without an active exception": SIGABRT after the
+    Python code finished, which torchrun reports as a failed job; seen on workers, and on rank 0 under load)."""
     code = main()
-    if int(os.environ.get("RANK", "0")) > 0:
+    if "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import logging
+
+        logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
