@@ -251,9 +251,9 @@ def main() -> None:
     if dist.is_initialized() and not spec.get("kill"):  # leave together: a rank exiting while the other still
         dist.barrier()                                    # talks to it aborts (after a kill, no other is left)
         dist.destroy_process_group()
-    # as `workbench run` does under torchrun: no C++ static destructors, where gloo's threads occasionally abort a
-    # finished process (SIGABRT, "terminate called without an active exception"; seen on rank 0 too, under load)
-    # (every run's writer has committed and closed by now: the store needs nothing at exit)
+    # as `workbench run` does under torchrun: every run's writer has committed and closed, so each rank exits without
+    # C++ static destructors, where gloo's threads occasionally abort a finished process (SIGABRT, "terminate called
+    # without an active exception"; seen on rank 0 too, under load)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -300,7 +300,6 @@ def t_quantile(level: float, dof: int) -> float:
     return float(stdtrit(dof, (1 + level) / 2))
 
 
-
 def _expanded_alpha(level: float, n: int) -> float:
     """The lower quantile the expanded percentile bootstrap reads: Φ(−√(n/(n−1))·t_{n−1, (1+level)/2})."""
     x = -math.sqrt(n / (n - 1)) * t_quantile(level, n - 1)
