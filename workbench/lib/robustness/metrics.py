@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from workbench.lib.nn import inference_rows
+from workbench.lib.metrics import predict as logits
 from workbench.lib.robustness.corruptions import STANDARD, corrupt
 
 __all__ = [
@@ -39,20 +39,11 @@ __all__ = [
 Row = dict[str, object]
 
 
-@torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int | None = None, device: torch.device | str | None = None
             ) -> Tensor:
-    """Softmax probabilities of ``model`` on ``x`` (eval mode, batched: default
-    :func:`~workbench.lib.nn.inference_rows`; restores the training flag)."""
-    was_training = model.training
-    model.eval()
-    dev = device or next(model.parameters()).device
-    batch_size = batch_size or inference_rows(dev)
-    out = []
-    for i in range(0, len(x), batch_size):
-        out.append(torch.softmax(model(torch.as_tensor(x[i : i + batch_size]).to(dev)).float(), -1).cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
+    """Softmax probabilities of ``model`` on ``x``: :func:`workbench.lib.metrics.predict`'s logits (eval mode,
+    batched, the training flag restored, float32 on the CPU) through a softmax."""
+    return torch.softmax(logits(model, x, batch_size, device), -1)
 
 
 def accuracy_table(
